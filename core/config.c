@@ -1,0 +1,1358 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The configuration engine: reads an INI file with inih and checks it, whole,
+ * against the schemas of the core and of the loaded plugins.
+ *
+ * inih is driven through ini_parse_stream() with our own line reader, for
+ * three reasons: the Debian build reports no line numbers to the handler
+ * (INI_HANDLER_LINENO=0), it silently splits a line longer than its buffer
+ * into two lines, and it does not tell the handler about a section header
+ * (INI_CALL_HANDLER_ON_NEW_SECTION=0), so an empty [node] would go unseen.  The
+ * reader counts lines, refuses long ones, and handles section headers itself;
+ * inih still parses "key = value", comments and reports syntax errors.
+ *
+ * The first error wins, in file order, so that the operator fixes the file
+ * from the top.  Nothing is kept after an error: a reload either gets a whole
+ * new configuration or keeps the running one.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <ini.h>
+
+#include "config_internal.h"
+
+#define CFG_SEPARATORS ", \t"
+#define CFG_SPACES     " \t\r\n\f\v"
+
+struct cfg_value {
+	char *key;
+	char *value;
+	int line;
+};
+
+struct bpflb_cfg_section {
+	const struct bpflb_config *cfg;
+	const struct bpflb_cfg_section_def *def;
+	const char *owner;
+	char *header; /* between the brackets, as written: "service web" */
+	char *type;
+	char *name; /* "" when unnamed */
+	int line;   /* 0: declared but absent from the file */
+	struct cfg_value *vals;
+	size_t nvals;
+	size_t cap;
+};
+
+struct bpflb_config {
+	char *path;
+	time_t loaded_at;
+	struct bpflb_cfg_section **secs; /* pointers: sections never move */
+	size_t nsecs;
+	size_t cap;
+};
+
+struct cfg_parser {
+	FILE *fp;
+	const struct bpflb_cfg_schema *schemas;
+	size_t nschemas;
+	unsigned int flags;
+	struct bpflb_config *cfg;
+	struct bpflb_cfg_section *cur; /* where keys go; NULL before any header */
+	bool skipping;		       /* in a section skipped by SKIP_UNKNOWN */
+	int lineno;
+	int ret;      /* first error, or 0 */
+	int err_line; /* its line */
+	struct bpflb_err *err;
+};
+
+/* --- messages --- */
+
+/* A bounded string builder: output past the end is cut, never overflows. */
+struct strbuf {
+	char *s;
+	size_t len;
+	size_t off;
+};
+
+static void sb_vadd(struct strbuf *b, const char *fmt, va_list ap)
+{
+	int n;
+
+	if (b->off + 1 >= b->len)
+		return;
+	n = vsnprintf(b->s + b->off, b->len - b->off, fmt, ap);
+	if (n < 0)
+		return;
+	b->off += (size_t)n;
+	if (b->off >= b->len)
+		b->off = b->len - 1;
+}
+
+static void __attribute__((format(printf, 2, 3))) sb_add(struct strbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	sb_vadd(b, fmt, ap);
+	va_end(ap);
+}
+
+/* "FILE:LINE: [header] key = value: " + the message; parts may be absent. */
+static int cfg_verror(struct bpflb_err *err, const char *file, int line, const char *header,
+		      const char *key, const char *value, const char *fmt, va_list ap)
+{
+	struct strbuf b;
+
+	if (!err)
+		return -EINVAL;
+	b = (struct strbuf){.s = err->msg, .len = sizeof(err->msg)};
+	err->msg[0] = '\0';
+	if (file) {
+		sb_add(&b, "%s:", file);
+		if (line > 0)
+			sb_add(&b, "%d:", line);
+		sb_add(&b, " ");
+	}
+	if (header)
+		sb_add(&b, "[%s]", header);
+	if (key)
+		sb_add(&b, "%s%s", header ? " " : "", key);
+	if (key && value)
+		sb_add(&b, *value ? " = %s" : " = \"\"", value);
+	if (header || key)
+		sb_add(&b, ": ");
+	sb_vadd(&b, fmt, ap);
+	return -EINVAL;
+}
+
+static int __attribute__((format(printf, 7, 8)))
+cfg_errorf(struct bpflb_err *err, const char *file, int line, const char *header, const char *key,
+	   const char *value, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cfg_verror(err, file, line, header, key, value, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int bpflb_err_set(struct bpflb_err *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return -EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static const struct cfg_value *cfg_find_value(const struct bpflb_cfg_section *sec, const char *key,
+					      int line)
+{
+	size_t i;
+
+	for (i = 0; i < sec->nvals; i++)
+		if (!strcmp(sec->vals[i].key, key) && (!line || sec->vals[i].line == line))
+			return &sec->vals[i];
+	return NULL;
+}
+
+int bpflb_cfg_error(struct bpflb_err *err, const struct bpflb_cfg_section *sec, const char *key,
+		    int line, const char *fmt, ...)
+{
+	const struct cfg_value *v = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (!sec) {
+		cfg_verror(err, NULL, 0, NULL, key, NULL, fmt, ap);
+		goto out;
+	}
+	if (key)
+		v = cfg_find_value(sec, key, line);
+	if (!line)
+		line = v ? v->line : sec->line;
+	cfg_verror(err, sec->cfg->path, line, sec->header, key, v ? v->value : NULL, fmt, ap);
+out:
+	va_end(ap);
+	return -EINVAL;
+}
+
+/*
+ * Edit distance, to suggest "did you mean" for a mistyped key or section.
+ * Names are short; longer ones simply get no suggestion.
+ */
+static unsigned int cfg_distance(const char *a, const char *b)
+{
+	unsigned int row[33], i, j;
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 32 || lb > 32)
+		return ~0u;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		unsigned int diag = row[0];
+
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			unsigned int up = row[j];
+
+			row[j] = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < row[j])
+				row[j] = up + 1;
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+static bool cfg_close(const char *typo, const char *name)
+{
+	unsigned int d = cfg_distance(typo, name);
+
+	return !strcasecmp(typo, name) || (d <= 2 && d < strlen(name));
+}
+
+/* --- parsing helpers --- */
+
+int bpflb_parse_u32(const char *s, uint64_t min, uint64_t max, uint32_t *out)
+{
+	const char *p = s;
+	uint64_t v = 0;
+	bool hex = false, big = false;
+
+	if (!s)
+		return -EINVAL;
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+		hex = true;
+		p += 2;
+	}
+	if (!*p)
+		return -EINVAL;
+	for (; *p; p++) {
+		unsigned int d;
+
+		if (isdigit((unsigned char)*p))
+			d = (unsigned int)(*p - '0');
+		else if (hex && isxdigit((unsigned char)*p))
+			d = (unsigned int)(tolower((unsigned char)*p) - 'a' + 10);
+		else
+			return -EINVAL;
+		/* Keep scanning after an overflow: "99999999999x" is a syntax error. */
+		if (!big)
+			v = v * (hex ? 16 : 10) + d;
+		if (v > UINT32_MAX)
+			big = true;
+	}
+	if (max > UINT32_MAX)
+		max = UINT32_MAX;
+	if (big || v < min || v > max)
+		return -ERANGE;
+	if (out)
+		*out = (uint32_t)v;
+	return 0;
+}
+
+int bpflb_parse_duration(const char *s, uint64_t min, uint64_t max, uint32_t *secs)
+{
+	const char *p = s;
+	uint64_t v = 0, unit = 1;
+	bool big = false;
+
+	if (!s || !isdigit((unsigned char)*p))
+		return -EINVAL;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (!big)
+			v = v * 10 + (uint64_t)(*p - '0');
+		if (v > UINT32_MAX)
+			big = true;
+	}
+	switch (*p) {
+	case '\0':
+	case 's':
+		break;
+	case 'm':
+		unit = 60;
+		break;
+	case 'h':
+		unit = 3600;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*p && p[1])
+		return -EINVAL;
+	v *= unit;
+	if (max > UINT32_MAX)
+		max = UINT32_MAX;
+	if (big || v < min || v > max)
+		return -ERANGE;
+	if (secs)
+		*secs = (uint32_t)v;
+	return 0;
+}
+
+int bpflb_parse_ipv4(const char *s, uint32_t *addr_be)
+{
+	struct in_addr in;
+
+	/* inet_pton() takes dotted quads only: no "10.1", no octal, no hex. */
+	if (!s || inet_pton(AF_INET, s, &in) != 1)
+		return -EINVAL;
+	if (addr_be)
+		*addr_be = in.s_addr;
+	return 0;
+}
+
+static uint32_t cfg_mask_be(unsigned int plen)
+{
+	return plen ? htonl(~0u << (32 - plen)) : 0;
+}
+
+int bpflb_parse_cidr(const char *s, uint32_t *addr_be, uint8_t *plen)
+{
+	char ip[INET_ADDRSTRLEN];
+	const char *slash, *p;
+	unsigned int len = 0;
+	uint32_t addr;
+
+	if (!s || !(slash = strchr(s, '/')) || (size_t)(slash - s) >= sizeof(ip))
+		return -EINVAL;
+	memcpy(ip, s, (size_t)(slash - s));
+	ip[slash - s] = '\0';
+	if (bpflb_parse_ipv4(ip, &addr))
+		return -EINVAL;
+	p = slash + 1;
+	if (!*p || strlen(p) > 2)
+		return -EINVAL;
+	for (; *p; p++) {
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		len = len * 10 + (unsigned int)(*p - '0');
+	}
+	if (len > 32)
+		return -EINVAL;
+	if (addr_be)
+		*addr_be = addr;
+	if (plen)
+		*plen = (uint8_t)len;
+	/* The address is still returned, so that the caller can suggest the network. */
+	return (addr & ~cfg_mask_be(len)) ? -EDOM : 0;
+}
+
+static int cfg_parse_bool(const char *s, bool *b)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1", NULL};
+	static const char *const no[] = {"no", "false", "off", "0", NULL};
+	unsigned int i;
+
+	for (i = 0; s && yes[i]; i++) {
+		if (!strcasecmp(s, yes[i])) {
+			*b = true;
+			return 0;
+		}
+		if (!strcasecmp(s, no[i])) {
+			*b = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *bpflb_cfg_word(const char *list, unsigned int idx, char *buf, size_t len)
+{
+	const char *p = list;
+	unsigned int i;
+	size_t n;
+
+	if (!list || !buf || !len)
+		return NULL;
+	for (i = 0;; i++) {
+		p += strspn(p, CFG_SEPARATORS);
+		if (!*p)
+			return NULL;
+		n = strcspn(p, CFG_SEPARATORS);
+		if (i == idx)
+			break;
+		p += n;
+	}
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* --- checking one value against its key --- */
+
+static uint64_t cfg_max(const struct bpflb_cfg_key *k)
+{
+	return k->max ? k->max : UINT32_MAX;
+}
+
+/* 90 -> "90s", 300 -> "5m", 7200 -> "2h" */
+static const char *cfg_fmt_secs(uint64_t s, char *buf, size_t len)
+{
+	if (s && !(s % 3600))
+		snprintf(buf, len, "%lluh", (unsigned long long)(s / 3600));
+	else if (s && !(s % 60))
+		snprintf(buf, len, "%llum", (unsigned long long)(s / 60));
+	else
+		snprintf(buf, len, "%llus", (unsigned long long)s);
+	return buf;
+}
+
+/* What a key accepts, for the "; expected ..." part of a message. */
+static void cfg_expect(struct strbuf *b, const struct bpflb_cfg_key *k)
+{
+	char lo[32], hi[32];
+	unsigned int i;
+
+	switch (k->type) {
+	case BPFLB_CFG_STRING:
+		sb_add(b, "a non-empty value");
+		break;
+	case BPFLB_CFG_BOOL:
+		sb_add(b, "yes, no, true, false, on, off, 1 or 0");
+		break;
+	case BPFLB_CFG_U32:
+		sb_add(b, "an integer from %llu to %llu, decimal or 0x hex",
+		       (unsigned long long)k->min, (unsigned long long)cfg_max(k));
+		break;
+	case BPFLB_CFG_IPV4:
+		sb_add(b, "an IPv4 address such as 192.0.2.10");
+		break;
+	case BPFLB_CFG_IPV4_LIST:
+		sb_add(b, "IPv4 addresses such as 192.0.2.10, separated by commas or spaces");
+		break;
+	case BPFLB_CFG_CIDR_LIST:
+		sb_add(b, "prefixes a.b.c.d/len with len 0 to 32, separated by commas or spaces");
+		break;
+	case BPFLB_CFG_ENUM:
+		sb_add(b, "one of ");
+		for (i = 0; k->choices && k->choices[i]; i++)
+			sb_add(b, "%s%s", i ? ", " : "", k->choices[i]);
+		break;
+	case BPFLB_CFG_LIST:
+		sb_add(b, "words separated by commas or spaces");
+		break;
+	case BPFLB_CFG_PATH:
+		sb_add(b, "an absolute path, starting with /");
+		break;
+	case BPFLB_CFG_DURATION:
+		sb_add(b, "a duration from %s to %s, such as 30, 30s, 5m or 2h",
+		       cfg_fmt_secs(k->min, lo, sizeof(lo)),
+		       cfg_fmt_secs(cfg_max(k), hi, sizeof(hi)));
+		break;
+	default:
+		sb_add(b, "a value of a known type");
+		break;
+	}
+}
+
+static bool cfg_is_list(enum bpflb_cfg_type t)
+{
+	return t == BPFLB_CFG_LIST || t == BPFLB_CFG_IPV4_LIST || t == BPFLB_CFG_CIDR_LIST;
+}
+
+/*
+ * Check v against k.  On error, write "what is wrong; expected what is
+ * accepted" into why and return -EINVAL.
+ */
+static int cfg_check_value(const struct bpflb_cfg_key *k, const char *v, char *why, size_t len)
+{
+	struct strbuf b = {.s = why, .len = len};
+	char word[BPFLB_CFG_WORD_MAX], net[INET_ADDRSTRLEN];
+	uint32_t addr;
+	uint8_t plen;
+	unsigned int i;
+	bool bval;
+	int r;
+
+	why[0] = '\0';
+	if (!*v) {
+		/* An empty list is a list; "required" asks for at least one word. */
+		if (cfg_is_list(k->type) && !(k->flags & BPFLB_CFG_F_REQUIRED))
+			return 0;
+		sb_add(&b, cfg_is_list(k->type) ? "empty list" : "empty value");
+		goto fail;
+	}
+	switch (k->type) {
+	case BPFLB_CFG_STRING:
+	case BPFLB_CFG_LIST:
+		return 0;
+	case BPFLB_CFG_BOOL:
+		if (!cfg_parse_bool(v, &bval))
+			return 0;
+		sb_add(&b, "not a boolean");
+		goto fail;
+	case BPFLB_CFG_U32:
+		r = bpflb_parse_u32(v, k->min, cfg_max(k), NULL);
+		if (!r)
+			return 0;
+		sb_add(&b, r == -ERANGE ? "out of range" : "not a number");
+		goto fail;
+	case BPFLB_CFG_DURATION:
+		r = bpflb_parse_duration(v, k->min, cfg_max(k), NULL);
+		if (!r)
+			return 0;
+		sb_add(&b, r == -ERANGE ? "out of range" : "not a duration");
+		goto fail;
+	case BPFLB_CFG_IPV4:
+		if (!bpflb_parse_ipv4(v, NULL))
+			return 0;
+		sb_add(&b, "not an IPv4 address");
+		goto fail;
+	case BPFLB_CFG_IPV4_LIST:
+		for (i = 0; bpflb_cfg_word(v, i, word, sizeof(word)); i++) {
+			if (bpflb_parse_ipv4(word, NULL)) {
+				sb_add(&b, "\"%s\" is not an IPv4 address", word);
+				goto fail;
+			}
+		}
+		return 0;
+	case BPFLB_CFG_CIDR_LIST:
+		for (i = 0; bpflb_cfg_word(v, i, word, sizeof(word)); i++) {
+			r = bpflb_parse_cidr(word, &addr, &plen);
+			if (r == -EDOM) {
+				addr &= cfg_mask_be(plen);
+				inet_ntop(AF_INET, &addr, net, sizeof(net));
+				sb_add(&b, "%s has host bits set; did you mean %s/%u?", word, net,
+				       plen);
+				return -EINVAL;
+			}
+			if (r) {
+				sb_add(&b, "\"%s\" is not a prefix", word);
+				goto fail;
+			}
+		}
+		return 0;
+	case BPFLB_CFG_ENUM:
+		for (i = 0; k->choices && k->choices[i]; i++)
+			if (!strcmp(v, k->choices[i]))
+				return 0;
+		sb_add(&b, "unknown value");
+		for (i = 0; k->choices && k->choices[i]; i++) {
+			if (cfg_close(v, k->choices[i])) {
+				sb_add(&b, " (did you mean %s?)", k->choices[i]);
+				break;
+			}
+		}
+		goto fail;
+	case BPFLB_CFG_PATH:
+		if (v[0] == '/')
+			return 0;
+		sb_add(&b, "not an absolute path");
+		goto fail;
+	}
+	sb_add(&b, "key of unknown type %d", (int)k->type);
+fail:
+	sb_add(&b, "; expected ");
+	cfg_expect(&b, k);
+	/* inih only knows ";" comments after a value; "#" ones end up in it. */
+	if (strstr(v, " #") || strstr(v, "\t#"))
+		sb_add(&b, " (after a value, a comment starts with \" ;\"; \"#\" only comments out "
+			   "a whole line)");
+	return -EINVAL;
+}
+
+/* --- schemas --- */
+
+static const struct bpflb_cfg_key *cfg_key_def(const struct bpflb_cfg_section_def *def,
+					       const char *key)
+{
+	const struct bpflb_cfg_key *k;
+
+	for (k = def->keys; k && k->name; k++)
+		if (!strcmp(k->name, key))
+			return k;
+	return NULL;
+}
+
+static const struct bpflb_cfg_section_def *cfg_find_def(const struct bpflb_cfg_schema *schemas,
+							size_t nschemas, const char *type,
+							const char **owner)
+{
+	const struct bpflb_cfg_section_def *const *d;
+	size_t i;
+
+	for (i = 0; i < nschemas; i++) {
+		for (d = schemas[i].sections; d && *d; d++) {
+			if (!strcmp((*d)->name, type)) {
+				if (owner)
+					*owner = schemas[i].owner;
+				return *d;
+			}
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A plugin's schema is code, not configuration, but a mistake in it (a bad
+ * default, a section another plugin owns) would otherwise surface as a
+ * confusing message about the operator's file, or not at all.
+ */
+static int cfg_check_def(const struct bpflb_cfg_schema *schemas, size_t si,
+			 const struct bpflb_cfg_section_def *def, struct bpflb_err *err)
+{
+	const char *owner = schemas[si].owner ? schemas[si].owner : "?", *other;
+	const struct bpflb_cfg_section_def *prev;
+	const struct bpflb_cfg_key *k, *j;
+	char why[512];
+
+	if (!def->name || !*def->name || def->name[strcspn(def->name, CFG_SPACES "[]")])
+		return bpflb_err_set(err,
+				     "schema of %s: section name \"%s\" is empty or has "
+				     "spaces or brackets",
+				     owner, def->name ? def->name : "(null)");
+	if (def->named && def->required)
+		return bpflb_err_set(err,
+				     "schema of %s: [%s NAME] is named and required; "
+				     "only unnamed sections can be required",
+				     owner, def->name);
+	prev = cfg_find_def(schemas, si + 1, def->name, &other);
+	if (prev && prev != def)
+		return bpflb_err_set(err, "schema of %s: section [%s] is already declared by %s",
+				     owner, def->name, other ? other : "?");
+	for (k = def->keys; k && k->name; k++) {
+		for (j = def->keys; j != k; j++)
+			if (!strcmp(j->name, k->name))
+				return bpflb_err_set(err, "schema of %s: [%s] %s: declared twice",
+						     owner, def->name, k->name);
+		if (k->type == BPFLB_CFG_ENUM && (!k->choices || !k->choices[0]))
+			return bpflb_err_set(err, "schema of %s: [%s] %s: enum without choices",
+					     owner, def->name, k->name);
+		if ((k->type == BPFLB_CFG_U32 || k->type == BPFLB_CFG_DURATION) &&
+		    k->min > cfg_max(k))
+			return bpflb_err_set(err, "schema of %s: [%s] %s: min is above max", owner,
+					     def->name, k->name);
+		if (k->def && (k->flags & BPFLB_CFG_F_REQUIRED))
+			return bpflb_err_set(err,
+					     "schema of %s: [%s] %s: required key with a "
+					     "default",
+					     owner, def->name, k->name);
+		if (k->def && cfg_check_value(k, k->def, why, sizeof(why)))
+			return bpflb_err_set(err, "schema of %s: [%s] %s: default \"%s\": %s",
+					     owner, def->name, k->name, k->def, why);
+	}
+	return 0;
+}
+
+static int cfg_check_schemas(const struct bpflb_cfg_schema *schemas, size_t nschemas,
+			     struct bpflb_err *err)
+{
+	const struct bpflb_cfg_section_def *const *d;
+	size_t i;
+	int r;
+
+	for (i = 0; i < nschemas; i++) {
+		for (d = schemas[i].sections; d && *d; d++) {
+			r = cfg_check_def(schemas, i, *d, err);
+			if (r)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* --- building the configuration --- */
+
+static void cfg_section_free(struct bpflb_cfg_section *sec)
+{
+	size_t i;
+
+	if (!sec)
+		return;
+	for (i = 0; i < sec->nvals; i++) {
+		free(sec->vals[i].key);
+		free(sec->vals[i].value);
+	}
+	free(sec->vals);
+	free(sec->header);
+	free(sec->type);
+	free(sec->name);
+	free(sec);
+}
+
+void bpflb_config_free(struct bpflb_config *cfg)
+{
+	size_t i;
+
+	if (!cfg)
+		return;
+	for (i = 0; i < cfg->nsecs; i++)
+		cfg_section_free(cfg->secs[i]);
+	free(cfg->secs);
+	free(cfg->path);
+	free(cfg);
+}
+
+static struct bpflb_cfg_section *cfg_add_section(struct bpflb_config *cfg,
+						 const struct bpflb_cfg_section_def *def,
+						 const char *owner, const char *header,
+						 const char *type, const char *name, int line)
+{
+	struct bpflb_cfg_section *sec, **secs;
+
+	if (cfg->nsecs == cfg->cap) {
+		size_t cap = cfg->cap ? 2 * cfg->cap : 8;
+
+		secs = realloc(cfg->secs, cap * sizeof(*secs));
+		if (!secs)
+			return NULL;
+		cfg->secs = secs;
+		cfg->cap = cap;
+	}
+	sec = calloc(1, sizeof(*sec));
+	if (!sec)
+		return NULL;
+	sec->cfg = cfg;
+	sec->def = def;
+	sec->owner = owner;
+	sec->line = line;
+	sec->header = strdup(header);
+	sec->type = strdup(type);
+	sec->name = strdup(name);
+	if (!sec->header || !sec->type || !sec->name) {
+		cfg_section_free(sec);
+		return NULL;
+	}
+	cfg->secs[cfg->nsecs++] = sec;
+	return sec;
+}
+
+static int cfg_add_value(struct bpflb_cfg_section *sec, const char *key, const char *value,
+			 int line)
+{
+	struct cfg_value *vals, *v;
+
+	if (sec->nvals == sec->cap) {
+		size_t cap = sec->cap ? 2 * sec->cap : 8;
+
+		vals = realloc(sec->vals, cap * sizeof(*vals));
+		if (!vals)
+			return -ENOMEM;
+		sec->vals = vals;
+		sec->cap = cap;
+	}
+	v = &sec->vals[sec->nvals];
+	v->key = strdup(key);
+	v->value = strdup(value);
+	v->line = line;
+	if (!v->key || !v->value) {
+		free(v->key);
+		free(v->value);
+		return -ENOMEM;
+	}
+	sec->nvals++;
+	return 0;
+}
+
+/* --- reading --- */
+
+/* Record the first error; the reader then ends the parse. */
+static int cfg_fail(struct cfg_parser *p, int ret)
+{
+	if (!p->ret) {
+		p->ret = ret;
+		p->err_line = p->lineno;
+	}
+	return ret;
+}
+
+static int cfg_syntax_error(struct cfg_parser *p, int line, const char *detail)
+{
+	return cfg_errorf(p->err, p->cfg->path, line, NULL, NULL, NULL,
+			  "syntax error: %sexpected [section] or key = value", detail);
+}
+
+static int cfg_oom(struct cfg_parser *p)
+{
+	cfg_errorf(p->err, p->cfg->path, p->lineno, NULL, NULL, NULL, "out of memory");
+	return cfg_fail(p, -ENOMEM);
+}
+
+static int cfg_unknown_section(struct cfg_parser *p, const char *header, const char *type)
+{
+	const struct bpflb_cfg_section_def *const *d;
+	const char *guess = NULL, *owner, *group = NULL;
+	char list[768];
+	struct strbuf b = {.s = list, .len = sizeof(list)};
+	size_t i;
+
+	/* "[a], [b] from core; [c] from snat": who would accept what. */
+	list[0] = '\0';
+	for (i = 0; i < p->nschemas; i++) {
+		owner = p->schemas[i].owner ? p->schemas[i].owner : "?";
+		for (d = p->schemas[i].sections; d && *d; d++) {
+			if (group && strcmp(group, owner))
+				sb_add(&b, " from %s; ", group);
+			else if (group)
+				sb_add(&b, ", ");
+			group = owner;
+			sb_add(&b, "[%s%s]", (*d)->name, (*d)->named ? " NAME" : "");
+			if (!guess && cfg_close(type, (*d)->name))
+				guess = (*d)->name;
+		}
+	}
+	if (group)
+		sb_add(&b, " from %s", group);
+	else
+		sb_add(&b, "no section: none is declared");
+	if (guess)
+		return cfg_errorf(p->err, p->cfg->path, p->lineno, header, NULL, NULL,
+				  "unknown section (did you mean [%s]?); expected %s", guess, list);
+	return cfg_errorf(p->err, p->cfg->path, p->lineno, header, NULL, NULL,
+			  "unknown section: [%s] belongs to no loaded plugin (is its plugin "
+			  "enabled by [daemon] mode or features?); expected %s",
+			  type, list);
+}
+
+/*
+ * A section header, seen by the reader before inih parses the line (which it
+ * must find unchanged).  Returns 0 or -errno; on error the parse stops.
+ */
+static int cfg_header(struct cfg_parser *p, const char *text)
+{
+	const struct bpflb_cfg_section_def *def;
+	struct bpflb_cfg_section *sec;
+	char *line, *end, *rest, *inner, *name;
+	const char *owner = NULL;
+	char *type = NULL;
+	size_t i, tlen;
+	int ret = 0;
+
+	line = strdup(text);
+	if (!line) {
+		ret = -ENOMEM;
+		cfg_errorf(p->err, p->cfg->path, p->lineno, NULL, NULL, NULL, "out of memory");
+		goto out;
+	}
+
+	/* Find "]" as inih does: an inline comment (" ;") ends the search. */
+	for (end = line + 1; *end && *end != ']'; end++)
+		if (*end == ';' && isspace((unsigned char)end[-1]))
+			break;
+	if (*end != ']') {
+		ret = cfg_syntax_error(p, p->lineno, "no closing ] in section header; ");
+		goto out;
+	}
+	rest = end + 1 + strspn(end + 1, CFG_SPACES);
+	if (*rest && *rest != ';' && *rest != '#') {
+		ret = cfg_syntax_error(p, p->lineno, "text after ] in section header; ");
+		goto out;
+	}
+	*end = '\0';
+	inner = line + 1 + strspn(line + 1, CFG_SPACES);
+	for (i = strlen(inner); i && isspace((unsigned char)inner[i - 1]); i--)
+		inner[i - 1] = '\0';
+	if (!*inner) {
+		ret = cfg_errorf(p->err, p->cfg->path, p->lineno, "", NULL, NULL,
+				 "empty section header; expected [section] or [section NAME]");
+		goto out;
+	}
+	tlen = strcspn(inner, CFG_SPACES);
+	name = inner + tlen + strspn(inner + tlen, CFG_SPACES);
+	type = strndup(inner, tlen);
+	if (!type) {
+		ret = -ENOMEM;
+		cfg_errorf(p->err, p->cfg->path, p->lineno, NULL, NULL, NULL, "out of memory");
+		goto out;
+	}
+
+	def = cfg_find_def(p->schemas, p->nschemas, type, &owner);
+	if (!def) {
+		if (p->flags & BPFLB_CFG_LOAD_SKIP_UNKNOWN) {
+			p->cur = NULL;
+			p->skipping = true;
+			goto out;
+		}
+		ret = cfg_unknown_section(p, inner, type);
+		goto out;
+	}
+	if (def->named && !*name) {
+		ret = cfg_errorf(p->err, p->cfg->path, p->lineno, inner, NULL, NULL,
+				 "section needs a name; expected [%s NAME]", type);
+		goto out;
+	}
+	if (!def->named && *name) {
+		ret = cfg_errorf(p->err, p->cfg->path, p->lineno, inner, NULL, NULL,
+				 "section takes no name; expected [%s]", type);
+		goto out;
+	}
+	for (i = 0; i < p->cfg->nsecs; i++) {
+		sec = p->cfg->secs[i];
+		if (sec->def != def || strcmp(sec->name, name))
+			continue;
+		ret = cfg_errorf(p->err, p->cfg->path, p->lineno, inner, NULL, NULL,
+				 "duplicate section, first at line %d; expected %s", sec->line,
+				 def->named ? "one section of each name" : "the section once");
+		goto out;
+	}
+	p->cur = cfg_add_section(p->cfg, def, owner, inner, type, name, p->lineno);
+	p->skipping = false;
+	if (!p->cur) {
+		ret = -ENOMEM;
+		cfg_errorf(p->err, p->cfg->path, p->lineno, NULL, NULL, NULL, "out of memory");
+	}
+out:
+	free(type);
+	free(line);
+	return ret ? cfg_fail(p, ret) : 0;
+}
+
+/*
+ * fgets() for inih, line by line, so that p->lineno is the line inih works on
+ * when it calls the handler.
+ */
+static char *cfg_reader(char *str, int num, void *stream)
+{
+	struct cfg_parser *p = stream;
+	int c, n = 0, skip;
+
+	if (p->ret)
+		return NULL;
+	c = getc(p->fp);
+	if (c == EOF)
+		goto eof;
+	p->lineno++;
+	for (; c != EOF && c != '\n'; c = getc(p->fp)) {
+		/* inih would cut the line and parse the tail as another line. */
+		if (n >= num - 1) {
+			cfg_errorf(p->err, p->cfg->path, p->lineno, NULL, NULL, NULL,
+				   "line longer than %d characters", num - 1);
+			cfg_fail(p, -EINVAL);
+			return NULL;
+		}
+		if (c == '\0') {
+			cfg_errorf(p->err, p->cfg->path, p->lineno, NULL, NULL, NULL,
+				   "NUL character in line; expected text");
+			cfg_fail(p, -EINVAL);
+			return NULL;
+		}
+		str[n++] = (char)c;
+	}
+	str[n] = '\0';
+	if (c == EOF && ferror(p->fp))
+		goto eof;
+
+	skip = 0;
+	if (p->lineno == 1 && !strncmp(str, "\xEF\xBB\xBF", 3))
+		skip = 3;
+	/*
+	 * inih takes an indented line for the continuation of the previous
+	 * value (INI_ALLOW_MULTILINE), so an indented "key = value" would become
+	 * a second value of the key above.  Indentation means nothing here.
+	 */
+	skip += (int)strspn(str + skip, CFG_SPACES);
+	if (skip)
+		memmove(str, str + skip, strlen(str + skip) + 1);
+	if (str[0] == '[' && cfg_header(p, str))
+		return NULL;
+	return str;
+eof:
+	if (ferror(p->fp)) {
+		cfg_errorf(p->err, p->cfg->path, 0, NULL, NULL, NULL, "read error: %s",
+			   strerror(errno ? errno : EIO));
+		cfg_fail(p, -EIO);
+	}
+	return NULL;
+}
+
+static int cfg_on_value(void *user, const char *section, const char *key, const char *value)
+{
+	struct cfg_parser *p = user;
+	const struct bpflb_cfg_section_def *def;
+	const struct bpflb_cfg_key *k;
+	const struct cfg_value *prev;
+	char why[768], names[512];
+	struct strbuf b = {.s = names, .len = sizeof(names)};
+	const char *guess = NULL;
+	int r;
+
+	(void)section; /* ours is p->cur: inih does not trim it */
+	if (p->ret)
+		return 0;
+	if (!*key)
+		return !cfg_fail(p, cfg_syntax_error(p, p->lineno, "no key before =; "));
+	if (!p->cur) {
+		if (p->skipping)
+			return 1;
+		cfg_errorf(p->err, p->cfg->path, p->lineno, NULL, key, value,
+			   "key outside any section; expected a [section] header above it");
+		return !cfg_fail(p, -EINVAL);
+	}
+	def = p->cur->def;
+	k = cfg_key_def(def, key);
+	if (!k) {
+		names[0] = '\0';
+		for (k = def->keys; k && k->name; k++) {
+			sb_add(&b, "%s%s", b.off ? ", " : "", k->name);
+			if (!guess && cfg_close(key, k->name))
+				guess = k->name;
+		}
+		if (guess)
+			cfg_errorf(p->err, p->cfg->path, p->lineno, p->cur->header, key, value,
+				   "unknown key (did you mean %s?); expected one of %s", guess,
+				   names);
+		else
+			cfg_errorf(p->err, p->cfg->path, p->lineno, p->cur->header, key, value,
+				   "unknown key; expected %s%s",
+				   def->keys && def->keys->name ? "one of "
+								: "no keys in this section",
+				   names);
+		return !cfg_fail(p, -EINVAL);
+	}
+	prev = cfg_find_value(p->cur, key, 0);
+	if (prev && !(k->flags & BPFLB_CFG_F_MULTI)) {
+		cfg_errorf(p->err, p->cfg->path, p->lineno, p->cur->header, key, value,
+			   "key given twice, first at line %d; expected it once per section",
+			   prev->line);
+		return !cfg_fail(p, -EINVAL);
+	}
+	r = cfg_add_value(p->cur, key, value, p->lineno);
+	if (r)
+		return !cfg_oom(p);
+	if (cfg_check_value(k, value, why, sizeof(why))) {
+		bpflb_cfg_error(p->err, p->cur, key, p->lineno, "%s", why);
+		return !cfg_fail(p, -EINVAL);
+	}
+	return 1;
+}
+
+/* Checks that need the whole file: required keys, section checks, required sections. */
+static int cfg_check_whole(struct cfg_parser *p)
+{
+	const struct bpflb_cfg_section_def *const *d;
+	struct bpflb_cfg_section *sec;
+	const struct bpflb_cfg_key *k;
+	char expect[512];
+	struct strbuf b;
+	size_t i, j;
+	int r;
+
+	for (i = 0; i < p->cfg->nsecs; i++) {
+		sec = p->cfg->secs[i];
+		for (k = sec->def->keys; k && k->name; k++) {
+			if (!(k->flags & BPFLB_CFG_F_REQUIRED) || cfg_find_value(sec, k->name, 0))
+				continue;
+			b = (struct strbuf){.s = expect, .len = sizeof(expect)};
+			expect[0] = '\0';
+			cfg_expect(&b, k);
+			if (k->help)
+				sb_add(&b, " (%s)", k->help);
+			return bpflb_cfg_error(p->err, sec, k->name, 0,
+					       "missing required key; expected %s = %s", k->name,
+					       expect);
+		}
+		if (!sec->def->check)
+			continue;
+		p->err->msg[0] = '\0';
+		r = sec->def->check(sec, p->err);
+		if (!r)
+			continue;
+		if (r > 0)
+			r = -EINVAL;
+		if (!p->err->msg[0])
+			bpflb_cfg_error(p->err, sec, NULL, 0, "refused by the checks of %s: %s",
+					sec->owner ? sec->owner : "?", strerror(-r));
+		/* Whatever the check's reason, the file is what is refused. */
+		return r == -ENOMEM ? r : -EINVAL;
+	}
+	for (i = 0; i < p->nschemas; i++) {
+		for (d = p->schemas[i].sections; d && *d; d++) {
+			if (!(*d)->required || (*d)->named)
+				continue;
+			for (j = 0; j < p->cfg->nsecs; j++)
+				if (p->cfg->secs[j]->def == *d)
+					break;
+			if (j == p->cfg->nsecs)
+				return cfg_errorf(p->err, p->cfg->path, 0, NULL, NULL, NULL,
+						  "missing required section [%s]", (*d)->name);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Unnamed sections missing from the file stand in with line 0, so that
+ * bpflb_cfg_section() finds them and their keys read as the defaults.
+ */
+static int cfg_add_absent(struct cfg_parser *p)
+{
+	const struct bpflb_cfg_section_def *const *d;
+	size_t i, j;
+
+	for (i = 0; i < p->nschemas; i++) {
+		for (d = p->schemas[i].sections; d && *d; d++) {
+			if ((*d)->named)
+				continue;
+			for (j = 0; j < p->cfg->nsecs; j++)
+				if (p->cfg->secs[j]->def == *d)
+					break;
+			if (j < p->cfg->nsecs)
+				continue;
+			if (!cfg_add_section(p->cfg, *d, p->schemas[i].owner, (*d)->name,
+					     (*d)->name, "", 0)) {
+				bpflb_err_set(p->err, "%s: out of memory", p->cfg->path);
+				return -ENOMEM;
+			}
+		}
+	}
+	return 0;
+}
+
+int bpflb_config_load_fp(FILE *fp, const char *name, const struct bpflb_cfg_schema *schemas,
+			 size_t nschemas, unsigned int flags, struct bpflb_config **out,
+			 struct bpflb_err *err)
+{
+	struct bpflb_err scratch = {{0}}; /* err is optional */
+	struct cfg_parser p = {
+	    .fp = fp,
+	    .schemas = schemas,
+	    .nschemas = nschemas,
+	    .flags = flags,
+	    .err = err ? err : &scratch,
+	};
+	int ret, line;
+
+	*out = NULL;
+	p.err->msg[0] = '\0';
+	ret = cfg_check_schemas(schemas, nschemas, p.err);
+	if (ret)
+		goto out;
+	if (!name)
+		name = "(config)";
+	p.cfg = calloc(1, sizeof(*p.cfg));
+	if (p.cfg)
+		p.cfg->path = strdup(name);
+	if (!p.cfg || !p.cfg->path) {
+		bpflb_err_set(p.err, "%s: out of memory", name);
+		ret = -ENOMEM;
+		goto out;
+	}
+	p.cfg->loaded_at = time(NULL);
+
+	line = ini_parse_stream(cfg_reader, &p, cfg_on_value, &p);
+	/*
+	 * inih goes on after a syntax error, and our handler only sees the
+	 * lines after it: an earlier syntax error is the first error.
+	 */
+	if (line > 0 && (!p.ret || line < p.err_line)) {
+		ret = cfg_syntax_error(&p, line, "");
+		goto out;
+	}
+	if (line < 0 && !p.ret) {
+		bpflb_err_set(p.err, "%s: out of memory", name);
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = p.ret;
+	if (ret)
+		goto out;
+	ret = cfg_check_whole(&p);
+	if (ret)
+		goto out;
+	ret = cfg_add_absent(&p);
+	if (ret)
+		goto out;
+	*out = p.cfg;
+	p.cfg = NULL;
+out:
+	bpflb_config_free(p.cfg);
+	return ret;
+}
+
+int bpflb_config_load(const char *path, const struct bpflb_cfg_schema *schemas, size_t nschemas,
+		      unsigned int flags, struct bpflb_config **out, struct bpflb_err *err)
+{
+	FILE *fp;
+	int ret;
+
+	*out = NULL;
+	fp = fopen(path, "r");
+	if (!fp) {
+		ret = -errno;
+		bpflb_err_set(err, "%s: cannot open: %s", path, strerror(-ret));
+		return ret;
+	}
+	ret = bpflb_config_load_fp(fp, path, schemas, nschemas, flags, out, err);
+	fclose(fp);
+	return ret;
+}
+
+time_t bpflb_config_loaded_at(const struct bpflb_config *cfg)
+{
+	return cfg ? cfg->loaded_at : 0;
+}
+
+/* --- sections --- */
+
+const char *bpflb_cfg_path(const struct bpflb_config *cfg)
+{
+	return cfg ? cfg->path : NULL;
+}
+
+const struct bpflb_cfg_section *bpflb_cfg_section(const struct bpflb_config *cfg, const char *type,
+						  unsigned int idx)
+{
+	size_t i;
+
+	for (i = 0; cfg && i < cfg->nsecs; i++)
+		if (!strcmp(cfg->secs[i]->type, type) && !idx--)
+			return cfg->secs[i];
+	return NULL;
+}
+
+const struct bpflb_cfg_section *bpflb_cfg_find(const struct bpflb_config *cfg, const char *type,
+					       const char *name)
+{
+	size_t i;
+
+	for (i = 0; cfg && i < cfg->nsecs; i++)
+		if (!strcmp(cfg->secs[i]->type, type) && !strcmp(cfg->secs[i]->name, name))
+			return cfg->secs[i];
+	return NULL;
+}
+
+const char *bpflb_cfg_section_type(const struct bpflb_cfg_section *sec)
+{
+	return sec ? sec->type : NULL;
+}
+
+const char *bpflb_cfg_section_name(const struct bpflb_cfg_section *sec)
+{
+	return sec ? sec->name : NULL;
+}
+
+int bpflb_cfg_section_line(const struct bpflb_cfg_section *sec)
+{
+	return sec ? sec->line : 0;
+}
+
+const struct bpflb_config *bpflb_cfg_section_config(const struct bpflb_cfg_section *sec)
+{
+	return sec ? sec->cfg : NULL;
+}
+
+const char *bpflb_cfg_section_owner(const struct bpflb_cfg_section *sec)
+{
+	return sec ? sec->owner : NULL;
+}
+
+/* --- values --- */
+
+/* The value written in the file, else the declared default, else NULL. */
+static const char *cfg_raw(const struct bpflb_cfg_section *sec, const char *key,
+			   const struct bpflb_cfg_key **kp)
+{
+	const struct bpflb_cfg_key *k;
+	const struct cfg_value *v;
+
+	if (kp)
+		*kp = NULL;
+	if (!sec || !key)
+		return NULL;
+	k = cfg_key_def(sec->def, key);
+	if (kp)
+		*kp = k;
+	v = cfg_find_value(sec, key, 0);
+	if (v)
+		return v->value;
+	return k ? k->def : NULL;
+}
+
+bool bpflb_cfg_has(const struct bpflb_cfg_section *sec, const char *key)
+{
+	return sec && key && cfg_find_value(sec, key, 0);
+}
+
+int bpflb_cfg_line(const struct bpflb_cfg_section *sec, const char *key)
+{
+	const struct cfg_value *v;
+
+	if (!sec)
+		return 0;
+	v = key ? cfg_find_value(sec, key, 0) : NULL;
+	return v ? v->line : sec->line;
+}
+
+const char *bpflb_cfg_str(const struct bpflb_cfg_section *sec, const char *key)
+{
+	return cfg_raw(sec, key, NULL);
+}
+
+bool bpflb_cfg_bool(const struct bpflb_cfg_section *sec, const char *key)
+{
+	bool b = false;
+
+	cfg_parse_bool(cfg_raw(sec, key, NULL), &b);
+	return b;
+}
+
+uint32_t bpflb_cfg_u32(const struct bpflb_cfg_section *sec, const char *key)
+{
+	const struct bpflb_cfg_key *k;
+	const char *s = cfg_raw(sec, key, &k);
+	uint32_t v = 0;
+
+	if (k && k->type == BPFLB_CFG_DURATION)
+		bpflb_parse_duration(s, 0, UINT32_MAX, &v);
+	else
+		bpflb_parse_u32(s, 0, UINT32_MAX, &v);
+	return v;
+}
+
+uint32_t bpflb_cfg_ipv4(const struct bpflb_cfg_section *sec, const char *key)
+{
+	uint32_t addr = 0;
+
+	bpflb_parse_ipv4(cfg_raw(sec, key, NULL), &addr);
+	return addr;
+}
+
+const char *bpflb_cfg_multi(const struct bpflb_cfg_section *sec, const char *key, unsigned int idx,
+			    int *line)
+{
+	const struct bpflb_cfg_key *k;
+	size_t i;
+	bool any = false;
+
+	if (!sec || !key)
+		return NULL;
+	for (i = 0; i < sec->nvals; i++) {
+		if (strcmp(sec->vals[i].key, key))
+			continue;
+		any = true;
+		if (idx--)
+			continue;
+		if (line)
+			*line = sec->vals[i].line;
+		return sec->vals[i].value;
+	}
+	/* An absent key reads as its default, a list of one value. */
+	k = cfg_key_def(sec->def, key);
+	if (any || idx || !k || !k->def)
+		return NULL;
+	if (line)
+		*line = sec->line;
+	return k->def;
+}

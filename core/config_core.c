@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The sections the core owns: [daemon], [node] and [cluster-node NAME].
+ * Plugins declare theirs in their descriptors; the engine (config.c) checks
+ * the file against all of them at once.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <string.h>
+
+#include "config_internal.h"
+
+/* IFNAMSIZ - 1: the kernel's limit on an interface name. */
+#define CORE_IFNAME_MAX 15
+
+static const char *const mode_choices[] = {"snat", "dsr", "hybrid", "none", NULL};
+static const char *const log_level_choices[] = {"err", "warning", "notice", "info", "debug", NULL};
+
+static const struct bpflb_cfg_key daemon_keys[] = {
+    {.name = "mode",
+     .type = BPFLB_CFG_ENUM,
+     .def = "snat",
+     .choices = mode_choices,
+     .help = "load-balancing mode plugin; none runs without one"},
+    {.name = "features",
+     .type = BPFLB_CFG_LIST,
+     .def = "",
+     .help = "feature plugins to enable beside the mode, e.g. \"policy egress\""},
+    {.name = "plugin_dir",
+     .type = BPFLB_CFG_PATH,
+     .def = "/usr/lib/bpflb/plugins",
+     .help = "directory the plugins are loaded from"},
+    {.name = "bpffs_root",
+     .type = BPFLB_CFG_PATH,
+     .def = "/sys/fs/bpf/bpflb",
+     .help = "bpffs directory under which this instance pins its maps and programs"},
+    {.name = "control_socket",
+     .type = BPFLB_CFG_PATH,
+     .def = "/run/bpflb/bpflbd.sock",
+     .help = "unix socket bpflbctl talks to"},
+    {.name = "devices",
+     .type = BPFLB_CFG_LIST,
+     .flags = BPFLB_CFG_F_REQUIRED,
+     .help = "network interfaces to attach to, e.g. \"eth0 eth1\""},
+    {.name = "tc_priority",
+     .type = BPFLB_CFG_U32,
+     .def = "1",
+     .min = 1,
+     .max = 65535,
+     .help = "tc filter priority of the entry programs"},
+    {.name = "tc_handle",
+     .type = BPFLB_CFG_U32,
+     .def = "0xb1b",
+     .min = 1,
+     .max = 65535,
+     .help = "tc filter handle of the entry programs"},
+    {.name = "log_level",
+     .type = BPFLB_CFG_ENUM,
+     .def = "info",
+     .choices = log_level_choices,
+     .help = "least severe message that is logged"},
+    {.name = "tick_interval",
+     .type = BPFLB_CFG_DURATION,
+     .def = "5",
+     .min = 1,
+     .max = 3600,
+     .help = "period of the plugins' housekeeping (conntrack GC, ...)"},
+    {0}};
+
+static const struct bpflb_cfg_key node_keys[] = {
+    {.name = "name",
+     .type = BPFLB_CFG_STRING,
+     .flags = BPFLB_CFG_F_REQUIRED,
+     .help = "this node's name, as the cluster knows it"},
+    {.name = "address",
+     .type = BPFLB_CFG_IPV4,
+     .flags = BPFLB_CFG_F_REQUIRED,
+     .help = "the node's InternalIP"},
+    {.name = "external_addresses",
+     .type = BPFLB_CFG_IPV4_LIST,
+     .def = "",
+     .help = "more addresses of this node that answer NodePorts"},
+    {.name = "labels",
+     .type = BPFLB_CFG_LIST,
+     .def = "",
+     .help = "key=value words, e.g. \"zone=eu-1 rack=r7\""},
+    {0}};
+
+static const struct bpflb_cfg_key cluster_node_keys[] = {
+    {.name = "address",
+     .type = BPFLB_CFG_IPV4,
+     .flags = BPFLB_CFG_F_REQUIRED,
+     .help = "that node's InternalIP"},
+    {.name = "labels",
+     .type = BPFLB_CFG_LIST,
+     .def = "",
+     .help = "key=value words, e.g. \"zone=eu-1 rack=r7\""},
+    {0}};
+
+static bool core_ifname_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= CORE_IFNAME_MAX &&
+	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+static int daemon_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err)
+{
+	const char *devices = bpflb_cfg_str(sec, "devices");
+	char dev[BPFLB_CFG_WORD_MAX], other[BPFLB_CFG_WORD_MAX];
+	unsigned int i, j;
+
+	for (i = 0; bpflb_cfg_word(devices, i, dev, sizeof(dev)); i++) {
+		if (!core_ifname_ok(dev))
+			return bpflb_cfg_error(err, sec, "devices", 0,
+					       "\"%s\" is not an interface name; expected names "
+					       "of 1 to %d characters from A-Z a-z 0-9 . _ -",
+					       dev, CORE_IFNAME_MAX);
+		/* Attaching twice to one device would fail half way through. */
+		for (j = 0; j < i && bpflb_cfg_word(devices, j, other, sizeof(other)); j++)
+			if (!strcmp(dev, other))
+				return bpflb_cfg_error(err, sec, "devices", 0,
+						       "%s is listed twice; expected each device "
+						       "once",
+						       dev);
+	}
+	return 0;
+}
+
+static int labels_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err)
+{
+	const char *labels = bpflb_cfg_str(sec, "labels");
+	char label[BPFLB_CFG_WORD_MAX];
+	unsigned int i;
+
+	for (i = 0; bpflb_cfg_word(labels, i, label, sizeof(label)); i++)
+		if (label[0] == '=' || !strchr(label, '='))
+			return bpflb_cfg_error(err, sec, "labels", 0,
+					       "\"%s\" is not a label; expected key=value words "
+					       "such as zone=eu-1",
+					       label);
+	return 0;
+}
+
+static const struct bpflb_cfg_section_def daemon_section = {
+    .name = "daemon",
+    .required = true,
+    .keys = daemon_keys,
+    .check = daemon_check,
+};
+
+static const struct bpflb_cfg_section_def node_section = {
+    .name = "node",
+    .required = true,
+    .keys = node_keys,
+    .check = labels_check,
+};
+
+/* The other nodes of the cluster, one section each: [cluster-node node2]. */
+static const struct bpflb_cfg_section_def cluster_node_section = {
+    .name = "cluster-node",
+    .named = true,
+    .keys = cluster_node_keys,
+    .check = labels_check,
+};
+
+const struct bpflb_cfg_section_def *const bpflb_core_sections[] = {
+    &daemon_section,
+    &node_section,
+    &cluster_node_section,
+    NULL,
+};

@@ -1,0 +1,561 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * bpflbd's life cycle.
+ *
+ * A reload is a transaction in the way of nginx's ngx_init_cycle: the new file
+ * is parsed and validated whole (core, services, every enabled plugin) before
+ * anything changes; then the difference is applied in an order that keeps the
+ * datapath consistent: devices, services, plugins' apply, new programs into
+ * their stages (an atomic slot swap), old programs out.  A failure part way
+ * re-applies the previous configuration to whatever had already moved.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "services.h"
+#include "sys.h"
+
+#define MAX_SCHEMAS 64
+
+/* --- configuration ------------------------------------------------------ */
+
+static const struct bpflb_cfg_section *daemon_sec(const struct bpflb_config *cfg)
+{
+	return bpflb_cfg_section(cfg, "daemon", 0);
+}
+
+static int split_list(const char *list, char words[][64], int max)
+{
+	char buf[64];
+	int n = 0;
+
+	while (n < max && bpflb_cfg_word(list, n, buf, sizeof(buf))) {
+		snprintf(words[n], 64, "%s", buf);
+		n++;
+	}
+	return n;
+}
+
+static bool feature_enabled(const struct bpflb_config *cfg, const char *name)
+{
+	char words[MAX_SCHEMAS][64];
+	int n;
+
+	if (!cfg)
+		return false;
+	n = split_list(bpflb_cfg_str(daemon_sec(cfg), "features"), words, MAX_SCHEMAS);
+	for (int i = 0; i < n; i++)
+		if (!strcmp(words[i], name))
+			return true;
+	return false;
+}
+
+static bool plugin_enabled(const struct bpflb_config *cfg, const struct bpflb_plugin_ctx *c)
+{
+	if (!cfg)
+		return false;
+	if (c->desc->kind == BPFLB_PLUGIN_MODE)
+		return !strcmp(bpflb_cfg_str(daemon_sec(cfg), "mode"), c->desc->name);
+	return feature_enabled(cfg, c->desc->name);
+}
+
+int daemon_load_config(struct bpflb_daemon *d, const char *path, struct bpflb_config **out,
+		       struct bpflb_err *err)
+{
+	struct bpflb_cfg_schema schemas[MAX_SCHEMAS];
+	size_t n = 0;
+
+	schemas[n++] = (struct bpflb_cfg_schema){"bpflbd", bpflb_core_sections};
+	schemas[n++] = (struct bpflb_cfg_schema){"bpflbd", bpflb_services_sections};
+	for (struct bpflb_plugin_ctx *c = d->plugins.head; c && n < MAX_SCHEMAS; c = c->next)
+		if (c->desc->sections)
+			schemas[n++] = (struct bpflb_cfg_schema){c->desc->name, c->desc->sections};
+	return bpflb_config_load(path, schemas, n, 0, out, err);
+}
+
+/* Checks of a parsed configuration that need the loaded plugins or the system. */
+static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *next,
+			   struct bpflb_err *err)
+{
+	const struct bpflb_cfg_section *ds = daemon_sec(next);
+	const char *mode = bpflb_cfg_str(ds, "mode");
+	char words[MAX_SCHEMAS][64];
+	const char *devs[PIPELINE_MAX_DEVICES];
+	int n, ret;
+
+	if (strcmp(mode, "none")) {
+		struct bpflb_plugin_ctx *c = plugin_host_find(&d->plugins, mode);
+
+		if (!c)
+			return bpflb_cfg_error(err, ds, "mode", 0,
+					       "no mode plugin '%s' is loaded from %s; "
+					       "install %s.so there or pick another mode",
+					       mode, bpflb_cfg_str(ds, "plugin_dir"), mode);
+		if (c->desc->kind != BPFLB_PLUGIN_MODE)
+			return bpflb_cfg_error(err, ds, "mode", 0,
+					       "plugin '%s' is a feature plugin, not a mode; "
+					       "list it in features",
+					       mode);
+	}
+	n = split_list(bpflb_cfg_str(ds, "features"), words, MAX_SCHEMAS);
+	for (int i = 0; i < n; i++) {
+		struct bpflb_plugin_ctx *c = plugin_host_find(&d->plugins, words[i]);
+
+		if (!c)
+			return bpflb_cfg_error(err, ds, "features", 0,
+					       "no feature plugin '%s' is loaded from %s", words[i],
+					       bpflb_cfg_str(ds, "plugin_dir"));
+		if (c->desc->kind != BPFLB_PLUGIN_FEATURE)
+			return bpflb_cfg_error(err, ds, "features", 0,
+					       "'%s' is a mode plugin; select it with mode = %s",
+					       words[i], words[i]);
+		for (int j = 0; j < i; j++)
+			if (!strcmp(words[i], words[j]))
+				return bpflb_cfg_error(err, ds, "features", 0,
+						       "'%s' is listed twice", words[i]);
+	}
+
+	n = split_list(bpflb_cfg_str(ds, "devices"), words, PIPELINE_MAX_DEVICES);
+	for (int i = 0; i < n; i++)
+		devs[i] = words[i];
+	if (pipeline_check_devices(devs, n, err)) {
+		char msg[sizeof(err->msg)];
+
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		return bpflb_cfg_error(err, ds, "devices", 0, "%s", msg);
+	}
+
+	/* Settings that name pinned or attached state cannot move under a running daemon. */
+	if (d->cfg) {
+		static const char *const fixed[] = {"bpffs_root", "tc_handle", "tc_priority",
+						    "control_socket", NULL};
+		const struct bpflb_cfg_section *old = daemon_sec(d->cfg);
+
+		for (int i = 0; fixed[i]; i++)
+			if (strcmp(bpflb_cfg_str(old, fixed[i]), bpflb_cfg_str(ds, fixed[i])))
+				return bpflb_cfg_error(err, ds, fixed[i], 0,
+						       "cannot change on reload (running with "
+						       "'%s'); restart bpflbd to change it",
+						       bpflb_cfg_str(old, fixed[i]));
+	}
+
+	ret = bpflb_services_validate(next, err);
+	if (ret)
+		return ret;
+	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next) {
+		if (!plugin_enabled(next, c))
+			continue;
+		ret = c->desc->validate(c, next, err);
+		if (ret) {
+			if (!err->msg[0])
+				bpflb_err_set(err, "plugin %s rejected the configuration (%s)",
+					      c->desc->name, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* --- plugins ------------------------------------------------------------ */
+
+static int plugin_init(struct bpflb_daemon *d, struct bpflb_plugin_ctx *c, struct bpflb_err *err)
+{
+	char who[96];
+	int ret;
+
+	if (c->state != PLUGIN_LOADED && c->state != PLUGIN_FAILED)
+		return 0;
+	snprintf(who, sizeof(who), "plugin %s", c->desc->name);
+	ret = sys_probe_features(c->desc->requires, who, err);
+	if (ret)
+		return ret;
+	ret = pipeline_schema_check(&d->pipeline, c->desc->name, c->desc->map_schema_version, err);
+	if (ret)
+		return ret;
+	ret = c->desc->init(c);
+	if (ret) {
+		c->state = PLUGIN_FAILED;
+		return bpflb_err_set(err, "plugin %s failed to initialise: %s", c->desc->name,
+				     strerror(-ret));
+	}
+	pipeline_schema_record(&d->pipeline, c->desc->name, c->desc->map_schema_version);
+	c->state = PLUGIN_READY;
+	return 0;
+}
+
+static void plugin_fini(struct bpflb_plugin_ctx *c)
+{
+	if (c->state == PLUGIN_ATTACHED)
+		c->desc->detach(c);
+	if (c->state == PLUGIN_ATTACHED || c->state == PLUGIN_READY)
+		c->desc->fini(c);
+	c->priv = NULL;
+	c->state = PLUGIN_LOADED;
+}
+
+static int plugin_attach(struct bpflb_plugin_ctx *c, struct bpflb_err *err)
+{
+	int ret;
+
+	if (c->state == PLUGIN_ATTACHED)
+		return 0;
+	ret = c->desc->attach(c, err);
+	if (ret) {
+		if (!err->msg[0])
+			bpflb_err_set(err, "plugin %s failed to attach: %s", c->desc->name,
+				      strerror(-ret));
+		return ret;
+	}
+	c->state = PLUGIN_ATTACHED;
+	return 0;
+}
+
+/* --- applying a configuration ------------------------------------------- */
+
+static int apply_devices(struct bpflb_daemon *d, const struct bpflb_config *cfg,
+			 struct bpflb_err *err)
+{
+	char words[PIPELINE_MAX_DEVICES][64];
+	const char *devs[PIPELINE_MAX_DEVICES];
+	int n = split_list(bpflb_cfg_str(daemon_sec(cfg), "devices"), words, PIPELINE_MAX_DEVICES);
+
+	for (int i = 0; i < n; i++)
+		devs[i] = words[i];
+	return pipeline_set_devices(&d->pipeline, devs, n, err);
+}
+
+/*
+ * Switch the running state from prev (NULL at start) to next.  On failure the
+ * state is rolled back to prev as far as it had moved and err says why.
+ */
+static int apply_config(struct bpflb_daemon *d, const struct bpflb_config *next,
+			const struct bpflb_config *prev, struct bpflb_err *err)
+{
+	struct bpflb_plugin_ctx *applied[MAX_SCHEMAS], *inited[MAX_SCHEMAS], *attached[MAX_SCHEMAS];
+	int napplied = 0, ninited = 0, nattached = 0, ret;
+	struct bpflb_plugin_ctx *next_mode = NULL;
+	struct bpflb_err ignore;
+
+	log_set_level(log_level_from_name(bpflb_cfg_str(daemon_sec(next), "log_level")));
+
+	ret = bpflb_services_apply(d->services, next, err);
+	if (ret)
+		goto fail_services;
+
+	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next) {
+		bool was = c->state == PLUGIN_READY || c->state == PLUGIN_ATTACHED;
+
+		if (!plugin_enabled(next, c))
+			continue;
+		if (c->desc->kind == BPFLB_PLUGIN_MODE)
+			next_mode = c;
+		if (!was) {
+			ret = plugin_init(d, c, err);
+			if (ret)
+				goto rollback;
+			inited[ninited++] = c;
+		}
+		/* A plugin enabled just now starts from nothing: prev is NULL for it. */
+		ret = c->desc->apply(c, next, was ? prev : NULL, err);
+		if (ret) {
+			if (!err->msg[0])
+				bpflb_err_set(err,
+					      "plugin %s failed to apply the configuration: %s",
+					      c->desc->name, strerror(-ret));
+			goto rollback;
+		}
+		applied[napplied++] = c;
+	}
+
+	/* New programs go into their stages first: a slot swap is atomic. */
+	for (int i = 0; i < napplied; i++) {
+		if (applied[i]->state == PLUGIN_ATTACHED)
+			continue;
+		ret = plugin_attach(applied[i], err);
+		if (ret)
+			goto rollback;
+		attached[nattached++] = applied[i];
+	}
+
+	ret = apply_devices(d, next, err);
+	if (ret)
+		goto rollback;
+
+	/* Only now take out what the new configuration no longer enables. */
+	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next) {
+		if (plugin_enabled(next, c) || c->state == PLUGIN_LOADED ||
+		    c->state == PLUGIN_FAILED)
+			continue;
+		pr_info("disabling plugin %s", c->desc->name);
+		plugin_fini(c);
+	}
+	if (d->mode != next_mode)
+		pr_notice("mode: %s -> %s", d->mode ? d->mode->desc->name : "none",
+			  next_mode ? next_mode->desc->name : "none");
+	d->mode = next_mode;
+	return 0;
+
+rollback:
+	/* Newly attached programs out; the previous mode's programs back in. */
+	for (int i = 0; i < nattached; i++) {
+		attached[i]->desc->detach(attached[i]);
+		attached[i]->state = PLUGIN_READY;
+	}
+	if (d->mode && d->mode->state == PLUGIN_ATTACHED) {
+		d->mode->state = PLUGIN_READY;
+		plugin_attach(d->mode, &ignore);
+	}
+	for (int i = 0; i < napplied; i++) {
+		bool fresh = false;
+
+		for (int j = 0; j < ninited; j++)
+			fresh |= inited[j] == applied[i];
+		if (!fresh && prev)
+			applied[i]->desc->apply(applied[i], prev, next, &ignore);
+	}
+	for (int i = 0; i < ninited; i++)
+		plugin_fini(inited[i]);
+	if (prev)
+		bpflb_services_apply(d->services, prev, &ignore);
+fail_services:
+	return ret ? ret : -EINVAL;
+}
+
+/* --- loop --------------------------------------------------------------- */
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct bpflb_daemon *d = h->data;
+
+	if (signum == SIGHUP) {
+		daemon_reload(d);
+		return;
+	}
+	pr_notice("%s: stopping; datapath and pinned state stay in place",
+		  signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	sd_notify(0, "STOPPING=1");
+	uv_stop(d->loop);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct bpflb_daemon *d = t->data;
+
+	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next)
+		if ((c->state == PLUGIN_READY || c->state == PLUGIN_ATTACHED) &&
+		    c->desc->size > offsetof(struct bpflb_plugin, tick) && c->desc->tick)
+			c->desc->tick(c);
+}
+
+static void tick_arm(struct bpflb_daemon *d)
+{
+	uint64_t ms = (uint64_t)bpflb_cfg_u32(daemon_sec(d->cfg), "tick_interval") * 1000;
+
+	uv_timer_start(&d->tick, on_tick, ms, ms);
+}
+
+/*
+ * plugin_dir must be known before the full schema (which plugins extend) is:
+ * a first pass reads the file with the core's schema alone, skipping the
+ * sections of plugins; the full, validated load follows.
+ */
+static void scan_plugins(struct bpflb_daemon *d, const char *path)
+{
+	const struct bpflb_cfg_schema core = {"bpflbd", bpflb_core_sections};
+	const char *dir = BPFLB_DEFAULT_PLUGIN_DIR;
+	struct bpflb_config *cfg = NULL;
+	struct bpflb_err err;
+	int ret;
+
+	if (!bpflb_config_load(path, &core, 1, BPFLB_CFG_LOAD_SKIP_UNKNOWN, &cfg, &err))
+		dir = bpflb_cfg_str(daemon_sec(cfg), "plugin_dir");
+	ret = plugin_host_scan(&d->plugins, dir, d);
+	if (ret < 0)
+		pr_warn("cannot read plugin_dir %s: %s", dir, strerror(-ret));
+	bpflb_config_free(cfg);
+}
+
+int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_err *err)
+{
+	const struct bpflb_cfg_section *ds;
+	struct bpflb_config *cfg = NULL;
+	struct utsname u;
+	int ret;
+
+	memset(d, 0, sizeof(*d));
+	d->started_at = time(NULL);
+	d->config_path = strdup(config_path);
+	d->pipeline.stages_fd = d->pipeline.schema_fd = -1;
+
+	uname(&u);
+	ret = sys_kernel_check(u.release, err);
+	if (ret)
+		return ret;
+	scan_plugins(d, config_path);
+	ret = daemon_load_config(d, config_path, &cfg, err);
+	if (ret)
+		return ret;
+	ret = validate_config(d, cfg, err);
+	if (ret)
+		goto out;
+	ds = daemon_sec(cfg);
+	ret = sys_bpffs_prepare(bpflb_cfg_str(ds, "bpffs_root"), err);
+	if (ret)
+		goto out;
+	ret = pipeline_open(&d->pipeline, bpflb_cfg_str(ds, "bpffs_root"),
+			    bpflb_cfg_u32(ds, "tc_handle"), bpflb_cfg_u32(ds, "tc_priority"), err);
+	if (ret)
+		goto out;
+	d->pipeline_ready = true;
+	d->loop = uv_default_loop();
+	ret = bpflb_services_open(bpflb_cfg_str(ds, "bpffs_root"), d->loop, &d->services, err);
+	if (ret)
+		goto out;
+	ret = apply_config(d, cfg, NULL, err);
+	if (ret)
+		goto out;
+	d->cfg = cfg;
+	cfg = NULL;
+
+	uv_signal_init(d->loop, &d->sig_hup);
+	uv_signal_init(d->loop, &d->sig_term);
+	uv_signal_init(d->loop, &d->sig_int);
+	d->sig_hup.data = d->sig_term.data = d->sig_int.data = d;
+	uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
+	uv_signal_start(&d->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&d->sig_int, on_signal, SIGINT);
+	uv_timer_init(d->loop, &d->tick);
+	d->tick.data = d;
+	tick_arm(d);
+
+	pr_notice("bpflbd %s running: mode %s, devices %s, config %s", BPFLB_VERSION,
+		  d->mode ? d->mode->desc->name : "none", bpflb_cfg_str(ds, "devices"),
+		  config_path);
+	sd_notifyf(0, "READY=1\nSTATUS=mode %s", d->mode ? d->mode->desc->name : "none");
+	ret = 0;
+out:
+	bpflb_config_free(cfg);
+	return ret;
+}
+
+int daemon_reload(struct bpflb_daemon *d)
+{
+	struct bpflb_config *next = NULL, *prev = d->cfg;
+	struct bpflb_err err = {""};
+	int ret;
+
+	sd_notify(0, "RELOADING=1");
+	pr_notice("SIGHUP: reloading %s", d->config_path);
+	scan_plugins(d, d->config_path);
+	ret = daemon_load_config(d, d->config_path, &next, &err);
+	if (!ret)
+		ret = validate_config(d, next, &err);
+	if (!ret)
+		ret = apply_config(d, next, prev, &err);
+	if (ret) {
+		d->reloads_failed++;
+		snprintf(d->last_reload_error, sizeof(d->last_reload_error), "%s", err.msg);
+		pr_err("reload failed, still running the previous configuration: %s", err.msg);
+		bpflb_config_free(next);
+		sd_notifyf(0, "READY=1\nSTATUS=reload failed: %s", err.msg);
+		return ret;
+	}
+	d->cfg = next;
+	bpflb_config_free(prev);
+	d->reloads_ok++;
+	d->last_reload_error[0] = '\0';
+	tick_arm(d);
+	pr_notice("reload done: mode %s", d->mode ? d->mode->desc->name : "none");
+	sd_notifyf(0, "READY=1\nSTATUS=mode %s", d->mode ? d->mode->desc->name : "none");
+	return 0;
+}
+
+int daemon_run(struct bpflb_daemon *d)
+{
+	return uv_run(d->loop, UV_RUN_DEFAULT);
+}
+
+static void close_cb(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+void daemon_stop(struct bpflb_daemon *d)
+{
+	/* Plugins release their userspace side; programs stay in the pinned
+	 * stage array and keep forwarding until the next bpflbd takes over. */
+	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next)
+		if (c->state == PLUGIN_READY || c->state == PLUGIN_ATTACHED)
+			c->desc->fini(c);
+	if (d->services)
+		bpflb_services_close(d->services);
+	d->services = NULL;
+	if (d->pipeline_ready)
+		pipeline_close(&d->pipeline);
+	if (d->loop) {
+		uv_walk(d->loop, close_cb, NULL);
+		uv_run(d->loop, UV_RUN_DEFAULT);
+		uv_loop_close(d->loop);
+	}
+	bpflb_config_free(d->cfg);
+	d->cfg = NULL;
+	plugin_host_free(&d->plugins);
+	free(d->config_path);
+	pr_info("stopped");
+}
+
+int daemon_check_config(const char *config_path, struct bpflb_err *err)
+{
+	struct bpflb_daemon d = {0};
+	struct bpflb_config *cfg = NULL;
+	int ret;
+
+	scan_plugins(&d, config_path);
+	ret = daemon_load_config(&d, config_path, &cfg, err);
+	if (!ret)
+		ret = validate_config(&d, cfg, err);
+	bpflb_config_free(cfg);
+	plugin_host_free(&d.plugins);
+	return ret;
+}
+
+int daemon_cleanup(const char *config_path, struct bpflb_err *err)
+{
+	struct bpflb_daemon d = {0};
+	struct bpflb_config *cfg = NULL;
+	const struct bpflb_cfg_section *ds;
+	char words[PIPELINE_MAX_DEVICES][64];
+	const char *devs[PIPELINE_MAX_DEVICES];
+	int n, ret;
+
+	scan_plugins(&d, config_path);
+	ret = daemon_load_config(&d, config_path, &cfg, err);
+	if (ret)
+		goto out;
+	ds = daemon_sec(cfg);
+	n = split_list(bpflb_cfg_str(ds, "devices"), words, PIPELINE_MAX_DEVICES);
+	for (int i = 0; i < n; i++)
+		devs[i] = words[i];
+	pipeline_detach_devices(devs, n, bpflb_cfg_u32(ds, "tc_handle"),
+				bpflb_cfg_u32(ds, "tc_priority"));
+	ret = sys_rm_pins(bpflb_cfg_str(ds, "bpffs_root"));
+	if (ret)
+		bpflb_err_set(err, "cannot remove pins under %s: %s",
+			      bpflb_cfg_str(ds, "bpffs_root"), strerror(-ret));
+	else
+		pr_notice("removed hooks on %s and pins under %s", bpflb_cfg_str(ds, "devices"),
+			  bpflb_cfg_str(ds, "bpffs_root"));
+out:
+	bpflb_config_free(cfg);
+	plugin_host_free(&d.plugins);
+	return ret;
+}

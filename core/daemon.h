@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* bpflbd's state and its life cycle: start, reload (SIGHUP), stop, cleanup. */
+#ifndef BPFLB_CORE_DAEMON_H
+#define BPFLB_CORE_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include <uv.h>
+
+#include "config_internal.h"
+#include "pipeline.h"
+#include "plugin_host.h"
+
+struct bpflb_services;
+
+struct bpflb_daemon {
+	uv_loop_t *loop;
+	uv_signal_t sig_hup, sig_term, sig_int;
+	uv_timer_t tick;
+	char *config_path;
+	struct bpflb_config *cfg; /* the running configuration */
+	struct plugin_host plugins;
+	struct pipeline pipeline;
+	bool pipeline_ready;
+	struct bpflb_services *services;
+	struct bpflb_plugin_ctx *mode; /* active mode plugin, NULL for mode=none */
+	uint64_t reloads_ok;
+	uint64_t reloads_failed;
+	char last_reload_error[1024];
+	time_t started_at;
+};
+
+/* Load, validate and apply the configuration, attach; errors are fatal (err). */
+int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_err *err);
+/* Run the loop until SIGTERM/SIGINT. */
+int daemon_run(struct bpflb_daemon *d);
+/*
+ * Re-read the file and switch to it; on any error the running configuration
+ * and datapath stay exactly as they were, the error is logged and counted.
+ */
+int daemon_reload(struct bpflb_daemon *d);
+/* Leave the datapath and pins in place, release userspace state. */
+void daemon_stop(struct bpflb_daemon *d);
+
+/* --check-config: everything daemon_start checks, without touching the system. */
+int daemon_check_config(const char *config_path, struct bpflb_err *err);
+/* --cleanup: remove the instance's tc filters and every pin. */
+int daemon_cleanup(const char *config_path, struct bpflb_err *err);
+
+/* Load and validate a configuration with the schema of the core and every loaded plugin. */
+int daemon_load_config(struct bpflb_daemon *d, const char *path, struct bpflb_config **out,
+		       struct bpflb_err *err);
+
+#endif

@@ -1,0 +1,605 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Health check node port servers (see healthz.h): one libuv TCP listener per
+ * externalTrafficPolicy=Local service with a health_check_node_port, and a
+ * deliberately small HTTP/1.x reader: the clients are load balancer probes
+ * that send one short request head at a time, so the server reads request
+ * heads up to 8 KiB, skips Content-Length bodies, refuses chunked ones, and
+ * never holds more than one head in memory per connection.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "healthz.h"
+
+#define HZ_MAX_HEAD   8192
+#define HZ_MAX_BODY   65536 /* a probe has no body; skip a small one */
+#define HZ_IDLE_MS    30000
+#define HZ_MAX_QUEUED 65536 /* unread responses before we give up on a client */
+#define HZ_BACKLOG    128
+
+struct hz_conn;
+
+struct hz_listener {
+	uv_tcp_t tcp;
+	struct bpflb_healthz *h;
+	struct hz_listener *next;
+	struct hz_conn *conns;
+	uint32_t addr;
+	uint16_t port;
+	bool keep;  /* scratch of bpflb_healthz_update */
+	bool fresh; /* bound by the running update */
+	char ns[128];
+	char name[128];
+	uint32_t local;
+};
+
+struct hz_conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	struct bpflb_healthz *h;
+	struct hz_listener *l; /* NULL once the listener went away */
+	struct hz_conn *next, **pprev;
+	int open_handles;
+	bool closing;
+	bool close_after_write;
+	unsigned int pending;
+	size_t len;
+	size_t skip; /* body bytes still to discard */
+	char buf[HZ_MAX_HEAD];
+};
+
+struct hz_write {
+	uv_write_t req;
+	struct hz_conn *c;
+	char data[];
+};
+
+struct bpflb_healthz {
+	uv_loop_t *loop;
+	struct hz_listener *listeners;
+	unsigned long open_handles;
+	bool freeing;
+};
+
+static void hz_maybe_free(struct bpflb_healthz *h)
+{
+	if (h->freeing && !h->open_handles)
+		free(h);
+}
+
+int bpflb_healthz_new(uv_loop_t *loop, struct bpflb_healthz **out)
+{
+	struct bpflb_healthz *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return -ENOMEM;
+	h->loop = loop;
+	*out = h;
+	return 0;
+}
+
+size_t bpflb_healthz_count(const struct bpflb_healthz *h)
+{
+	size_t n = 0;
+
+	for (const struct hz_listener *l = h ? h->listeners : NULL; l; l = l->next)
+		n++;
+	return n;
+}
+
+/* --- connections -------------------------------------------------------- */
+
+static void conn_handle_closed(uv_handle_t *hd)
+{
+	struct hz_conn *c = hd->data;
+	struct bpflb_healthz *h = c->h;
+
+	h->open_handles--;
+	if (--c->open_handles == 0)
+		free(c);
+	hz_maybe_free(h);
+}
+
+static void conn_close(struct hz_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	if (c->pprev) {
+		*c->pprev = c->next;
+		if (c->next)
+			c->next->pprev = c->pprev;
+		c->pprev = NULL;
+	}
+	c->l = NULL;
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+}
+
+static void conn_idle(uv_timer_t *t)
+{
+	conn_close(t->data);
+}
+
+static void conn_written(uv_write_t *req, int status)
+{
+	struct hz_write *w = (struct hz_write *)req;
+	struct hz_conn *c = w->c;
+
+	free(w);
+	c->pending--;
+	if (c->closing)
+		return;
+	if (status < 0 || (c->close_after_write && !c->pending))
+		conn_close(c);
+}
+
+static void conn_send(struct hz_conn *c, const char *data, size_t len)
+{
+	struct hz_write *w;
+	uv_buf_t b;
+
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > HZ_MAX_QUEUED)
+		goto fail; /* a client that sends requests but reads no answers */
+	w = malloc(sizeof(*w) + len);
+	if (!w)
+		goto fail;
+	memcpy(w->data, data, len);
+	w->c = c;
+	b = uv_buf_init(w->data, (unsigned int)len);
+	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_written)) {
+		free(w);
+		goto fail;
+	}
+	c->pending++;
+	return;
+fail:
+	conn_close(c);
+}
+
+static size_t json_escape(char *out, size_t size, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 7 < size; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)ch;
+		} else if (ch < 0x20) {
+			o += (size_t)snprintf(out + o, size - o, "\\u%04x", ch);
+		} else {
+			out[o++] = (char)ch;
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* Answer one request; close after it when keep_alive is false. */
+static void conn_respond(struct hz_conn *c, int code, bool head_only, bool keep_alive)
+{
+	char body[600], ns[260], name[260], msg[1024];
+	const char *reason, *extra = "";
+	int blen = 0, mlen;
+
+	switch (code) {
+	case 200:
+		reason = "OK";
+		break;
+	case 400:
+		reason = "Bad Request";
+		break;
+	case 405:
+		reason = "Method Not Allowed";
+		extra = "Allow: GET, HEAD\r\n";
+		break;
+	case 413:
+		reason = "Payload Too Large";
+		break;
+	case 431:
+		reason = "Request Header Fields Too Large";
+		break;
+	case 503:
+		reason = "Service Unavailable";
+		break;
+	default:
+		reason = "Error";
+		break;
+	}
+	if ((code == 200 || code == 503) && c->l) {
+		json_escape(ns, sizeof(ns), c->l->ns);
+		json_escape(name, sizeof(name), c->l->name);
+		blen = snprintf(body, sizeof(body),
+				"{\"service\":{\"namespace\":\"%s\",\"name\":\"%s\"},"
+				"\"localEndpoints\":%u,\"serviceProxyHealthy\":true}",
+				ns, name, c->l->local);
+	} else {
+		blen = snprintf(body, sizeof(body), "%d %s\n", code, reason);
+	}
+	mlen =
+	    snprintf(msg, sizeof(msg),
+		     "HTTP/1.1 %d %s\r\n"
+		     "Content-Type: %s\r\n"
+		     "X-Content-Type-Options: nosniff\r\n"
+		     "%s"
+		     "Content-Length: %d\r\n"
+		     "%s"
+		     "\r\n%s",
+		     code, reason,
+		     code == 200 || code == 503 ? "application/json" : "text/plain; charset=utf-8",
+		     extra, blen, keep_alive ? "" : "Connection: close\r\n", head_only ? "" : body);
+	if (!keep_alive)
+		c->close_after_write = true;
+	conn_send(c, msg, (size_t)mlen);
+}
+
+/* Case-insensitive "name:" at the start of line; *val points past blanks. */
+static bool header_is(const char *line, const char *name, const char **val)
+{
+	size_t n = strlen(name);
+
+	if (strncasecmp(line, name, n) || line[n] != ':')
+		return false;
+	line += n + 1;
+	while (*line == ' ' || *line == '\t')
+		line++;
+	*val = line;
+	return true;
+}
+
+static bool token_has(const char *val, const char *word)
+{
+	/* comma-separated tokens, case-insensitive */
+	size_t n = strlen(word);
+
+	while (*val) {
+		while (*val == ' ' || *val == '\t' || *val == ',')
+			val++;
+		if (!strncasecmp(val, word, n) &&
+		    (!val[n] || val[n] == ',' || val[n] == ' ' || val[n] == '\t'))
+			return true;
+		while (*val && *val != ',')
+			val++;
+	}
+	return false;
+}
+
+/*
+ * Handle the request head in head[0..len) (NUL-terminated copy, line ends
+ * "\r\n" or "\n").  Sets c->skip for a body to discard.
+ */
+static void conn_request(struct hz_conn *c, char *head)
+{
+	char *line, *save = NULL, *method, *target, *version, *sp1, *sp2;
+	bool http11, keep_alive, ka_hdr = false, close_hdr = false, head_only;
+	unsigned long long clen = 0;
+	const char *val;
+
+	line = strtok_r(head, "\n", &save);
+	if (!line)
+		goto bad;
+	line[strcspn(line, "\r")] = '\0';
+	method = line;
+	sp1 = strchr(method, ' ');
+	if (!sp1)
+		goto bad;
+	*sp1 = '\0';
+	target = sp1 + 1;
+	sp2 = strchr(target, ' ');
+	if (!sp2)
+		goto bad;
+	*sp2 = '\0';
+	version = sp2 + 1;
+	if (!*method || !*target || strchr(version, ' '))
+		goto bad;
+	for (const char *p = method; *p; p++)
+		if (!isupper((unsigned char)*p))
+			goto bad;
+	if (!strcmp(version, "HTTP/1.1"))
+		http11 = true;
+	else if (!strcmp(version, "HTTP/1.0"))
+		http11 = false;
+	else
+		goto bad;
+
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		line[strcspn(line, "\r")] = '\0';
+		if (!*line)
+			continue;
+		if (!strchr(line, ':') || *line == ' ' || *line == '\t')
+			goto bad;
+		if (header_is(line, "connection", &val)) {
+			close_hdr |= token_has(val, "close");
+			ka_hdr |= token_has(val, "keep-alive");
+		} else if (header_is(line, "content-length", &val)) {
+			char *end;
+
+			errno = 0;
+			clen = strtoull(val, &end, 10);
+			if (errno || end == val || (*end && *end != ' ' && *end != '\t'))
+				goto bad;
+			if (clen > HZ_MAX_BODY) {
+				conn_respond(c, 413, false, false);
+				return;
+			}
+		} else if (header_is(line, "transfer-encoding", &val)) {
+			goto bad; /* probes have no body; no chunked decoding here */
+		}
+	}
+	keep_alive = http11 ? !close_hdr : ka_hdr && !close_hdr;
+	c->skip = (size_t)clen;
+	head_only = !strcmp(method, "HEAD");
+	if (strcmp(method, "GET") && !head_only) {
+		conn_respond(c, 405, false, keep_alive);
+		return;
+	}
+	conn_respond(c, c->l && c->l->local ? 200 : 503, head_only, keep_alive);
+	return;
+bad:
+	conn_respond(c, 400, false, false);
+}
+
+/* Find the end of a request head: index just past the blank line, or 0. */
+static size_t head_end(const char *b, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (b[i] != '\n')
+			continue;
+		if (i + 1 < len && b[i + 1] == '\n')
+			return i + 2;
+		if (i + 2 < len && b[i + 1] == '\r' && b[i + 2] == '\n')
+			return i + 3;
+	}
+	return 0;
+}
+
+static void conn_process(struct hz_conn *c)
+{
+	char head[HZ_MAX_HEAD + 1];
+
+	while (c->len && !c->closing && !c->close_after_write) {
+		size_t end;
+
+		if (c->skip) {
+			size_t d = c->skip < c->len ? c->skip : c->len;
+
+			memmove(c->buf, c->buf + d, c->len - d);
+			c->len -= d;
+			c->skip -= d;
+			continue;
+		}
+		/* tolerate blank lines between requests (RFC 9112 2.2) */
+		if (c->buf[0] == '\r' || c->buf[0] == '\n') {
+			memmove(c->buf, c->buf + 1, --c->len);
+			continue;
+		}
+		end = head_end(c->buf, c->len);
+		if (!end) {
+			if (c->len == sizeof(c->buf))
+				conn_respond(c, 431, false, false);
+			return;
+		}
+		memcpy(head, c->buf, end);
+		head[end] = '\0';
+		memmove(c->buf, c->buf + end, c->len - end);
+		c->len -= end;
+		conn_request(c, head);
+	}
+	if (c->close_after_write)
+		c->len = 0; /* nothing after a closing answer is read */
+}
+
+static void conn_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *b)
+{
+	struct hz_conn *c = hd->data;
+	size_t room = sizeof(c->buf) - c->len;
+
+	/* a full buffer was answered with 431 in conn_process */
+	*b = uv_buf_init(c->buf + c->len, (unsigned int)room);
+}
+
+static void conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+	struct hz_conn *c = st->data;
+
+	if (nread < 0) {
+		/* EOF: answers already queued still go out before the close */
+		uv_read_stop(st);
+		if (nread == UV_EOF && c->pending)
+			c->close_after_write = true;
+		else
+			conn_close(c);
+		return;
+	}
+	if (!nread || c->closing)
+		return;
+	if (c->close_after_write)
+		return; /* discard what follows a closing answer */
+	c->len += (size_t)nread;
+	uv_timer_again(&c->timer);
+	conn_process(c);
+	if (!c->closing && !c->len && !c->pending && c->close_after_write)
+		conn_close(c);
+}
+
+static void listener_connection(uv_stream_t *srv, int status)
+{
+	struct hz_listener *l = srv->data;
+	struct bpflb_healthz *h = l->h;
+	struct hz_conn *c;
+
+	if (status < 0)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return; /* libuv pauses this listener until a later accept */
+	c->h = h;
+	c->l = l;
+	uv_tcp_init(h->loop, &c->tcp);
+	uv_timer_init(h->loop, &c->timer);
+	c->tcp.data = c->timer.data = c;
+	c->open_handles = 2;
+	h->open_handles += 2;
+	c->next = l->conns;
+	if (l->conns)
+		l->conns->pprev = &c->next;
+	c->pprev = &l->conns;
+	l->conns = c;
+	if (uv_accept(srv, (uv_stream_t *)&c->tcp) ||
+	    uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read)) {
+		conn_close(c);
+		return;
+	}
+	uv_timer_start(&c->timer, conn_idle, HZ_IDLE_MS, HZ_IDLE_MS);
+}
+
+/* --- listeners ---------------------------------------------------------- */
+
+static void listener_closed(uv_handle_t *hd)
+{
+	struct hz_listener *l = hd->data;
+	struct bpflb_healthz *h = l->h;
+
+	free(l);
+	h->open_handles--;
+	hz_maybe_free(h);
+}
+
+/* Unlink l from h->listeners first. */
+static void listener_close(struct hz_listener *l)
+{
+	while (l->conns)
+		conn_close(l->conns);
+	uv_close((uv_handle_t *)&l->tcp, listener_closed);
+}
+
+static void listener_set(struct hz_listener *l, const struct bpflb_healthz_svc *v)
+{
+	snprintf(l->ns, sizeof(l->ns), "%s", v->ns ? v->ns : "default");
+	snprintf(l->name, sizeof(l->name), "%s", v->name ? v->name : "");
+	l->local = v->local_endpoints;
+}
+
+static int listener_open(struct bpflb_healthz *h, const struct bpflb_healthz_svc *v,
+			 struct hz_listener **out, struct bpflb_err *err)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	char abuf[INET_ADDRSTRLEN];
+	struct hz_listener *l;
+	int ret;
+
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->h = h;
+	l->addr = v->addr;
+	l->port = v->port;
+	listener_set(l, v);
+	ret = uv_tcp_init(h->loop, &l->tcp);
+	if (ret) {
+		free(l);
+		goto err;
+	}
+	l->tcp.data = l;
+	h->open_handles++;
+	sa.sin_addr.s_addr = v->addr;
+	sa.sin_port = htons(v->port);
+	ret = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&sa, 0);
+	if (!ret)
+		ret = uv_listen((uv_stream_t *)&l->tcp, HZ_BACKLOG, listener_connection);
+	if (ret) {
+		listener_close(l);
+		goto err;
+	}
+	*out = l;
+	return 0;
+err:
+	inet_ntop(AF_INET, &v->addr, abuf, sizeof(abuf));
+	bpflb_err_set(err, "cannot serve the health check of service %s/%s on %s:%u: %s",
+		      v->ns ? v->ns : "default", v->name ? v->name : "", abuf, v->port,
+		      uv_strerror(ret));
+	return ret;
+}
+
+int bpflb_healthz_update(struct bpflb_healthz *h, const struct bpflb_healthz_svc *svc, size_t n,
+			 struct bpflb_err *err)
+{
+	struct hz_listener *l, **pl, *fresh = NULL;
+	int ret;
+
+	for (l = h->listeners; l; l = l->next)
+		l->keep = false;
+
+	/* 1. bind what is new, keeping it aside until all binds succeeded */
+	for (size_t i = 0; i < n; i++) {
+		struct hz_listener *found = NULL;
+
+		for (l = h->listeners; l; l = l->next)
+			if (l->addr == svc[i].addr && l->port == svc[i].port)
+				found = l;
+		for (l = fresh; l; l = l->next)
+			if (l->addr == svc[i].addr && l->port == svc[i].port)
+				found = l;
+		if (found) {
+			found->keep = true;
+			continue;
+		}
+		ret = listener_open(h, &svc[i], &l, err);
+		if (ret)
+			goto rollback;
+		l->keep = true;
+		l->next = fresh;
+		fresh = l;
+	}
+
+	/* 2. commit: refresh answers, close what went away, adopt the new */
+	for (size_t i = 0; i < n; i++)
+		for (l = h->listeners; l; l = l->next)
+			if (l->addr == svc[i].addr && l->port == svc[i].port)
+				listener_set(l, &svc[i]);
+	for (pl = &h->listeners; (l = *pl);) {
+		if (l->keep) {
+			pl = &l->next;
+			continue;
+		}
+		*pl = l->next;
+		listener_close(l);
+	}
+	while ((l = fresh)) {
+		fresh = l->next;
+		l->next = h->listeners;
+		h->listeners = l;
+	}
+	return 0;
+
+rollback:
+	while ((l = fresh)) {
+		fresh = l->next;
+		listener_close(l);
+	}
+	return ret;
+}
+
+void bpflb_healthz_free(struct bpflb_healthz *h)
+{
+	struct hz_listener *l;
+
+	if (!h)
+		return;
+	while ((l = h->listeners)) {
+		h->listeners = l->next;
+		listener_close(l);
+	}
+	h->freeing = true;
+	hz_maybe_free(h);
+}

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Services: the [lb] and [service NAME] sections, what the pinned service maps
+ * must hold for this node, and how to get them there by writing only the
+ * difference; conntrack garbage collection; the kube-proxy compatible health
+ * check servers of externalTrafficPolicy=Local services.
+ *
+ * Life cycle, driven by the daemon:
+ *
+ *   bpflb_services_open()     after the pipeline created the pinned maps; reads
+ *                             them back, so that ids and entries survive a
+ *                             daemon restart untouched
+ *   bpflb_services_validate() on every candidate configuration, after the
+ *                             schema checks passed; pure
+ *   bpflb_services_apply()    the validated configuration (start and SIGHUP)
+ *   bpflb_services_ct_gc()    periodically (done by a timer when a loop is given)
+ *   bpflb_services_close()    stop; the maps and their content stay pinned
+ *
+ * The [lb] and [service] formats are described in services_config.c, above
+ * the section schema.
+ */
+#ifndef BPFLB_CORE_SERVICES_H
+#define BPFLB_CORE_SERVICES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <bpflb/config.h>
+#include <bpflb/lb.h>
+
+/* [lb] and [service NAME]; NULL-terminated, for the core's schema list. */
+extern const struct bpflb_cfg_section_def *const bpflb_services_sections[];
+
+struct bpflb_services;
+
+/*
+ * Open the maps pinned under pin_root (bpflb_svc, bpflb_slots, bpflb_backends,
+ * bpflb_maglev, bpflb_node, bpflb_ct; bpflb_svc_stats when present) and read
+ * their content: the id allocation and the "current" state the first apply
+ * diffs against.  loop may be NULL: no health check servers, no GC timer (tests,
+ * --check-config).  Returns 0 or -errno with err set.
+ */
+int bpflb_services_open(const char *pin_root, uv_loop_t *loop, struct bpflb_services **out,
+			struct bpflb_err *err);
+/* Release userspace state, close listeners; pinned maps keep their content. */
+void bpflb_services_close(struct bpflb_services *s);
+
+/*
+ * Everything about cfg that would make apply fail for configuration reasons:
+ * port lines, backends, node names, nodePort ranges and clashes, frontend
+ * collisions, Maglev size, map capacities.  No side effects.
+ */
+int bpflb_services_validate(const struct bpflb_config *cfg, struct bpflb_err *err);
+
+/*
+ * Make the maps hold what next asks for this node, writing only what differs,
+ * in an order that never shows the datapath a dangling reference: frontends
+ * that go away first (nothing refers to them; a full map needs the room),
+ * then new backends, Maglev tables and slots, then the frontends using them;
+ * a shrinking service's count before the slots it no longer counts; removed
+ * backends last.  Health check listeners are bound before any map is written:
+ * a port that cannot be bound fails the apply with nothing changed.
+ *
+ * next is not referenced after the call.  On a configuration error (-EINVAL)
+ * nothing changed.  On a map error the maps may hold a mix of old and new, the
+ * datapath still sees only consistent references, and the next apply re-reads
+ * the maps and converges.
+ */
+int bpflb_services_apply(struct bpflb_services *s, const struct bpflb_config *next,
+			 struct bpflb_err *err);
+
+/*
+ * Runtime override of a backend's state (control socket: `backend set-state`),
+ * kept across reloads until cleared: port 0 means every port of addr.
+ * clear=true drops the override and returns the backend to its configured
+ * state.  Re-applies the last configuration at once.  addr in network order.
+ */
+int bpflb_services_backend_set_state(struct bpflb_services *s, uint32_t addr, uint16_t port,
+				     enum bpflb_backend_state state, bool clear,
+				     struct bpflb_err *err);
+
+/* Service-port id of [service name] port port_name in the applied state; 0 when none. */
+uint32_t bpflb_services_svc_id(const struct bpflb_services *s, const char *name,
+			       const char *port_name);
+/* Backend id of addr:port (network / host order) in the applied state; 0 when none. */
+uint32_t bpflb_services_backend_id(const struct bpflb_services *s, uint32_t addr, uint16_t port);
+
+struct bpflb_services_counts {
+	uint32_t services;  /* [service] sections applied on this node */
+	uint32_t frontends; /* bpflb_svc entries */
+	uint32_t svc_ports; /* service-port ids */
+	uint32_t backends;  /* bpflb_backends entries */
+	uint32_t slots;
+	uint32_t maglev;     /* Maglev tables */
+	uint32_t healthz;    /* health check listeners */
+	uint64_t map_writes; /* updates + deletes done by the last apply */
+};
+void bpflb_services_counts(const struct bpflb_services *s, struct bpflb_services_counts *c);
+
+/* --- conntrack garbage collection --------------------------------------- */
+
+struct bpflb_ct_timeouts {
+	uint64_t tcp_syn_ns;   /* BPFLB_CT_NEW, TCP */
+	uint64_t tcp_est_ns;   /* BPFLB_CT_ESTABLISHED, TCP */
+	uint64_t tcp_close_ns; /* BPFLB_CT_CLOSING, TCP */
+	uint64_t udp_ns;       /* UDP (and anything not TCP), every state */
+};
+
+/* Defaults of [lb] ct_*_timeout: 60 s, 6 h, 10 s, 60 s. */
+extern const struct bpflb_ct_timeouts bpflb_ct_default_timeouts;
+
+uint64_t bpflb_ct_timeout_ns(const struct bpflb_ct_timeouts *t, uint8_t proto, uint8_t state);
+
+struct bpflb_ct_gc_stats {
+	uint64_t scanned;  /* entries read */
+	uint64_t expired;  /* deleted because they and their partner timed out */
+	uint64_t orphaned; /* deleted because their backend no longer exists */
+	uint64_t kept;	   /* timed out, kept because the partner is still alive */
+};
+
+/*
+ * Delete from the conntrack map ct_fd (bpflb_ct layout):
+ *  - a pair (FWD entry + its REV partner, see lb.h) once both timed out, or
+ *    one timed out and the other is missing (last_seen + timeout < now_ns);
+ *  - a pair whose backend_id is not 0 and backend_live(ctx, backend_id) is
+ *    false, right away: the backend was removed, the flow cannot continue, and
+ *    its next packet should start a new flow to a live backend instead of
+ *    holding a reference to an id that may be reused one day.
+ * backend_live may be NULL (no orphan check).  now_ns is CLOCK_MONOTONIC, as
+ * bpf_ktime_get_ns().  An entry the datapath refreshed while we scanned is kept.
+ * Returns 0 or -errno; st (may be NULL) is filled in either case.
+ */
+int bpflb_ct_gc(int ct_fd, const struct bpflb_ct_timeouts *t, uint64_t now_ns,
+		bool (*backend_live)(void *ctx, uint32_t backend_id), void *ctx,
+		struct bpflb_ct_gc_stats *st);
+
+/* bpflb_ct_gc() on the pinned bpflb_ct with the applied timeouts and backends. */
+int bpflb_services_ct_gc(struct bpflb_services *s, uint64_t now_ns, struct bpflb_ct_gc_stats *st);
+
+/* CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns(). */
+uint64_t bpflb_mono_ns(void);
+
+#endif

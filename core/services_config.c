@@ -1,0 +1,1408 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * [lb] and [service NAME]: the schema, the parser, and every check that needs
+ * more than one key or more than one section.
+ *
+ * [lb]: node-wide load-balancing settings; every node of a cluster should have
+ * the same values (the hash seed and Maglev size decide which backend a flow
+ * goes to, and the same flow must pick the same backend on every node).
+ *
+ *   [lb]
+ *   algorithm = random            # random | maglev: default of every service
+ *   maglev_table_size = 16381     # prime; must match the datapath (16381)
+ *   hash_seed = 0x9e3779b9        # same on every node
+ *   snat_ports = 40000-60999      # SNAT source ports towards remote backends
+ *   nodeport_range = 30000-32767  # every nodeport= and health_check_node_port
+ *   ct_tcp_timeout = 6h           # established TCP flow idle timeout
+ *   ct_tcp_syn_timeout = 60s      # TCP flow before the reply
+ *   ct_tcp_close_timeout = 10s    # TCP flow after FIN/RST
+ *   ct_udp_timeout = 60s          # UDP (and other) flows
+ *   ct_gc_interval = 30s          # how often the daemon sweeps conntrack
+ *   healthz_bind = 10.0.0.11      # health check listeners; default [node] address,
+ *                                 # 0.0.0.0 for every address (kube-proxy's default)
+ *
+ * [service NAME]: one Kubernetes Service and its endpoints.  NAME is a DNS
+ * label (a-z, 0-9, '-', starts with a letter, at most 63).
+ *
+ *   type = nodeport | loadbalancer | externalip | hostport       (required)
+ *   namespace = default        # reported by the health check
+ *   port = NAME tcp|udp PORT [nodeport=N] [target=N]            (one or more)
+ *       NAME     DNS label, unique in the service
+ *       PORT     service port: the port on lb_ips and external_ips; for
+ *                type=hostport the host port
+ *       nodeport required for type=nodeport, optional for loadbalancer,
+ *                refused for externalip and hostport; within nodeport_range
+ *                and unique per protocol over all services
+ *       target   port of the backends (default PORT)
+ *   backend = ADDR[:PORT] node=NODE [state=active|terminating|maintenance]
+ *             [hostnet=yes|no] [port.NAME=N]                    (zero or more)
+ *       ADDR     endpoint (pod) address; listed once per service
+ *       :PORT    backend port instead of the port line's target (one-port
+ *                services only); port.NAME=N does the same for port NAME
+ *       node     [node] name or a [cluster-node NAME]: where it runs
+ *       state    active (default) gets new flows; terminating keeps its
+ *                flows, gets no new ones; maintenance gets nothing
+ *       hostnet  a host-network endpoint: ADDR is one of its node's addresses
+ *   lb_ips = IP...             # type=loadbalancer: required
+ *   external_ips = IP...       # any type but hostport; required for externalip
+ *   external_traffic_policy = cluster | local
+ *       local: only backends on this node; keeps the client address
+ *   health_check_node_port = N # only with local; kube-proxy's health check
+ *   no_backend = drop | reject # reject answers ICMP unreachable
+ *   algorithm = random | maglev          (default: [lb] algorithm)
+ *   forwarding = auto | snat | dsr       (auto: the mode's choice)
+ *   host_ip = IP               # type=hostport: the address to bind; default one
+ *       of the backend node's addresses, a private one first (as Cilium)
+ *
+ * Frontends on this node: every port with a nodeport on each of this node's
+ * addresses ([node] address and external_addresses), each lb_ips and
+ * external_ips address on PORT, a hostport on its host_ip when its backend
+ * runs on this node.
+ *
+ * Example:
+ *   [service web]
+ *   type = loadbalancer
+ *   port = http tcp 80 nodeport=30080 target=8080
+ *   port = metrics tcp 9100 nodeport=30091
+ *   lb_ips = 203.0.113.10
+ *   external_traffic_policy = local
+ *   health_check_node_port = 32100
+ *   algorithm = maglev
+ *   backend = 10.244.1.5 node=node1
+ *   backend = 10.244.2.7 node=node2 state=terminating
+ *   backend = 10.244.2.9 node=node2 port.metrics=9101  # listens on 9101 for metrics
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "maglev.h"
+#include "services_model.h"
+
+static const char *const alg_choices[] = {"random", "maglev", NULL};
+static const char *const type_choices[] = {"nodeport", "loadbalancer", "externalip", "hostport",
+					   NULL};
+static const char *const etp_choices[] = {"cluster", "local", NULL};
+static const char *const nobe_choices[] = {"drop", "reject", NULL};
+static const char *const fwd_choices[] = {"auto", "snat", "dsr", NULL};
+
+static const struct bpflb_cfg_key lb_keys[] = {
+    {"algorithm", BPFLB_CFG_ENUM, 0, "random", 0, 0, alg_choices,
+     "backend selection of new flows: random, or maglev (consistent hashing)"},
+    {"maglev_table_size", BPFLB_CFG_U32, 0, "16381", BPFLB_MAGLEV_MIN_M, BPFLB_MAGLEV_MAX_M, NULL,
+     "entries of each Maglev table, a prime; the datapath supports 16381"},
+    {"hash_seed", BPFLB_CFG_U32, 0, "0x9e3779b9", 0, UINT32_MAX, NULL,
+     "seed of the flow and Maglev hashes; the same on every node, so that every node "
+     "picks the same backend for a flow"},
+    {"snat_ports", BPFLB_CFG_STRING, 0, "40000-60999", 0, 0, NULL,
+     "LOW-HIGH: source ports of SNAT towards remote backends"},
+    {"nodeport_range", BPFLB_CFG_STRING, 0, "30000-32767", 0, 0, NULL,
+     "LOW-HIGH: the range of nodeport= and health_check_node_port"},
+    {"ct_tcp_timeout", BPFLB_CFG_DURATION, 0, "6h", 1, 7 * 86400, NULL,
+     "idle timeout of an established TCP flow"},
+    {"ct_tcp_syn_timeout", BPFLB_CFG_DURATION, 0, "60s", 1, 86400, NULL,
+     "timeout of a TCP flow that saw no reply yet"},
+    {"ct_tcp_close_timeout", BPFLB_CFG_DURATION, 0, "10s", 1, 86400, NULL,
+     "timeout of a TCP flow after FIN or RST"},
+    {"ct_udp_timeout", BPFLB_CFG_DURATION, 0, "60s", 1, 7 * 86400, NULL,
+     "idle timeout of a UDP (or other non-TCP) flow"},
+    {"ct_gc_interval", BPFLB_CFG_DURATION, 0, "30s", 1, 3600, NULL,
+     "how often expired conntrack entries are removed"},
+    {"healthz_bind", BPFLB_CFG_IPV4, 0, NULL, 0, 0, NULL,
+     "address of the health check node ports; default the [node] address, 0.0.0.0 for all"},
+    {NULL},
+};
+
+static const struct bpflb_cfg_key svc_keys[] = {
+    {"type", BPFLB_CFG_ENUM, BPFLB_CFG_F_REQUIRED, NULL, 0, 0, type_choices,
+     "nodeport, loadbalancer (lb_ips), externalip (external_ips) or hostport"},
+    {"namespace", BPFLB_CFG_STRING, 0, "default", 0, 0, NULL,
+     "Kubernetes namespace, reported by the health check"},
+    {"port", BPFLB_CFG_STRING, BPFLB_CFG_F_REQUIRED | BPFLB_CFG_F_MULTI, NULL, 0, 0, NULL,
+     "NAME tcp|udp PORT [nodeport=N] [target=N]"},
+    {"backend", BPFLB_CFG_STRING, BPFLB_CFG_F_MULTI, NULL, 0, 0, NULL,
+     "ADDR[:PORT] node=NODE [state=active|terminating|maintenance] [hostnet=yes|no] "
+     "[port.NAME=N]"},
+    {"lb_ips", BPFLB_CFG_IPV4_LIST, 0, NULL, 0, 0, NULL,
+     "load balancer addresses (type=loadbalancer)"},
+    {"external_ips", BPFLB_CFG_IPV4_LIST, 0, NULL, 0, 0, NULL,
+     "external addresses served on the service port"},
+    {"external_traffic_policy", BPFLB_CFG_ENUM, 0, "cluster", 0, 0, etp_choices,
+     "local: only backends on this node, client address kept"},
+    {"health_check_node_port", BPFLB_CFG_U32, 0, NULL, 1, 65535, NULL,
+     "TCP port of the kube-proxy compatible health check (external_traffic_policy=local)"},
+    {"no_backend", BPFLB_CFG_ENUM, 0, "drop", 0, 0, nobe_choices,
+     "what a packet gets when no backend can take it: drop, or reject (ICMP unreachable)"},
+    {"algorithm", BPFLB_CFG_ENUM, 0, NULL, 0, 0, alg_choices,
+     "random or maglev; default [lb] algorithm"},
+    {"forwarding", BPFLB_CFG_ENUM, 0, "auto", 0, 0, fwd_choices,
+     "auto (the mode decides), or always snat, or always dsr"},
+    {"host_ip", BPFLB_CFG_IPV4, 0, NULL, 0, 0, NULL,
+     "type=hostport: the node address to bind (default: a private one of the node)"},
+    {NULL},
+};
+
+static int lb_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err);
+static int svc_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err);
+
+static const struct bpflb_cfg_section_def lb_section = {
+    .name = "lb",
+    .keys = lb_keys,
+    .check = lb_check,
+};
+
+static const struct bpflb_cfg_section_def svc_section = {
+    .name = "service",
+    .named = true,
+    .keys = svc_keys,
+    .check = svc_check,
+};
+
+const struct bpflb_cfg_section_def *const bpflb_services_sections[] = {
+    &lb_section,
+    &svc_section,
+    NULL,
+};
+
+/* --- small parsers ------------------------------------------------------- */
+
+static const char *ipstr(uint32_t be, char *buf)
+{
+	struct in_addr a = {.s_addr = be};
+
+	return inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
+}
+
+static const char *proto_name(uint8_t p)
+{
+	return p == IPPROTO_TCP ? "tcp" : p == IPPROTO_UDP ? "udp" : "?";
+}
+
+static int parse_num(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int svc_parse_range(const char *s, uint16_t *lo, uint16_t *hi)
+{
+	char buf[32], *dash;
+	uint32_t a, b;
+
+	if (!s || strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	dash = strchr(buf, '-');
+	if (!dash)
+		return -EINVAL;
+	*dash = '\0';
+	if (parse_num(buf, 1, 65535, &a) || parse_num(dash + 1, 1, 65535, &b) || a > b)
+		return -EINVAL;
+	*lo = (uint16_t)a;
+	*hi = (uint16_t)b;
+	return 0;
+}
+
+int svc_parse_duration(const char *s, uint64_t *sec)
+{
+	unsigned long long v;
+	uint64_t mul = 1;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (*end == 's')
+		end++;
+	else if (*end == 'm')
+		mul = 60, end++;
+	else if (*end == 'h')
+		mul = 3600, end++;
+	else if (*end == 'd')
+		mul = 86400, end++;
+	if (*end || v > UINT64_MAX / mul)
+		return -EINVAL;
+	*sec = v * mul;
+	return 0;
+}
+
+/* DNS label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63; alpha_first for services. */
+static bool dns_label(const char *s, bool alpha_first)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 63)
+		return false;
+	if (alpha_first ? !(s[0] >= 'a' && s[0] <= 'z')
+			: !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+		return false;
+	if (s[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+/* An address a packet can be sent to: not 0/8, 127/8, multicast, reserved, broadcast. */
+static bool ip_unicast(uint32_t be)
+{
+	uint32_t h = ntohl(be);
+
+	return (h >> 24) != 0 && (h >> 24) != 127 && h < 0xe0000000u;
+}
+
+struct cidr4 {
+	uint32_t net, mask;
+};
+
+bool svc_ip_private(uint32_t be)
+{
+	static const struct cidr4 blocks[] = {
+	    {0x0a000000, 0xff000000}, /* 10.0.0.0/8      RFC 1918 */
+	    {0xac100000, 0xfff00000}, /* 172.16.0.0/12   RFC 1918 */
+	    {0xc0a80000, 0xffff0000}, /* 192.168.0.0/16  RFC 1918 */
+	    {0x64400000, 0xffc00000}, /* 100.64.0.0/10   RFC 6598 shared */
+	    {0xc0000000, 0xffffff00}, /* 192.0.0.0/24    IETF protocol assignments */
+	    {0xc0000200, 0xffffff00}, /* 192.0.2.0/24    TEST-NET-1 */
+	    {0xc6120000, 0xfffe0000}, /* 198.18.0.0/15   benchmarking */
+	    {0xc6336400, 0xffffff00}, /* 198.51.100.0/24 TEST-NET-2 */
+	    {0xcb007100, 0xffffff00}, /* 203.0.113.0/24  TEST-NET-3 */
+	};
+	uint32_t h = ntohl(be);
+
+	for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++)
+		if ((h & blocks[i].mask) == blocks[i].net)
+			return true;
+	return false;
+}
+
+/* Split s into at most max whitespace-separated words, in buf. */
+static int split_words(const char *s, char *buf, size_t len, char **words, int max)
+{
+	int n = 0;
+	char *p, *save = NULL;
+
+	if (strlen(s) >= len)
+		return -E2BIG;
+	strcpy(buf, s);
+	for (p = strtok_r(buf, " \t", &save); p; p = strtok_r(NULL, " \t", &save)) {
+		if (n == max)
+			return -E2BIG;
+		words[n++] = p;
+	}
+	return n;
+}
+
+static int parse_ip_list(const struct bpflb_cfg_section *sec, const char *key, uint32_t **out,
+			 unsigned int *nout, struct bpflb_err *err)
+{
+	const char *list = bpflb_cfg_str(sec, key);
+	char word[64], abuf[INET_ADDRSTRLEN];
+	uint32_t *v = NULL;
+	unsigned int n = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (!list || !bpflb_cfg_has(sec, key))
+		return 0;
+	for (unsigned int i = 0; bpflb_cfg_word(list, i, word, sizeof(word)); i++) {
+		uint32_t a, *nv;
+
+		if (bpflb_parse_ipv4(word, &a) || !ip_unicast(a)) {
+			free(v);
+			return bpflb_cfg_error(
+			    err, sec, key, 0,
+			    "'%s' is not a unicast IPv4 address; expected "
+			    "addresses like 203.0.113.10, comma or space separated",
+			    word);
+		}
+		for (unsigned int j = 0; j < n; j++) {
+			if (v[j] == a) {
+				free(v);
+				return bpflb_cfg_error(err, sec, key, 0, "%s is listed twice",
+						       ipstr(a, abuf));
+			}
+		}
+		nv = realloc(v, (n + 1) * sizeof(*v));
+		if (!nv) {
+			free(v);
+			return -ENOMEM;
+		}
+		v = nv;
+		v[n++] = a;
+	}
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+/* --- [lb] ------------------------------------------------------------------ */
+
+/* The value of an [lb] key as written, else its declared default (also without a section). */
+static const char *lb_val(const struct bpflb_cfg_section *sec, const char *key)
+{
+	const char *v = sec && bpflb_cfg_has(sec, key) ? bpflb_cfg_str(sec, key) : NULL;
+
+	for (const struct bpflb_cfg_key *k = lb_keys; !v && k->name; k++)
+		if (!strcmp(k->name, key))
+			v = k->def;
+	return v;
+}
+
+static int dur_ns(const struct bpflb_cfg_section *sec, const char *key, uint64_t *out,
+		  struct bpflb_err *err)
+{
+	const char *s = lb_val(sec, key);
+	uint64_t secs;
+
+	if (svc_parse_duration(s, &secs) || !secs || secs > UINT64_MAX / 1000000000ull)
+		return bpflb_cfg_error(err, sec, key, 0,
+				       "'%s' is not a duration; expected seconds like 30, 30s, "
+				       "5m or 6h",
+				       s ? s : "");
+	*out = secs * 1000000000ull;
+	return 0;
+}
+
+static int lb_parse(const struct bpflb_cfg_section *sec, struct svc_lb *lb, struct bpflb_err *err)
+{
+	const char *s;
+	uint64_t gc_ns;
+	int ret;
+
+	memset(lb, 0, sizeof(*lb));
+	s = lb_val(sec, "algorithm");
+	lb->alg = s && !strcmp(s, "maglev") ? SVC_ALG_MAGLEV : SVC_ALG_RANDOM;
+
+	s = lb_val(sec, "maglev_table_size");
+	if (bpflb_parse_u32(s, 0, UINT32_MAX, &lb->maglev_m) ||
+	    !bpflb_maglev_is_prime(lb->maglev_m) || lb->maglev_m < BPFLB_MAGLEV_MIN_M ||
+	    lb->maglev_m > BPFLB_MAGLEV_MAX_M)
+		return bpflb_cfg_error(err, sec, "maglev_table_size", 0,
+				       "%s is not a prime between %u and %u; expected %u",
+				       s ? s : "", BPFLB_MAGLEV_MIN_M, BPFLB_MAGLEV_MAX_M,
+				       BPFLB_MAGLEV_DEFAULT_M);
+	/*
+	 * The inner Maglev maps of the datapath have a fixed size
+	 * (sdk/bpf/bpflb/lb_maps.h); a table of another size could not be
+	 * installed.  The key exists so that the size can become a datapath
+	 * parameter without a format change.
+	 */
+	if (lb->maglev_m != BPFLB_MAGLEV_DEFAULT_M)
+		return bpflb_cfg_error(err, sec, "maglev_table_size", 0,
+				       "the datapath is built with Maglev tables of %u entries; "
+				       "expected %u (or leave the key out)",
+				       BPFLB_MAGLEV_DEFAULT_M, BPFLB_MAGLEV_DEFAULT_M);
+
+	s = lb_val(sec, "hash_seed");
+	if (bpflb_parse_u32(s, 0, UINT32_MAX, &lb->hash_seed))
+		return bpflb_cfg_error(err, sec, "hash_seed", 0, "'%s' is not a 32-bit number",
+				       s ? s : "");
+
+	s = lb_val(sec, "nodeport_range");
+	if (svc_parse_range(s, &lb->np_min, &lb->np_max))
+		return bpflb_cfg_error(err, sec, "nodeport_range", 0,
+				       "'%s' is not a port range; expected LOW-HIGH within "
+				       "1-65535, like 30000-32767",
+				       s ? s : "");
+	s = lb_val(sec, "snat_ports");
+	if (svc_parse_range(s, &lb->snat_min, &lb->snat_max))
+		return bpflb_cfg_error(
+		    err, sec, "snat_ports", 0,
+		    "'%s' is not a port range; expected LOW-HIGH within 1-65535, "
+		    "like 40000-60999",
+		    s ? s : "");
+	if (lb->snat_min < 1024)
+		return bpflb_cfg_error(err, sec, "snat_ports", 0,
+				       "%u is a privileged port; expected a range from 1024 up",
+				       lb->snat_min);
+	if (lb->snat_min <= lb->np_max && lb->np_min <= lb->snat_max)
+		return bpflb_cfg_error(err, sec, "snat_ports", 0,
+				       "%u-%u overlaps nodeport_range %u-%u: a translated flow "
+				       "would take a node port; expected disjoint ranges",
+				       lb->snat_min, lb->snat_max, lb->np_min, lb->np_max);
+
+	if ((ret = dur_ns(sec, "ct_tcp_syn_timeout", &lb->ct.tcp_syn_ns, err)) ||
+	    (ret = dur_ns(sec, "ct_tcp_timeout", &lb->ct.tcp_est_ns, err)) ||
+	    (ret = dur_ns(sec, "ct_tcp_close_timeout", &lb->ct.tcp_close_ns, err)) ||
+	    (ret = dur_ns(sec, "ct_udp_timeout", &lb->ct.udp_ns, err)) ||
+	    (ret = dur_ns(sec, "ct_gc_interval", &gc_ns, err)))
+		return ret;
+	lb->gc_interval_ms = gc_ns / 1000000;
+	if (sec && bpflb_cfg_has(sec, "healthz_bind")) {
+		lb->hz_bind = bpflb_cfg_ipv4(sec, "healthz_bind");
+		lb->hz_bind_set = true;
+	}
+	return 0;
+}
+
+static int lb_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err)
+{
+	struct svc_lb lb;
+
+	return lb_parse(sec, &lb, err);
+}
+
+/* --- [node] and [cluster-node NAME] ---------------------------------------- */
+
+static int node_read(const struct bpflb_cfg_section *sec, const char *name, struct svc_node *n,
+		     struct bpflb_err *err)
+{
+	const char *ext;
+	char word[64];
+
+	memset(n, 0, sizeof(*n));
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	if (!sec || !bpflb_cfg_has(sec, "address"))
+		return 0;
+	n->addrs[n->naddrs++] = bpflb_cfg_ipv4(sec, "address");
+	ext = bpflb_cfg_has(sec, "external_addresses") ? bpflb_cfg_str(sec, "external_addresses")
+						       : NULL;
+	for (unsigned int i = 0; ext && bpflb_cfg_word(ext, i, word, sizeof(word)); i++) {
+		uint32_t a;
+		bool dup = false;
+
+		if (bpflb_parse_ipv4(word, &a))
+			return bpflb_cfg_error(err, sec, "external_addresses", 0,
+					       "'%s' is not an IPv4 address", word);
+		for (unsigned int j = 0; j < n->naddrs; j++)
+			dup |= n->addrs[j] == a;
+		if (dup)
+			continue;
+		if (n->naddrs == SVC_MAX_NODE_ADDRS)
+			return bpflb_cfg_error(err, sec, "external_addresses", 0,
+					       "more than %d addresses; expected fewer",
+					       SVC_MAX_NODE_ADDRS - 1);
+		n->addrs[n->naddrs++] = a;
+	}
+	return 0;
+}
+
+static int nodes_read(const struct bpflb_config *cfg, struct svc_model *m, struct bpflb_err *err)
+{
+	const struct bpflb_cfg_section *nsec = bpflb_cfg_section(cfg, "node", 0), *sec;
+	const char *name = nsec ? bpflb_cfg_str(nsec, "name") : NULL;
+	char host[SVC_NAME_LEN] = "";
+	unsigned int i, n = 0;
+	int ret;
+
+	if (!name || !*name) {
+		if (gethostname(host, sizeof(host) - 1))
+			snprintf(host, sizeof(host), "localhost");
+		name = host;
+	}
+	ret = node_read(nsec, name, &m->self, err);
+	if (ret)
+		return ret;
+	if (!m->self.naddrs || !m->self.addrs[0])
+		return bpflb_cfg_error(err, nsec, "address", 0,
+				       "services need this node's address; expected "
+				       "address = the node's InternalIP");
+
+	while (bpflb_cfg_section(cfg, "cluster-node", n))
+		n++;
+	m->nodes = calloc(n + 1, sizeof(*m->nodes));
+	if (!m->nodes)
+		return -ENOMEM;
+	m->nodes[0] = m->self;
+	m->nnodes = 1;
+	for (i = 0; i < n; i++) {
+		sec = bpflb_cfg_section(cfg, "cluster-node", i);
+		if (!strcmp(bpflb_cfg_section_name(sec), m->self.name))
+			continue; /* this node: [node] is authoritative */
+		ret = node_read(sec, bpflb_cfg_section_name(sec), &m->nodes[m->nnodes], err);
+		if (ret)
+			return ret;
+		m->nnodes++;
+	}
+	return 0;
+}
+
+const struct svc_node *svc_model_node(const struct svc_model *m, const char *name)
+{
+	for (unsigned int i = 0; i < m->nnodes; i++)
+		if (!strcmp(m->nodes[i].name, name))
+			return &m->nodes[i];
+	return NULL;
+}
+
+/* --- [service NAME] --------------------------------------------------------- */
+
+#define PORT_SYNTAX "expected: port = NAME tcp|udp PORT [nodeport=N] [target=N]"
+#define BACKEND_SYNTAX                                                                             \
+	"expected: backend = ADDR[:PORT] node=NODE [state=active|terminating|maintenance] "        \
+	"[hostnet=yes|no] [port.NAME=N]"
+
+static int port_parse(const struct bpflb_cfg_section *sec, const char *v, int line,
+		      struct svc_port *p, struct bpflb_err *err)
+{
+	char buf[256], *w[8];
+	uint32_t num;
+	int n, i;
+
+	memset(p, 0, sizeof(*p));
+	p->line = line;
+	n = split_words(v, buf, sizeof(buf), w, 8);
+	if (n < 3)
+		return bpflb_cfg_error(err, sec, "port", line, "too %s words; " PORT_SYNTAX,
+				       n < 0 ? "many" : "few");
+	if (!dns_label(w[0], false) || strlen(w[0]) >= sizeof(p->name))
+		return bpflb_cfg_error(err, sec, "port", line,
+				       "'%s' is not a port name; expected a DNS label "
+				       "(a-z, 0-9, '-'); " PORT_SYNTAX,
+				       w[0]);
+	strcpy(p->name, w[0]);
+	if (!strcmp(w[1], "tcp"))
+		p->proto = IPPROTO_TCP;
+	else if (!strcmp(w[1], "udp"))
+		p->proto = IPPROTO_UDP;
+	else
+		return bpflb_cfg_error(err, sec, "port", line,
+				       "'%s' is not a protocol; expected tcp or udp", w[1]);
+	if (parse_num(w[2], 1, 65535, &num))
+		return bpflb_cfg_error(err, sec, "port", line,
+				       "'%s' is not a port; expected 1-65535; " PORT_SYNTAX, w[2]);
+	p->port = p->target = (uint16_t)num;
+	for (i = 3; i < n; i++) {
+		bool is_np = !strncmp(w[i], "nodeport=", 9), is_tg = !strncmp(w[i], "target=", 7);
+		const char *val = is_np ? w[i] + 9 : is_tg ? w[i] + 7 : NULL;
+
+		if (!val)
+			return bpflb_cfg_error(err, sec, "port", line,
+					       "unknown option '%s'; " PORT_SYNTAX, w[i]);
+		if (parse_num(val, 1, 65535, &num))
+			return bpflb_cfg_error(err, sec, "port", line,
+					       "'%s' is not a port; expected 1-65535", w[i]);
+		if (is_np) {
+			if (p->nodeport)
+				return bpflb_cfg_error(err, sec, "port", line,
+						       "nodeport= given twice");
+			p->nodeport = (uint16_t)num;
+		} else {
+			p->target = (uint16_t)num;
+		}
+	}
+	return 0;
+}
+
+static int backend_parse(const struct bpflb_cfg_section *sec, struct svc_def *d, const char *v,
+			 int line, struct svc_backend *b, struct bpflb_err *err)
+{
+	char buf[1024], *w[SVC_MAX_PORTS + 8], *colon;
+	char abuf[INET_ADDRSTRLEN];
+	uint32_t num;
+	int n, i;
+
+	memset(b, 0, sizeof(*b));
+	b->line = line;
+	n = split_words(v, buf, sizeof(buf), w, SVC_MAX_PORTS + 8);
+	if (n < 1)
+		return bpflb_cfg_error(err, sec, "backend", line, "%s; " BACKEND_SYNTAX,
+				       n < 0 ? "too long" : "empty");
+	colon = strchr(w[0], ':');
+	if (colon) {
+		*colon = '\0';
+		if (parse_num(colon + 1, 1, 65535, &num))
+			return bpflb_cfg_error(err, sec, "backend", line,
+					       "'%s' is not a port; expected ADDR:1-65535",
+					       colon + 1);
+		if (d->nports != 1)
+			return bpflb_cfg_error(err, sec, "backend", line,
+					       "ADDR:PORT needs a service with one port, this one "
+					       "has %u; expected port.NAME=N for each port that "
+					       "differs from its target",
+					       d->nports);
+		b->port = (uint16_t)num;
+	}
+	if (bpflb_parse_ipv4(w[0], &b->addr) || !ip_unicast(b->addr))
+		return bpflb_cfg_error(err, sec, "backend", line,
+				       "'%s' is not a unicast IPv4 address; " BACKEND_SYNTAX, w[0]);
+	for (i = 1; i < n; i++) {
+		char *eq = strchr(w[i], '=');
+		const char *k = w[i], *val;
+
+		if (!eq || !eq[1])
+			return bpflb_cfg_error(err, sec, "backend", line,
+					       "'%s' is not KEY=VALUE; " BACKEND_SYNTAX, w[i]);
+		*eq = '\0';
+		val = eq + 1;
+		if (!strcmp(k, "node")) {
+			if (strlen(val) >= sizeof(b->node))
+				return bpflb_cfg_error(err, sec, "backend", line,
+						       "node name '%s' is too long", val);
+			strcpy(b->node, val);
+		} else if (!strcmp(k, "state")) {
+			if (!strcmp(val, "active"))
+				b->state = BPFLB_BE_ACTIVE;
+			else if (!strcmp(val, "terminating"))
+				b->state = BPFLB_BE_TERMINATING;
+			else if (!strcmp(val, "maintenance"))
+				b->state = BPFLB_BE_MAINTENANCE;
+			else
+				return bpflb_cfg_error(err, sec, "backend", line,
+						       "state '%s' is unknown; expected active, "
+						       "terminating or maintenance",
+						       val);
+		} else if (!strcmp(k, "hostnet")) {
+			if (!strcmp(val, "yes") || !strcmp(val, "true"))
+				b->hostnet = true;
+			else if (!strcmp(val, "no") || !strcmp(val, "false"))
+				b->hostnet = false;
+			else
+				return bpflb_cfg_error(err, sec, "backend", line,
+						       "hostnet '%s'; expected yes or no", val);
+		} else if (!strncmp(k, "port.", 5)) {
+			unsigned int pi;
+
+			for (pi = 0; pi < d->nports; pi++)
+				if (!strcmp(d->ports[pi].name, k + 5))
+					break;
+			if (pi == d->nports)
+				return bpflb_cfg_error(err, sec, "backend", line,
+						       "'%s': the service has no port named '%s'",
+						       k, k + 5);
+			if (parse_num(val, 1, 65535, &num))
+				return bpflb_cfg_error(err, sec, "backend", line,
+						       "%s=%s is not a port; expected 1-65535", k,
+						       val);
+			if (!b->pport) {
+				b->pport = calloc(d->nports, sizeof(*b->pport));
+				if (!b->pport)
+					return -ENOMEM;
+			}
+			b->pport[pi] = (uint16_t)num;
+		} else {
+			return bpflb_cfg_error(err, sec, "backend", line,
+					       "unknown option '%s'; " BACKEND_SYNTAX, k);
+		}
+	}
+	if (!b->node[0])
+		return bpflb_cfg_error(err, sec, "backend", line,
+				       "%s has no node=; expected the name of the node it runs "
+				       "on ([node] name or a [cluster-node NAME])",
+				       ipstr(b->addr, abuf));
+	return 0;
+}
+
+struct dup_ent {
+	uint32_t addr;
+	uint16_t port;
+	unsigned int bi;
+};
+
+static int dup_cmp(const void *a, const void *b)
+{
+	const struct dup_ent *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	return x->bi < y->bi ? -1 : x->bi > y->bi;
+}
+
+/* An address:port listed twice for one port of the service (sorting: services can be big). */
+static int svc_dup_backends(const struct svc_def *d, struct bpflb_err *err)
+{
+	char abuf[INET_ADDRSTRLEN];
+	struct dup_ent *e;
+	int ret = 0;
+
+	if (d->nbes < 2)
+		return 0;
+	e = calloc(d->nbes, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	for (unsigned int pi = 0; pi < d->nports && !ret; pi++) {
+		for (unsigned int i = 0; i < d->nbes; i++)
+			e[i] = (struct dup_ent){d->bes[i].addr, svc_backend_port(d, &d->bes[i], pi),
+						i};
+		qsort(e, d->nbes, sizeof(*e), dup_cmp);
+		for (unsigned int i = 1; i < d->nbes && !ret; i++) {
+			const struct svc_backend *a = &d->bes[e[i - 1].bi], *b = &d->bes[e[i].bi];
+
+			if (e[i].addr == e[i - 1].addr && e[i].port == e[i - 1].port)
+				ret = bpflb_cfg_error(err, d->sec, "backend", b->line,
+						      "%s:%u is already a backend at line %d",
+						      ipstr(b->addr, abuf), e[i].port, a->line);
+		}
+	}
+	free(e);
+	return ret;
+}
+
+static void svc_def_free(struct svc_def *d)
+{
+	for (unsigned int i = 0; i < d->nbes; i++)
+		free(d->bes[i].pport);
+	free(d->bes);
+	free(d->ports);
+	free(d->lb_ips);
+	free(d->ext_ips);
+	memset(d, 0, sizeof(*d));
+}
+
+static unsigned int multi_count(const struct bpflb_cfg_section *sec, const char *key)
+{
+	unsigned int n = 0;
+	int line;
+
+	while (bpflb_cfg_multi(sec, key, n, &line))
+		n++;
+	return n;
+}
+
+static const char *enum_str(const struct bpflb_cfg_section *sec, const char *key)
+{
+	const char *s = bpflb_cfg_str(sec, key);
+
+	return s ? s : "";
+}
+
+/* Everything one [service] section says, checked on its own. */
+static int svc_parse(const struct bpflb_cfg_section *sec, struct svc_def *d, struct bpflb_err *err)
+{
+	const char *name = bpflb_cfg_section_name(sec), *s;
+	char abuf[INET_ADDRSTRLEN];
+	unsigned int i, j, n;
+	int ret, line;
+
+	memset(d, 0, sizeof(*d));
+	d->sec = sec;
+	if (!name || !dns_label(name, true))
+		return bpflb_cfg_error(err, sec, NULL, 0,
+				       "service name '%s' is not a DNS label; expected a-z, 0-9 "
+				       "and '-', starting with a letter, at most 63",
+				       name ? name : "");
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	s = bpflb_cfg_has(sec, "namespace") ? bpflb_cfg_str(sec, "namespace") : "default";
+	if (!s || !dns_label(s, false))
+		return bpflb_cfg_error(err, sec, "namespace", 0,
+				       "'%s' is not a namespace name; expected a DNS label",
+				       s ? s : "");
+	snprintf(d->ns, sizeof(d->ns), "%s", s);
+
+	s = enum_str(sec, "type");
+	if (!strcmp(s, "nodeport"))
+		d->type = SVC_T_NODEPORT;
+	else if (!strcmp(s, "loadbalancer"))
+		d->type = SVC_T_LOADBALANCER;
+	else if (!strcmp(s, "externalip"))
+		d->type = SVC_T_EXTERNALIP;
+	else if (!strcmp(s, "hostport"))
+		d->type = SVC_T_HOSTPORT;
+	else
+		return bpflb_cfg_error(err, sec, "type", 0,
+				       "'%s'; expected nodeport, loadbalancer, externalip or "
+				       "hostport",
+				       s);
+	d->etp_local = !strcmp(enum_str(sec, "external_traffic_policy"), "local");
+	d->reject = !strcmp(enum_str(sec, "no_backend"), "reject");
+	d->alg_set = bpflb_cfg_has(sec, "algorithm");
+	d->alg = d->alg_set && !strcmp(enum_str(sec, "algorithm"), "maglev") ? SVC_ALG_MAGLEV
+									     : SVC_ALG_RANDOM;
+	s = enum_str(sec, "forwarding");
+	d->fwd = !strcmp(s, "snat") ? SVC_FWD_SNAT : !strcmp(s, "dsr") ? SVC_FWD_DSR : SVC_FWD_AUTO;
+	if (bpflb_cfg_has(sec, "health_check_node_port")) {
+		uint32_t hc = bpflb_cfg_u32(sec, "health_check_node_port");
+
+		if (!hc || hc > 65535)
+			return bpflb_cfg_error(err, sec, "health_check_node_port", 0,
+					       "%u; expected a port 1-65535", hc);
+		d->hc_port = (uint16_t)hc;
+	}
+	if (bpflb_cfg_has(sec, "host_ip"))
+		d->host_ip = bpflb_cfg_ipv4(sec, "host_ip");
+
+	/* ports */
+	n = multi_count(sec, "port");
+	if (!n)
+		return bpflb_cfg_error(err, sec, "port", 0, "a service needs a port; " PORT_SYNTAX);
+	if (n > SVC_MAX_PORTS)
+		return bpflb_cfg_error(err, sec, "port", 0, "%u ports; expected at most %d", n,
+				       SVC_MAX_PORTS);
+	d->ports = calloc(n, sizeof(*d->ports));
+	if (!d->ports)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		s = bpflb_cfg_multi(sec, "port", i, &line);
+		ret = port_parse(sec, s, line, &d->ports[i], err);
+		if (ret)
+			return ret;
+		d->nports++;
+		for (j = 0; j < i; j++) {
+			if (!strcmp(d->ports[j].name, d->ports[i].name))
+				return bpflb_cfg_error(err, sec, "port", line,
+						       "port name '%s' is already used at line %d; "
+						       "expected names unique in the service",
+						       d->ports[i].name, d->ports[j].line);
+			if (d->ports[j].proto == d->ports[i].proto &&
+			    d->ports[j].port == d->ports[i].port)
+				return bpflb_cfg_error(
+				    err, sec, "port", line, "%u/%s is already port '%s' at line %d",
+				    d->ports[i].port, proto_name(d->ports[i].proto),
+				    d->ports[j].name, d->ports[j].line);
+			if (d->ports[i].nodeport && d->ports[j].proto == d->ports[i].proto &&
+			    d->ports[j].nodeport == d->ports[i].nodeport)
+				return bpflb_cfg_error(
+				    err, sec, "port", line,
+				    "nodeport=%u/%s is already used by port '%s' "
+				    "at line %d",
+				    d->ports[i].nodeport, proto_name(d->ports[i].proto),
+				    d->ports[j].name, d->ports[j].line);
+		}
+		if (d->type == SVC_T_NODEPORT && !d->ports[i].nodeport)
+			return bpflb_cfg_error(err, sec, "port", line,
+					       "port '%s' has no nodeport=; type=nodeport needs "
+					       "nodeport=N on every port",
+					       d->ports[i].name);
+		if ((d->type == SVC_T_EXTERNALIP || d->type == SVC_T_HOSTPORT) &&
+		    d->ports[i].nodeport)
+			return bpflb_cfg_error(err, sec, "port", line,
+					       "nodeport= is not accepted for type=%s; expected "
+					       "type=nodeport or loadbalancer",
+					       enum_str(sec, "type"));
+	}
+
+	/* addresses */
+	ret = parse_ip_list(sec, "lb_ips", &d->lb_ips, &d->nlb, err);
+	if (ret)
+		return ret;
+	ret = parse_ip_list(sec, "external_ips", &d->ext_ips, &d->next, err);
+	if (ret)
+		return ret;
+	if (d->type == SVC_T_LOADBALANCER && !d->nlb)
+		return bpflb_cfg_error(err, sec, "lb_ips", 0,
+				       "type=loadbalancer needs lb_ips; expected the load "
+				       "balancer's addresses");
+	if (d->type != SVC_T_LOADBALANCER && d->nlb)
+		return bpflb_cfg_error(err, sec, "lb_ips", 0,
+				       "lb_ips is only accepted for type=loadbalancer, this one is "
+				       "type=%s; expected external_ips",
+				       enum_str(sec, "type"));
+	if (d->type == SVC_T_EXTERNALIP && !d->next)
+		return bpflb_cfg_error(err, sec, "external_ips", 0,
+				       "type=externalip needs external_ips");
+	if (d->type == SVC_T_HOSTPORT && d->next)
+		return bpflb_cfg_error(err, sec, "external_ips", 0,
+				       "not accepted for type=hostport; expected host_ip");
+	for (i = 0; i < d->nlb; i++)
+		for (j = 0; j < d->next; j++)
+			if (d->lb_ips[i] == d->ext_ips[j])
+				return bpflb_cfg_error(err, sec, "external_ips", 0,
+						       "%s is also in lb_ips",
+						       ipstr(d->ext_ips[j], abuf));
+
+	/* policy keys that depend on the type */
+	if (d->hc_port && !d->etp_local)
+		return bpflb_cfg_error(err, sec, "health_check_node_port", 0,
+				       "only served with external_traffic_policy = local; "
+				       "expected that, or no health_check_node_port");
+	if (d->type == SVC_T_HOSTPORT) {
+		if (d->hc_port)
+			return bpflb_cfg_error(err, sec, "health_check_node_port", 0,
+					       "not accepted for type=hostport");
+		if (bpflb_cfg_has(sec, "external_traffic_policy"))
+			return bpflb_cfg_error(err, sec, "external_traffic_policy", 0,
+					       "not accepted for type=hostport (always local)");
+	} else if (bpflb_cfg_has(sec, "host_ip")) {
+		return bpflb_cfg_error(err, sec, "host_ip", 0,
+				       "only accepted for type=hostport; expected external_ips");
+	}
+	if (d->type == SVC_T_HOSTPORT && bpflb_cfg_has(sec, "host_ip") && !ip_unicast(d->host_ip))
+		return bpflb_cfg_error(err, sec, "host_ip", 0, "%s is not a unicast address",
+				       ipstr(d->host_ip, abuf));
+
+	/* backends */
+	n = multi_count(sec, "backend");
+	if (n > SVC_MAX_BACKENDS_PER_SVC)
+		return bpflb_cfg_error(err, sec, "backend", 0, "%u backends; expected at most %d",
+				       n, SVC_MAX_BACKENDS_PER_SVC);
+	if (d->type == SVC_T_HOSTPORT && n != 1)
+		return bpflb_cfg_error(err, sec, "backend", 0,
+				       "type=hostport maps to exactly one backend (the pod), "
+				       "%u given",
+				       n);
+	d->bes = n ? calloc(n, sizeof(*d->bes)) : NULL;
+	if (n && !d->bes)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		struct svc_backend *b = &d->bes[i];
+
+		s = bpflb_cfg_multi(sec, "backend", i, &line);
+		ret = backend_parse(sec, d, s, line, b, err);
+		d->nbes++; /* also on error: pport is freed with the def */
+		if (ret)
+			return ret;
+		if (b->hostnet && d->type == SVC_T_HOSTPORT)
+			return bpflb_cfg_error(err, sec, "backend", line,
+					       "hostnet=yes with type=hostport: a host-network pod "
+					       "already owns the host port; expected no hostport "
+					       "service for it");
+		if (b->hostnet && d->fwd == SVC_FWD_DSR)
+			return bpflb_cfg_error(err, sec, "backend", line,
+					       "hostnet=yes with forwarding = dsr: host-network "
+					       "endpoints cannot be reached by DSR; expected "
+					       "forwarding = snat (or auto in SNAT mode)");
+	}
+	return svc_dup_backends(d, err);
+}
+
+static int svc_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err)
+{
+	struct svc_def d;
+	int ret = svc_parse(sec, &d, err);
+
+	svc_def_free(&d);
+	return ret;
+}
+
+/* --- checks across sections ------------------------------------------------ */
+
+struct np_use {
+	uint8_t proto;
+	uint16_t port;
+	uint32_t addr; /* hostport: its address; 0 otherwise */
+	unsigned int svc, pi;
+	int kind; /* 0 nodeport, 1 health check, 2 hostport */
+};
+
+static int np_cmp(const void *a, const void *b)
+{
+	const struct np_use *x = a, *y = b;
+
+	if (x->proto != y->proto)
+		return x->proto < y->proto ? -1 : 1;
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	if (x->svc != y->svc)
+		return x->svc < y->svc ? -1 : 1;
+	return x->pi < y->pi ? -1 : x->pi > y->pi;
+}
+
+static const char *np_kind(int kind)
+{
+	return kind == 0 ? "nodeport" : kind == 1 ? "health_check_node_port" : "hostport";
+}
+
+/* nodeports, health check ports and hostports must not meet on any node. */
+static int check_node_ports(const struct svc_model *m, struct bpflb_err *err)
+{
+	struct np_use *u;
+	size_t n = 0, cap = 0, i, j;
+	int ret = 0;
+
+	for (i = 0; i < m->nsvcs; i++)
+		cap += m->svcs[i].nports + 1;
+	u = calloc(cap ? cap : 1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	for (i = 0; i < m->nsvcs; i++) {
+		const struct svc_def *d = &m->svcs[i];
+
+		for (j = 0; j < d->nports; j++) {
+			if (d->type == SVC_T_HOSTPORT)
+				u[n++] =
+				    (struct np_use){d->ports[j].proto, d->ports[j].port, d->host_ip,
+						    (unsigned int)i,   (unsigned int)j,	 2};
+			else if (d->ports[j].nodeport)
+				u[n++] =
+				    (struct np_use){d->ports[j].proto, d->ports[j].nodeport, 0,
+						    (unsigned int)i,   (unsigned int)j,	     0};
+		}
+		if (d->hc_port)
+			u[n++] = (struct np_use){IPPROTO_TCP,	  d->hc_port,	   0,
+						 (unsigned int)i, UINT32_MAX >> 1, 1};
+	}
+	qsort(u, n, sizeof(*u), np_cmp);
+	for (i = 0; i + 1 < n && !ret; i++) {
+		for (j = i + 1; j < n && u[j].proto == u[i].proto && u[j].port == u[i].port; j++) {
+			const struct np_use *a = &u[i], *b = &u[j];
+			const struct svc_def *da = &m->svcs[a->svc], *db = &m->svcs[b->svc];
+			const char *key = b->kind == 1 ? "health_check_node_port" : "port";
+			int line = b->kind == 1 ? 0 : db->ports[b->pi].line;
+			int oline = a->kind == 1 ? bpflb_cfg_line(da->sec, "health_check_node_port")
+						 : da->ports[a->pi].line;
+
+			/* two hostports only meet on the same address */
+			if (a->kind == 2 && b->kind == 2 && a->addr != b->addr)
+				continue;
+			ret =
+			    bpflb_cfg_error(err, db->sec, key, line,
+					    "%s %u/%s is already the %s of [service %s] (line %d); "
+					    "expected ports unique on the node",
+					    np_kind(b->kind), b->port, proto_name(b->proto),
+					    np_kind(a->kind), da->name, oline);
+			break;
+		}
+	}
+	free(u);
+	return ret;
+}
+
+struct be_use {
+	uint32_t addr;
+	uint16_t port;
+	unsigned int svc, bi;
+};
+
+static int be_use_cmp(const void *a, const void *b)
+{
+	const struct be_use *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return ntohl(x->addr) < ntohl(y->addr) ? -1 : 1;
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	if (x->svc != y->svc)
+		return x->svc < y->svc ? -1 : 1;
+	return x->bi < y->bi ? -1 : x->bi > y->bi;
+}
+
+/*
+ * One address:port is one backend (one id in the datapath) whatever service
+ * lists it, so the services must agree on where it runs and in which state.
+ */
+static int check_backends_agree(const struct svc_model *m, struct bpflb_err *err)
+{
+	struct be_use *u;
+	size_t n = 0, cap = 0, i, distinct = 0;
+	char abuf[INET_ADDRSTRLEN];
+	int ret = 0;
+
+	for (i = 0; i < m->nsvcs; i++)
+		cap += (size_t)m->svcs[i].nbes * m->svcs[i].nports;
+	if (!cap)
+		return 0;
+	u = calloc(cap, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	for (i = 0; i < m->nsvcs; i++) {
+		const struct svc_def *d = &m->svcs[i];
+
+		for (unsigned int b = 0; b < d->nbes; b++)
+			for (unsigned int p = 0; p < d->nports; p++)
+				u[n++] = (struct be_use){d->bes[b].addr,
+							 svc_backend_port(d, &d->bes[b], p),
+							 (unsigned int)i, b};
+	}
+	qsort(u, n, sizeof(*u), be_use_cmp);
+	for (i = 0; i < n; i++)
+		distinct += !i || u[i].addr != u[i - 1].addr || u[i].port != u[i - 1].port;
+	if (distinct >= BPFLB_MAX_BACKENDS) {
+		ret = bpflb_err_set(err,
+				    "%s: %zu distinct backends (address:port); the datapath "
+				    "holds at most %u",
+				    bpflb_cfg_path(bpflb_cfg_section_config(m->svcs[0].sec)),
+				    distinct, BPFLB_MAX_BACKENDS - 1);
+		free(u);
+		return -EINVAL;
+	}
+	for (i = 1; i < n; i++) {
+		const struct svc_def *da = &m->svcs[u[i - 1].svc], *db = &m->svcs[u[i].svc];
+		const struct svc_backend *a = &da->bes[u[i - 1].bi], *b = &db->bes[u[i].bi];
+		const char *what = NULL;
+
+		if (u[i].addr != u[i - 1].addr || u[i].port != u[i - 1].port || a == b)
+			continue;
+		if (strcmp(a->node, b->node))
+			what = "node";
+		else if (a->state != b->state)
+			what = "state";
+		else if (a->hostnet != b->hostnet)
+			what = "hostnet";
+		if (!what)
+			continue;
+		ret = bpflb_cfg_error(err, db->sec, "backend", b->line,
+				      "%s:%u has another %s than in [service %s] (line %d); "
+				      "expected one address:port to be one endpoint everywhere",
+				      ipstr(b->addr, abuf), u[i].port, what, da->name, a->line);
+		break;
+	}
+	free(u);
+	return ret;
+}
+
+static int check_service_nodes(struct svc_model *m, struct svc_def *d, struct bpflb_err *err)
+{
+	char abuf[INET_ADDRSTRLEN], list[256];
+	unsigned int i, k;
+
+	for (i = 0; i < d->nports; i++) {
+		const struct svc_port *p = &d->ports[i];
+
+		if (p->nodeport && (p->nodeport < m->lb.np_min || p->nodeport > m->lb.np_max))
+			return bpflb_cfg_error(err, d->sec, "port", p->line,
+					       "nodeport=%u is outside [lb] nodeport_range %u-%u",
+					       p->nodeport, m->lb.np_min, m->lb.np_max);
+	}
+	if (d->hc_port && (d->hc_port < m->lb.np_min || d->hc_port > m->lb.np_max))
+		return bpflb_cfg_error(err, d->sec, "health_check_node_port", 0,
+				       "%u is outside [lb] nodeport_range %u-%u", d->hc_port,
+				       m->lb.np_min, m->lb.np_max);
+	for (i = 0; i < d->nbes; i++) {
+		struct svc_backend *b = &d->bes[i];
+		const struct svc_node *node = svc_model_node(m, b->node);
+		bool found = false;
+
+		if (!node)
+			return bpflb_cfg_error(err, d->sec, "backend", b->line,
+					       "node '%s' is unknown; expected this node's name "
+					       "('%s') or a [cluster-node NAME]",
+					       b->node, m->self.name);
+		if (!node->naddrs)
+			return bpflb_cfg_error(
+			    err, d->sec, "backend", b->line,
+			    "[cluster-node %s] has no address; the datapath needs "
+			    "it to reach this backend",
+			    b->node);
+		for (k = 0; k < node->naddrs; k++)
+			found |= node->addrs[k] == b->addr;
+		if (b->hostnet && !found)
+			return bpflb_cfg_error(err, d->sec, "backend", b->line,
+					       "hostnet=yes but %s is not an address of node '%s'; "
+					       "expected its address or one of its "
+					       "external_addresses",
+					       ipstr(b->addr, abuf), b->node);
+	}
+	if (d->type == SVC_T_HOSTPORT) {
+		const struct svc_node *node = svc_model_node(m, d->bes[0].node);
+		bool found = false;
+
+		list[0] = '\0';
+		for (k = 0; k < node->naddrs; k++) {
+			found |= node->addrs[k] == d->host_ip;
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+				 k ? ", " : "", ipstr(node->addrs[k], abuf));
+		}
+		if (d->host_ip && !found)
+			return bpflb_cfg_error(err, d->sec, "host_ip", 0,
+					       "%s is not an address of node '%s'; expected one "
+					       "of %s",
+					       ipstr(d->host_ip, abuf), node->name, list);
+		/* one address only: a private one first, else the node's address */
+		for (k = 0; !d->host_ip && k < node->naddrs; k++)
+			if (svc_ip_private(node->addrs[k]))
+				d->host_ip = node->addrs[k];
+		if (!d->host_ip)
+			d->host_ip = node->addrs[0];
+	}
+	if (!d->alg_set)
+		d->alg = m->lb.alg;
+	return 0;
+}
+
+bool svc_on_node(const struct svc_model *m, const struct svc_def *d)
+{
+	return d->type != SVC_T_HOSTPORT || !strcmp(d->bes[0].node, m->self.name);
+}
+
+unsigned int svc_max_frontends(const struct svc_model *m, const struct svc_def *d)
+{
+	return m->self.naddrs + d->nlb + d->next + 1;
+}
+
+unsigned int svc_frontends(const struct svc_model *m, const struct svc_def *d, unsigned int pi,
+			   struct bpflb_svc_key *out)
+{
+	const struct svc_port *p = &d->ports[pi];
+	unsigned int n = 0, i;
+
+	if (!svc_on_node(m, d))
+		return 0;
+	if (d->type == SVC_T_HOSTPORT) {
+		out[n++] = (struct bpflb_svc_key){d->host_ip, htons(p->port), p->proto, 0};
+		return n;
+	}
+	if (p->nodeport)
+		for (i = 0; i < m->self.naddrs; i++)
+			out[n++] = (struct bpflb_svc_key){m->self.addrs[i], htons(p->nodeport),
+							  p->proto, 0};
+	for (i = 0; i < d->nlb; i++)
+		out[n++] = (struct bpflb_svc_key){d->lb_ips[i], htons(p->port), p->proto, 0};
+	for (i = 0; i < d->next; i++)
+		out[n++] = (struct bpflb_svc_key){d->ext_ips[i], htons(p->port), p->proto, 0};
+	return n;
+}
+
+bool svc_backend_selectable(const struct svc_model *m, const struct svc_def *d,
+			    const struct svc_backend *b, uint8_t state)
+{
+	if (state != BPFLB_BE_ACTIVE)
+		return false;
+	if (d->etp_local || d->type == SVC_T_HOSTPORT)
+		return !strcmp(b->node, m->self.name);
+	return true;
+}
+
+struct fe_use {
+	struct bpflb_svc_key key;
+	unsigned int svc, pi;
+};
+
+static int fe_use_cmp(const void *a, const void *b)
+{
+	const struct fe_use *x = a, *y = b;
+	int c = memcmp(&x->key, &y->key, sizeof(x->key));
+
+	if (c)
+		return c;
+	if (x->svc != y->svc)
+		return x->svc < y->svc ? -1 : 1;
+	return x->pi < y->pi ? -1 : x->pi > y->pi;
+}
+
+/*
+ * Two service ports must not answer the same address:port/protocol on this
+ * node, and the datapath maps must be able to hold it all.
+ */
+static int check_frontends(const struct svc_model *m, struct bpflb_err *err)
+{
+	size_t cap = 0, n = 0, i, svc_ports = 0, slots = 0, maglev = 0;
+	char abuf[INET_ADDRSTRLEN];
+	struct fe_use *u;
+	int ret = 0;
+
+	for (i = 0; i < m->nsvcs; i++)
+		cap += (size_t)m->svcs[i].nports * svc_max_frontends(m, &m->svcs[i]);
+	u = calloc(cap ? cap : 1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	for (i = 0; i < m->nsvcs; i++) {
+		const struct svc_def *d = &m->svcs[i];
+		struct bpflb_svc_key keys[SVC_MAX_NODE_ADDRS + 512];
+
+		for (unsigned int pi = 0; pi < d->nports; pi++) {
+			unsigned int k, nk, active = 0;
+
+			if (svc_max_frontends(m, d) > sizeof(keys) / sizeof(keys[0])) {
+				ret = bpflb_cfg_error(err, d->sec, "external_ips", 0,
+						      "too many addresses; expected at most %zu "
+						      "lb_ips and external_ips together",
+						      sizeof(keys) / sizeof(keys[0]) -
+							  SVC_MAX_NODE_ADDRS - 1);
+				goto out;
+			}
+			nk = svc_frontends(m, d, pi, keys);
+			for (k = 0; k < nk; k++)
+				u[n++] = (struct fe_use){keys[k], (unsigned int)i, pi};
+			if (!nk)
+				continue;
+			svc_ports++;
+			for (unsigned int b = 0; b < d->nbes; b++)
+				active += svc_backend_selectable(m, d, &d->bes[b], d->bes[b].state);
+			slots += active;
+			if (d->alg == SVC_ALG_MAGLEV && active) {
+				maglev++;
+				if (active > m->lb.maglev_m) {
+					ret = bpflb_cfg_error(
+					    err, d->sec, "backend", 0,
+					    "%u active backends do not fit a Maglev table of "
+					    "%u entries; expected algorithm = random",
+					    active, m->lb.maglev_m);
+					goto out;
+				}
+			}
+		}
+	}
+	qsort(u, n, sizeof(*u), fe_use_cmp);
+	for (i = 1; i < n; i++) {
+		const struct fe_use *a = &u[i - 1], *b = &u[i];
+		const struct svc_def *da = &m->svcs[a->svc], *db = &m->svcs[b->svc];
+
+		if (memcmp(&a->key, &b->key, sizeof(a->key)))
+			continue;
+		ret = bpflb_cfg_error(err, db->sec, "port", db->ports[b->pi].line,
+				      "%s:%u/%s is already served by [service %s] port '%s' "
+				      "(line %d); expected every address:port/protocol to belong "
+				      "to one service port",
+				      ipstr(b->key.addr, abuf), ntohs(b->key.port),
+				      proto_name(b->key.proto), da->name, da->ports[a->pi].name,
+				      da->ports[a->pi].line);
+		goto out;
+	}
+	if (n > BPFLB_MAX_SERVICES || svc_ports >= BPFLB_MAX_SERVICES || slots > BPFLB_MAX_SLOTS ||
+	    maglev > BPFLB_MAX_MAGLEV) {
+		ret = bpflb_err_set(err,
+				    "%s: the services need %zu frontends (at most %u), %zu service "
+				    "ports (%u), %zu slots (%u), %zu Maglev tables (%u): more than "
+				    "the datapath maps hold",
+				    bpflb_cfg_path(bpflb_cfg_section_config(m->svcs[0].sec)), n,
+				    BPFLB_MAX_SERVICES, svc_ports, BPFLB_MAX_SERVICES - 1, slots,
+				    BPFLB_MAX_SLOTS, maglev, BPFLB_MAX_MAGLEV);
+		ret = -EINVAL;
+	}
+out:
+	free(u);
+	return ret;
+}
+
+void svc_model_free(struct svc_model *m)
+{
+	for (unsigned int i = 0; i < m->nsvcs; i++)
+		svc_def_free(&m->svcs[i]);
+	free(m->svcs);
+	free(m->nodes);
+	memset(m, 0, sizeof(*m));
+}
+
+int svc_model_build(const struct bpflb_config *cfg, struct svc_model *m, struct bpflb_err *err)
+{
+	const struct bpflb_cfg_section *sec;
+	unsigned int i, n = 0;
+	int ret;
+
+	memset(m, 0, sizeof(*m));
+	ret = lb_parse(bpflb_cfg_section(cfg, "lb", 0), &m->lb, err);
+	if (ret)
+		goto out;
+	ret = nodes_read(cfg, m, err);
+	if (ret)
+		goto out;
+	while (bpflb_cfg_section(cfg, "service", n))
+		n++;
+	m->svcs = n ? calloc(n, sizeof(*m->svcs)) : NULL;
+	ret = -ENOMEM;
+	if (n && !m->svcs)
+		goto out;
+	for (i = 0; i < n; i++) {
+		sec = bpflb_cfg_section(cfg, "service", i);
+		ret = svc_parse(sec, &m->svcs[i], err);
+		m->nsvcs++;
+		if (ret)
+			goto out;
+		ret = check_service_nodes(m, &m->svcs[i], err);
+		if (ret)
+			goto out;
+	}
+	ret = check_node_ports(m, err);
+	if (ret)
+		goto out;
+	ret = check_backends_agree(m, err);
+	if (ret)
+		goto out;
+	ret = check_frontends(m, err);
+out:
+	for (i = 0; i < m->nsvcs; i++)
+		m->svcs[i].sec = NULL;
+	if (ret)
+		svc_model_free(m);
+	return ret;
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+# Install the Debian 12 packages bpflb needs to build, test and run; mount
+# bpffs.  Safe to run again: it only installs what is missing.
+set -euo pipefail
+
+PKGS=(
+	gcc make cmake pkg-config clang llvm bpftool
+	libbpf-dev libelf-dev zlib1g-dev libuv1-dev libinih-dev check libsystemd-dev libjson-c-dev
+	iproute2 util-linux procps python3
+)
+PKGS+=("$@")
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	echo "deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf

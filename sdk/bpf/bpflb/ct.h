@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Conntrack of translated flows: a FWD and a REV entry per flow in bpflb_ct
+ * (layout and meaning in sdk/include/bpflb/lb.h).
+ *
+ * Entries are created at the first packet the datapath translates, whatever it
+ * is: a TCP SYN starts a flow in NEW; any other TCP packet without an entry
+ * (the flow predates a restart, an LRU eviction or a mode switch) is still
+ * balanced, as kube-proxy balances a mid-stream packet after conntrack loss,
+ * and starts in ESTABLISHED.  Only a lone RST creates nothing: there is no flow
+ * to keep, and the node's stack answers it with nothing.  Without an entry the
+ * reply could not be translated back, so "balance but don't track" is never an
+ * option.
+ *
+ * TCP state: NEW on SYN, ESTABLISHED once the reply direction is seen, CLOSING
+ * at a FIN or RST from either side.  A SYN that finds a CLOSING entry starts a
+ * new flow (port reuse after TIME_WAIT).  Both entries of a pair carry the same
+ * state; last_seen is written at most once a second per entry pair (the
+ * daemon's GC ages the pair by the newer of the two).
+ */
+#ifndef BPFLB_BPF_CT_H
+#define BPFLB_BPF_CT_H
+
+#include <bpflb/lb_maps.h>
+#include <bpflb/parse.h>
+
+#ifndef BPFLB_NSEC_PER_SEC
+#define BPFLB_NSEC_PER_SEC 1000000000ull
+#endif
+#define BPFLB_CT_REFRESH_NS BPFLB_NSEC_PER_SEC
+
+/* Key of the packet's own tuple, as it arrived. */
+static __always_inline void bpflb_ct_key_of(struct bpflb_ct_key *k, const struct bpflb_pkt *pkt,
+					    __u8 kind)
+{
+	k->saddr = pkt->saddr;
+	k->daddr = pkt->daddr;
+	k->sport = pkt->sport;
+	k->dport = pkt->dport;
+	k->proto = pkt->proto;
+	k->kind = kind;
+	k->pad = 0;
+}
+
+/*
+ * REV entry of a FWD entry.  The reply comes from the backend and goes to the
+ * node's SNAT address/port when the source was translated, else to the client.
+ * rv may be NULL when only the key is needed.
+ */
+static __always_inline void bpflb_ct_rev_of(const struct bpflb_ct_key *fk,
+					    const struct bpflb_ct_val *fv,
+					    struct bpflb_ct_key *rk, struct bpflb_ct_val *rv)
+{
+	rk->saddr = fv->addr;
+	rk->sport = fv->port;
+	if (fv->fwd == BPFLB_FWD_SNAT) {
+		rk->daddr = fv->nat_addr;
+		rk->dport = fv->nat_port;
+	} else {
+		rk->daddr = fk->saddr;
+		rk->dport = fk->sport;
+	}
+	rk->proto = fk->proto;
+	rk->kind = BPFLB_CT_REV;
+	rk->pad = 0;
+	if (!rv)
+		return;
+	*rv = *fv;
+	rv->addr = fk->saddr;      /* client */
+	rv->port = fk->sport;
+	rv->nat_addr = fk->daddr;  /* frontend */
+	rv->nat_port = fk->dport;
+}
+
+/* FWD entry of a REV entry: the inverse of bpflb_ct_rev_of(). */
+static __always_inline void bpflb_ct_fwd_of(const struct bpflb_ct_key *rk,
+					    const struct bpflb_ct_val *rv,
+					    struct bpflb_ct_key *fk, struct bpflb_ct_val *fv)
+{
+	fk->saddr = rv->addr;
+	fk->sport = rv->port;
+	fk->daddr = rv->nat_addr;
+	fk->dport = rv->nat_port;
+	fk->proto = rk->proto;
+	fk->kind = BPFLB_CT_FWD;
+	fk->pad = 0;
+	if (!fv)
+		return;
+	*fv = *rv;
+	fv->addr = rk->saddr;      /* backend */
+	fv->port = rk->sport;
+	if (rv->fwd == BPFLB_FWD_SNAT) {
+		fv->nat_addr = rk->daddr;
+		fv->nat_port = rk->dport;
+	} else {
+		fv->nat_addr = 0;
+		fv->nat_port = 0;
+	}
+}
+
+/* The other entry of the pair (pv may be NULL). */
+static __always_inline void bpflb_ct_partner(const struct bpflb_ct_key *k,
+					     const struct bpflb_ct_val *v,
+					     struct bpflb_ct_key *pk, struct bpflb_ct_val *pv)
+{
+	if (k->kind == BPFLB_CT_FWD)
+		bpflb_ct_rev_of(k, v, pk, pv);
+	else
+		bpflb_ct_fwd_of(k, v, pk, pv);
+}
+
+static __always_inline __u8 bpflb_ct_initial_state(const struct bpflb_pkt *pkt)
+{
+	if (pkt->proto != IPPROTO_TCP)
+		return BPFLB_CT_NEW;
+	if (pkt->tcp_flags & (BPFLB_TCP_FIN | BPFLB_TCP_RST))
+		return BPFLB_CT_CLOSING;
+	if (bpflb_tcp_is_syn(pkt))
+		return BPFLB_CT_NEW;
+	return BPFLB_CT_ESTABLISHED; /* picked up mid-stream */
+}
+
+static __always_inline __u8 bpflb_ct_next_state(__u8 state, const struct bpflb_pkt *pkt, int reply)
+{
+	if (pkt->proto == IPPROTO_TCP) {
+		if (pkt->tcp_flags & (BPFLB_TCP_FIN | BPFLB_TCP_RST))
+			return BPFLB_CT_CLOSING;
+		if (state == BPFLB_CT_CLOSING)
+			return state;
+	}
+	if (reply && state == BPFLB_CT_NEW)
+		return BPFLB_CT_ESTABLISHED;
+	return state;
+}
+
+/* A SYN that finds a closing flow reuses its tuple: start over. */
+static __always_inline int bpflb_ct_is_reopen(const struct bpflb_ct_val *v,
+					      const struct bpflb_pkt *pkt)
+{
+	return v->state == BPFLB_CT_CLOSING && bpflb_tcp_is_syn(pkt);
+}
+
+static __always_inline void bpflb_ct_init(struct bpflb_ct_val *v, const struct bpflb_pkt *pkt,
+					  __u32 svc_id, __u32 backend_id, __be32 addr, __be16 port,
+					  __u8 fwd)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	__builtin_memset(v, 0, sizeof(*v));
+	v->created = now;
+	v->last_seen = now;
+	v->addr = addr;
+	v->port = port;
+	v->state = bpflb_ct_initial_state(pkt);
+	v->fwd = fwd;
+	v->svc_id = svc_id;
+	v->backend_id = backend_id;
+}
+
+/*
+ * Insert a new pair whose REV key is not shared by construction (a local
+ * backend: the client tuple makes it unique).  SNAT pairs are inserted by
+ * bpflb_snat_alloc(), which must claim the REV key exclusively.
+ */
+static __always_inline int bpflb_ct_create(const struct bpflb_ct_key *fk,
+					   const struct bpflb_ct_val *fv)
+{
+	struct bpflb_ct_key rk;
+	struct bpflb_ct_val rv;
+
+	bpflb_ct_rev_of(fk, fv, &rk, &rv);
+	if (bpf_map_update_elem(&bpflb_ct, &rk, &rv, BPF_ANY))
+		return -1;
+	if (bpf_map_update_elem(&bpflb_ct, fk, fv, BPF_ANY)) {
+		bpf_map_delete_elem(&bpflb_ct, &rk);
+		return -1;
+	}
+	return 0;
+}
+
+static __always_inline void bpflb_ct_delete(const struct bpflb_ct_key *k,
+					    const struct bpflb_ct_val *v)
+{
+	struct bpflb_ct_key pk;
+
+	bpflb_ct_partner(k, v, &pk, NULL);
+	bpf_map_delete_elem(&bpflb_ct, &pk);
+	bpf_map_delete_elem(&bpflb_ct, k);
+}
+
+enum {
+	BPFLB_CT_TOUCH_OK = 0,
+	/* The partner entry was evicted and its key now belongs to another flow. */
+	BPFLB_CT_TOUCH_LOST = 1,
+};
+
+/*
+ * Account a packet of a known flow (k, v is the entry it hit): follow the TCP
+ * state and refresh last_seen on both entries.  Writes happen only when the
+ * state changes or a second has passed, so a busy flow does not bounce the
+ * entries' cache lines between CPUs on every packet.
+ *
+ * An LRU map may have evicted the partner; it is put back (BPF_NOEXIST: a
+ * SNAT REV key freed by the eviction may have been claimed by another flow
+ * since, which BPFLB_CT_TOUCH_LOST reports).
+ */
+static __always_inline int bpflb_ct_touch(const struct bpflb_ct_key *k, struct bpflb_ct_val *v,
+					  const struct bpflb_pkt *pkt)
+{
+	__u8 state = bpflb_ct_next_state(v->state, pkt, k->kind == BPFLB_CT_REV);
+	__u64 now = bpf_ktime_get_ns();
+	struct bpflb_ct_val *pv, nv;
+	struct bpflb_ct_key pk;
+
+	if (state == v->state && now - v->last_seen < BPFLB_CT_REFRESH_NS)
+		return BPFLB_CT_TOUCH_OK;
+	v->state = state;
+	v->last_seen = now;
+
+	bpflb_ct_partner(k, v, &pk, &nv);
+	pv = bpf_map_lookup_elem(&bpflb_ct, &pk);
+	if (pv) {
+		pv->state = state;
+		pv->last_seen = now;
+		return BPFLB_CT_TOUCH_OK;
+	}
+	if (bpf_map_update_elem(&bpflb_ct, &pk, &nv, BPF_NOEXIST))
+		return BPFLB_CT_TOUCH_LOST;
+	return BPFLB_CT_TOUCH_OK;
+}
+
+#endif
