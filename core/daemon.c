@@ -220,16 +220,44 @@ static int plugin_attach(struct bpflb_plugin_ctx *c, struct bpflb_err *err)
 
 /* --- applying a configuration ------------------------------------------- */
 
+static void ensure_sysctl(const char *key, const char *value)
+{
+	bool changed;
+	int ret = sys_sysctl_ensure(key, value, &changed);
+
+	if (ret)
+		pr_warn("cannot set %s = %s: %s; forwarding may fail", key, value, strerror(-ret));
+	else if (changed)
+		pr_notice("set %s = %s (needed to forward translated packets)", key, value);
+}
+
 static int apply_devices(struct bpflb_daemon *d, const struct bpflb_config *cfg,
 			 struct bpflb_err *err)
 {
 	char words[PIPELINE_MAX_DEVICES][64];
 	const char *devs[PIPELINE_MAX_DEVICES];
 	int n = split_list(bpflb_cfg_str(daemon_sec(cfg), "devices"), words, PIPELINE_MAX_DEVICES);
+	int ret;
 
 	for (int i = 0; i < n; i++)
 		devs[i] = words[i];
-	return pipeline_set_devices(&d->pipeline, devs, n, err);
+	ret = pipeline_set_devices(&d->pipeline, devs, n, err);
+	if (ret || !strcmp(bpflb_cfg_str(daemon_sec(cfg), "mode"), "none"))
+		return ret;
+	/*
+	 * A load-balancing node forwards, and a translated packet the datapath
+	 * hands to the stack (no neighbour entry yet for bpf_fib_lookup) carries
+	 * one of the node's own addresses as source: without accept_local the
+	 * kernel drops it as a martian.
+	 */
+	ensure_sysctl("net/ipv4/ip_forward", "1");
+	for (int i = 0; i < n; i++) {
+		char key[96];
+
+		snprintf(key, sizeof(key), "net/ipv4/conf/%s/accept_local", devs[i]);
+		ensure_sysctl(key, "1");
+	}
+	return 0;
 }
 
 /*

@@ -5,6 +5,7 @@
  * be on a bpffs, and every BPF feature an enabled plugin declares must probe ok.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -161,4 +162,31 @@ static int rm_tree(const char *dir)
 int sys_rm_pins(const char *dir)
 {
 	return rm_tree(dir);
+}
+
+int sys_sysctl_ensure(const char *key, const char *value, bool *changed)
+{
+	char path[PATH_MAX], cur[64] = "";
+	ssize_t n;
+	int fd;
+
+	*changed = false;
+	snprintf(path, sizeof(path), "/proc/sys/%s", key);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, cur, sizeof(cur) - 1);
+	if (n > 0 && (size_t)n >= strlen(value) && !strncmp(cur, value, strlen(value)) &&
+	    (cur[strlen(value)] == '\n' || cur[strlen(value)] == '\0')) {
+		close(fd);
+		return 0;
+	}
+	if (pwrite(fd, value, strlen(value), 0) < 0) {
+		int ret = -errno;
+		close(fd);
+		return ret;
+	}
+	close(fd);
+	*changed = true;
+	return 0;
 }

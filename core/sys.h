@@ -16,6 +16,11 @@ int sys_kernel_check(const char *release, struct bpflb_err *err);
 int sys_bpffs_prepare(const char *dir, struct bpflb_err *err);
 /* Probe every feature in list; err names the first missing one and who needs it. */
 int sys_probe_features(const struct bpflb_feature *list, const char *who, struct bpflb_err *err);
+/*
+ * Set /proc/sys/KEY (slash separated, in this network namespace) to value when
+ * it differs; *changed tells whether it did.
+ */
+int sys_sysctl_ensure(const char *key, const char *value, bool *changed);
 /* Remove every pin below dir, then dir itself. */
 int sys_rm_pins(const char *dir);
 

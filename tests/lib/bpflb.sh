@@ -78,7 +78,9 @@ bpflb_start() {
 		cluster_on_exit _bpflb_cleanup_node "$i"
 		touch "$CLUSTER_STATE/bpflbd-node$i.registered"
 	fi
-	in_ns "$(cluster_node_ns "$i")" "$BPFLBD" --config "$(bpflb_ini "$i")" >>"$logf" 2>&1 &
+	# nsenter execs bpflbd: $! is the daemon, so signals reach it.
+	nsenter --net="/run/netns/$(cluster_node_ns "$i")" -- "$BPFLBD" --config "$(bpflb_ini "$i")" \
+		</dev/null >>"$logf" 2>&1 &
 	echo $! >"$CLUSTER_STATE/bpflbd-node$i.pid"
 	if ! wait_for "[[ \$(grep -c 'running: mode' '$logf') -gt $n ]]" 10 0.05; then
 		sed 's/^/  bpflbd: /' "$logf" >&2

@@ -28,7 +28,9 @@
  * Exit status: 0 when every attempt succeeded, 1 when any failed, 2 on a
  * usage error.  Output goes to stdout, one line per attempt.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>

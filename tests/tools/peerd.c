@@ -24,7 +24,9 @@
  * When every socket is bound, "READY" is written to stdout (and flushed), so
  * a wrapper can wait for it.  SIGINT/SIGTERM end peerd with status 0.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
