@@ -59,7 +59,10 @@ INI
 _bpflb_cleanup_node() {
 	local i="$1" pidf="$CLUSTER_STATE/bpflbd-node$1.pid"
 	if [[ -f $pidf ]]; then
-		kill -9 "$(cat "$pidf")" 2>/dev/null || true
+		local pid
+		pid=$(cat "$pidf")
+		kill -TERM "$pid" 2>/dev/null || true
+		wait_for "! kill -0 $pid" 3 0.05 || kill -9 "$pid" 2>/dev/null || true
 		rm -f "$pidf"
 	fi
 	if [[ -e /run/netns/$(cluster_node_ns "$i") && -f $(bpflb_ini "$i") ]]; then
@@ -82,6 +85,7 @@ bpflb_start() {
 	nsenter --net="/run/netns/$(cluster_node_ns "$i")" -- "$BPFLBD" --config "$(bpflb_ini "$i")" \
 		</dev/null >>"$logf" 2>&1 &
 	echo $! >"$CLUSTER_STATE/bpflbd-node$i.pid"
+	disown $! # its end is checked through the pid file, not reported by bash
 	if ! wait_for "[[ \$(grep -c 'running: mode' '$logf') -gt $n ]]" 10 0.05; then
 		sed 's/^/  bpflbd: /' "$logf" >&2
 		fail "bpflbd on node $i did not start"
