@@ -64,6 +64,11 @@ backend = 10.244.2.3 node=node2
 INI
 		fi
 		cat <<INI
+[service agent]
+type = hostport
+port = metrics tcp 9080 target=8080
+backend = 10.244.1.2 node=node1
+
 [service empty-drop]
 type = nodeport
 port = http tcp 80 nodeport=30090
@@ -176,6 +181,14 @@ r=$(peerc_in "$CLIENT_NS" tcp "$(cluster_node_ip 2)" 30090 --timeout 500 || true
 r=$(peerc_in "$CLIENT_NS" tcp "$(cluster_node_ip 2)" 30091 --timeout 2000 || true)
 [[ $r == *"refused"* ]] || fail "no backend, reject: expected connection refused, got $r"
 ok "service without backends: dropped, or rejected with ICMP unreachable"
+
+# hostPort: bound on the backend's node only, on its (private) node address.
+out=$(peerc_in "$CLIENT_NS" tcp "$(cluster_node_ip 1)" 9080) || fail "hostPort on node 1: $out"
+[[ $(who <<<"$out") == web-1 ]] || fail "hostPort on node 1 answered from $out"
+if peerc_in "$CLIENT_NS" tcp "$(cluster_node_ip 2)" 9080 --timeout 500 >/dev/null; then
+	fail "hostPort answered on node 2, where its pod does not run"
+fi
+ok "hostPort: node 1's address forwards to its pod, other nodes do not answer"
 
 # 5. SIGHUP changes services while a stream of another service keeps flowing.
 cluster_route_lbip "$LBIP" 1

@@ -174,6 +174,22 @@ expect_dropped 9998 "after refused reload"
 expect_passed 9999 "after refused reload"
 ok "SIGHUP with a file a plugin refuses: old config keeps serving"
 
+# A reload that fails in apply, after the core already applied its part (a new
+# service): the core must roll that part back.
+svc_count() { bpftool map dump pinned "$PIN/bpflb_svc" -j | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+before=$(svc_count)
+write_config 9998 "fail_apply = yes
+
+[service rollback]
+type = nodeport
+port = p udp 9 nodeport=30009
+backend = 10.98.0.1 node=it-node"
+reload_and_wait "reload failed"
+grep -q "testplug: fail_apply is set" "$TMP/log" || fail "apply failure not logged"
+[[ $(svc_count) == "$before" ]] || fail "service of a failed reload left in the map ($before -> $(svc_count))"
+expect_dropped 9998 "after failed apply"
+ok "SIGHUP failing in a plugin's apply: the core's half (a new service) is rolled back"
+
 printf '[daemon\n' >"$TMP/bpflb.ini"
 reload_and_wait "reload failed"
 expect_dropped 9998 "after syntax error reload"

@@ -22,6 +22,8 @@ struct testplug {
 static const struct bpflb_cfg_key testplug_keys[] = {
 	{ .name = "drop_port", .type = BPFLB_CFG_U32, .def = "0", .min = 0, .max = 65535,
 	  .help = "UDP destination port to drop at ingress, 0 for none" },
+	{ .name = "fail_apply", .type = BPFLB_CFG_BOOL, .def = "no",
+	  .help = "make apply fail (tests the core's rollback of a half-applied reload)" },
 	{ 0 },
 };
 
@@ -79,6 +81,8 @@ static int testplug_apply(struct bpflb_plugin_ctx *ctx, const struct bpflb_confi
 	};
 	__u32 zero = 0;
 
+	if (bpflb_cfg_bool(bpflb_cfg_section(next, "testplug", 0), "fail_apply"))
+		return bpflb_err_set(err, "testplug: fail_apply is set"), -EIO;
 	if (prev && bpflb_cfg_u32(bpflb_cfg_section(prev, "testplug", 0), "drop_port") ==
 			    c.drop_port)
 		return 0; /* nothing changed */
