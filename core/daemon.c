@@ -147,6 +147,17 @@ static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *ne
 						       bpflb_cfg_str(old, fixed[i]));
 	}
 
+	if (d->cfg) {
+		const struct bpflb_cfg_section *ol = bpflb_cfg_section(d->cfg, "lb", 0);
+		const struct bpflb_cfg_section *nl = bpflb_cfg_section(next, "lb", 0);
+
+		if (bpflb_cfg_u32(ol, "maglev_table_size") != bpflb_cfg_u32(nl, "maglev_table_size"))
+			return bpflb_cfg_error(err, nl, "maglev_table_size", 0,
+					       "cannot change on reload (the datapath's tables "
+					       "have %u entries); restart bpflbd to change it",
+					       bpflb_cfg_u32(ol, "maglev_table_size"));
+	}
+
 	ret = bpflb_services_validate(next, err);
 	if (ret)
 		return ret;
@@ -439,7 +450,8 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	if (ret)
 		goto out;
 	ret = pipeline_open(&d->pipeline, bpflb_cfg_str(ds, "bpffs_root"),
-			    bpflb_cfg_u32(ds, "tc_handle"), bpflb_cfg_u32(ds, "tc_priority"), err);
+			    bpflb_cfg_u32(ds, "tc_handle"), bpflb_cfg_u32(ds, "tc_priority"),
+			    bpflb_cfg_u32(bpflb_cfg_section(cfg, "lb", 0), "maglev_table_size"), err);
 	if (ret)
 		goto out;
 	d->pipeline_ready = true;

@@ -83,11 +83,33 @@ int pipeline_schema_record(struct pipeline *pl, const char *set, uint32_t versio
 	return bpf_map_update_elem(pl->schema_fd, &k, &v, BPF_ANY) ? -errno : 0;
 }
 
+/*
+ * The Maglev outer map only accepts tables of the size its template had when it
+ * was created (before 5.10 without exception).  Its content is derived state
+ * the daemon rebuilds on every apply, so when maglev_table_size changed since
+ * the map was pinned, unpin it and let it be created anew.  Programs still
+ * attached keep the old map until the mode's new programs replace them.
+ */
+static void maglev_resize(int schema_fd, const char *pin_root, uint32_t maglev_m)
+{
+	struct bpflb_schema_key k;
+	struct bpflb_schema_val v;
+	char path[PATH_MAX];
+
+	schema_key(&k, "maglev_m");
+	if (bpf_map_lookup_elem(schema_fd, &k, &v) || v.version == maglev_m)
+		return;
+	if (pin_path(path, sizeof(path), pin_root, "bpflb_maglev") || unlink(path))
+		return;
+	pr_notice("Maglev table size changed from %u to %u: the tables are rebuilt", v.version,
+		  maglev_m);
+}
+
 int pipeline_open(struct pipeline *pl, const char *pin_root, uint32_t tc_handle,
-		  uint32_t tc_priority, struct bpflb_err *err)
+		  uint32_t tc_priority, uint32_t maglev_m, struct bpflb_err *err)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = pin_root);
-	int fd, ret;
+	int fd, inner_fd, ret;
 
 	memset(pl, 0, sizeof(*pl));
 	pl->stages_fd = pl->schema_fd = -1;
@@ -101,6 +123,8 @@ int pipeline_open(struct pipeline *pl, const char *pin_root, uint32_t tc_handle,
 		ret = schema_check_fd(fd, pin_root, "lb", BPFLB_LB_SCHEMA, err);
 		if (!ret)
 			ret = schema_check_fd(fd, pin_root, "pipeline", BPFLB_PIPELINE_SCHEMA, err);
+		if (!ret)
+			maglev_resize(fd, pin_root, maglev_m);
 		close(fd);
 		if (ret)
 			return ret;
@@ -110,7 +134,23 @@ int pipeline_open(struct pipeline *pl, const char *pin_root, uint32_t tc_handle,
 	if (!pl->skel)
 		return bpflb_err_set(err, "cannot open the core BPF object: %s", strerror(errno)),
 		       -errno;
+	/*
+	 * Every Maglev table has [lb] maglev_table_size entries: give the outer
+	 * map a template of that size (libbpf 1.1 cannot resize its own).
+	 */
+	inner_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "bpflb_mg_tmpl", sizeof(__u32), sizeof(__u32),
+				  maglev_m, NULL);
+	ret = inner_fd < 0 ? -errno : bpf_map__set_inner_map_fd(pl->skel->maps.bpflb_maglev, inner_fd);
+	if (ret) {
+		if (inner_fd >= 0)
+			close(inner_fd);
+		bpflb_entry__destroy(pl->skel);
+		pl->skel = NULL;
+		return bpflb_err_set(err, "cannot size the Maglev tables to %u: %s", maglev_m,
+				     strerror(-ret)), ret;
+	}
 	ret = bpflb_entry__load(pl->skel);
+	close(inner_fd);
 	if (ret) {
 		bpflb_err_set(err,
 			      "cannot load the core BPF object with maps pinned under %s: %s. "
@@ -132,6 +172,7 @@ int pipeline_open(struct pipeline *pl, const char *pin_root, uint32_t tc_handle,
 	}
 	pipeline_schema_record(pl, "lb", BPFLB_LB_SCHEMA);
 	pipeline_schema_record(pl, "pipeline", BPFLB_PIPELINE_SCHEMA);
+	pipeline_schema_record(pl, "maglev_m", maglev_m);
 	return 0;
 }
 

@@ -36,7 +36,7 @@ struct pipeline {
  * reusing the pinned maps) and record the schema.  Nothing is attached yet.
  */
 int pipeline_open(struct pipeline *pl, const char *pin_root, uint32_t tc_handle,
-		  uint32_t tc_priority, struct bpflb_err *err);
+		  uint32_t tc_priority, uint32_t maglev_m, struct bpflb_err *err);
 void pipeline_close(struct pipeline *pl);
 
 /*

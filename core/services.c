@@ -74,6 +74,12 @@ struct dstate {
 	uint32_t nservices;
 };
 
+/* A service set or deleted at runtime; forgotten at the next configuration apply. */
+struct svc_runtime {
+	char name[SVC_NAME_LEN];
+	bool deleted;
+};
+
 struct ovr {
 	uint32_t addr;
 	uint16_t port; /* 0: every port */
@@ -99,6 +105,9 @@ struct bpflb_services {
 	struct bpflb_ct_timeouts ct;
 	uint64_t map_writes;  /* every update and delete, ever */
 	uint64_t last_writes; /* by the last successful apply */
+	struct svc_runtime *rt; /* services changed through the control socket */
+	size_t nrt;
+	struct bpflb_services_gc gc;
 };
 
 /* --- helpers ---------------------------------------------------------------- */
@@ -549,6 +558,8 @@ static int compute(struct bpflb_services *s, const struct svc_model *m, struct d
 	    .snat_port_min = m->lb.snat_min,
 	    .snat_port_max = m->lb.snat_max,
 	    .hash_seed = m->lb.hash_seed,
+	    .events_per_sec = m->lb.events_per_sec,
+	    .maglev_m = m->lb.maglev_m,
 	};
 	D->has_node = true;
 	if (s) {
@@ -967,6 +978,7 @@ void bpflb_services_close(struct bpflb_services *s)
 	if (s->have_model)
 		svc_model_free(&s->model);
 	free(s->ovr);
+	free(s->rt);
 	free(s);
 }
 
@@ -1330,9 +1342,167 @@ int bpflb_services_apply(struct bpflb_services *s, const struct bpflb_config *ne
 	if (ret)
 		return ret;
 	ret = apply_model(s, &m, true, err);
-	if (ret)
+	if (ret) {
 		svc_model_free(&m);
+		return ret;
+	}
+	/* the file is the source of truth again: runtime service changes end here */
+	free(s->rt);
+	s->rt = NULL;
+	s->nrt = 0;
+	return 0;
+}
+
+static int runtime_note(struct bpflb_services *s, const char *name, bool deleted)
+{
+	struct svc_runtime *n;
+
+	for (size_t i = 0; i < s->nrt; i++) {
+		if (!strcmp(s->rt[i].name, name)) {
+			s->rt[i].deleted = deleted;
+			return 0;
+		}
+	}
+	n = realloc(s->rt, (s->nrt + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	s->rt = n;
+	snprintf(n[s->nrt].name, sizeof(n[s->nrt].name), "%s", name);
+	n[s->nrt++].deleted = deleted;
+	return 0;
+}
+
+/* [service NAME] replaced (sec) or removed (NULL) in the applied model, then re-applied. */
+static int svc_change(struct bpflb_services *s, const char *name,
+		      const struct bpflb_cfg_section *sec, struct bpflb_err *err)
+{
+	size_t nrt = s->nrt;
+	int was = bpflb_services_svc_runtime(s, name);
+	struct svc_model m;
+	bool known = false;
+	int ret;
+
+	if (!s->have_model)
+		return bpflb_err_set(err, "no configuration applied yet"), -EAGAIN;
+	for (unsigned int i = 0; i < s->model.nsvcs; i++)
+		known |= !strcmp(s->model.svcs[i].name, name);
+	if (!sec && !known)
+		return bpflb_err_set(err, "no service '%s' on this node", name), -ENOENT;
+	ret = runtime_note(s, name, !sec); /* room first: nothing may fail after the apply */
+	if (ret)
+		return ret;
+	ret = svc_model_replace(&s->model, name, sec, &m, err);
+	if (!ret) {
+		ret = apply_model(s, &m, true, err);
+		if (ret)
+			svc_model_free(&m);
+	}
+	if (ret) {
+		/* the applied model did not change: neither does the note */
+		s->nrt = nrt;
+		for (size_t i = 0; was && i < s->nrt; i++)
+			if (!strcmp(s->rt[i].name, name))
+				s->rt[i].deleted = was == 2;
+	}
 	return ret;
+}
+
+int bpflb_services_svc_set(struct bpflb_services *s, const struct bpflb_cfg_section *sec,
+			   struct bpflb_err *err)
+{
+	return svc_change(s, bpflb_cfg_section_name(sec), sec, err);
+}
+
+int bpflb_services_svc_delete(struct bpflb_services *s, const char *name, struct bpflb_err *err)
+{
+	return svc_change(s, name, NULL, err);
+}
+
+int bpflb_services_svc_runtime(const struct bpflb_services *s, const char *name)
+{
+	for (size_t i = 0; i < s->nrt; i++)
+		if (!strcmp(s->rt[i].name, name))
+			return s->rt[i].deleted ? 2 : 1;
+	return 0;
+}
+
+const char *bpflb_services_runtime_at(const struct bpflb_services *s, size_t idx, bool *deleted)
+{
+	if (idx >= s->nrt)
+		return NULL;
+	*deleted = s->rt[idx].deleted;
+	return s->rt[idx].name;
+}
+
+bool bpflb_services_override_at(const struct bpflb_services *s, size_t idx, uint32_t *addr,
+				uint16_t *port, uint8_t *state)
+{
+	if (idx >= s->novr)
+		return false;
+	*addr = s->ovr[idx].addr;
+	*port = s->ovr[idx].port;
+	*state = s->ovr[idx].state;
+	return true;
+}
+
+const struct svc_model *svc_services_model(const struct bpflb_services *s)
+{
+	return s->have_model ? &s->model : NULL;
+}
+
+bool bpflb_services_backend_get(const struct bpflb_services *s, uint32_t id,
+				struct bpflb_backend *out)
+{
+	const struct dbe *e = be_find(&s->cur, id);
+
+	if (e)
+		*out = e->val;
+	return e != NULL;
+}
+
+size_t bpflb_services_backend_at(const struct bpflb_services *s, size_t idx, uint32_t *id,
+				 struct bpflb_backend *out)
+{
+	if (idx >= s->cur.nbe)
+		return 0;
+	*id = s->cur.be[idx].id;
+	*out = s->cur.be[idx].val;
+	return 1;
+}
+
+const char *bpflb_services_svc_key(const struct bpflb_services *s, uint32_t id)
+{
+	const struct dsp *sp = sp_find(&s->cur, id);
+
+	return sp && sp->key[0] ? sp->key : NULL;
+}
+
+int bpflb_services_map_fd(const struct bpflb_services *s, const char *name)
+{
+	if (!strcmp(name, "bpflb_ct"))
+		return s->fd_ct;
+	if (!strcmp(name, "bpflb_svc_stats"))
+		return s->fd_stats;
+	if (!strcmp(name, "bpflb_svc"))
+		return s->fd_svc;
+	if (!strcmp(name, "bpflb_backends"))
+		return s->fd_be;
+	if (!strcmp(name, "bpflb_slots"))
+		return s->fd_slots;
+	if (!strcmp(name, "bpflb_maglev"))
+		return s->fd_mg;
+	return -ENOENT;
+}
+
+int bpflb_services_maglev_table(struct bpflb_services *s, uint32_t svc_id, uint32_t *table,
+				uint32_t m)
+{
+	return mg_read(s, svc_id, m, table);
+}
+
+void bpflb_services_gc_stats(const struct bpflb_services *s, struct bpflb_services_gc *out)
+{
+	*out = s->gc;
 }
 
 static bool model_has_backend(const struct svc_model *m, uint32_t addr, uint16_t port)
@@ -1460,6 +1630,14 @@ static void gc_tick(uv_timer_t *t)
 	int ret;
 
 	ret = bpflb_services_ct_gc(s, bpflb_mono_ns(), &st);
+	s->gc.runs++;
+	s->gc.last = st;
+	s->gc.total.scanned += st.scanned;
+	s->gc.total.expired += st.expired;
+	s->gc.total.orphaned += st.orphaned;
+	s->gc.total.kept += st.kept;
+	if (ret)
+		s->gc.errors++;
 	if (ret)
 		pr_warn("conntrack gc: %s", strerror(-ret));
 	else if (st.expired || st.orphaned)

@@ -9,7 +9,7 @@
  *
  *   [lb]
  *   algorithm = random            # random | maglev: default of every service
- *   maglev_table_size = 16381     # prime; must match the datapath (16381)
+ *   maglev_table_size = 16381     # prime; changing it needs a restart
  *   hash_seed = 0x9e3779b9        # same on every node
  *   snat_ports = 40000-60999      # SNAT source ports towards remote backends
  *   nodeport_range = 30000-32767  # every nodeport= and health_check_node_port
@@ -114,6 +114,9 @@ static const struct bpflb_cfg_key lb_keys[] = {
      "how often expired conntrack entries are removed"},
     {"healthz_bind", BPFLB_CFG_IPV4, 0, NULL, 0, 0, NULL,
      "address of the health check node ports; default the [node] address, 0.0.0.0 for all"},
+    {"events_per_sec", BPFLB_CFG_U32, 0, "1000", 1, 1000000, NULL,
+     "flow events the datapath reports per second and CPU; the rest is counted as "
+     "suppressed"},
     {NULL},
 };
 
@@ -399,17 +402,6 @@ static int lb_parse(const struct bpflb_cfg_section *sec, struct svc_lb *lb, stru
 				       "%s is not a prime between %u and %u; expected %u",
 				       s ? s : "", BPFLB_MAGLEV_MIN_M, BPFLB_MAGLEV_MAX_M,
 				       BPFLB_MAGLEV_DEFAULT_M);
-	/*
-	 * The inner Maglev maps of the datapath have a fixed size
-	 * (sdk/bpf/bpflb/lb_maps.h); a table of another size could not be
-	 * installed.  The key exists so that the size can become a datapath
-	 * parameter without a format change.
-	 */
-	if (lb->maglev_m != BPFLB_MAGLEV_DEFAULT_M)
-		return bpflb_cfg_error(err, sec, "maglev_table_size", 0,
-				       "the datapath is built with Maglev tables of %u entries; "
-				       "expected %u (or leave the key out)",
-				       BPFLB_MAGLEV_DEFAULT_M, BPFLB_MAGLEV_DEFAULT_M);
 
 	s = lb_val(sec, "hash_seed");
 	if (bpflb_parse_u32(s, 0, UINT32_MAX, &lb->hash_seed))
@@ -446,6 +438,10 @@ static int lb_parse(const struct bpflb_cfg_section *sec, struct svc_lb *lb, stru
 	    (ret = dur_ns(sec, "ct_gc_interval", &gc_ns, err)))
 		return ret;
 	lb->gc_interval_ms = gc_ns / 1000000;
+	s = lb_val(sec, "events_per_sec");
+	if (bpflb_parse_u32(s, 1, 1000000, &lb->events_per_sec))
+		return bpflb_cfg_error(err, sec, "events_per_sec", 0,
+				       "'%s' is not a number 1-1000000", s ? s : "");
 	if (sec && bpflb_cfg_has(sec, "healthz_bind")) {
 		lb->hz_bind = bpflb_cfg_ipv4(sec, "healthz_bind");
 		lb->hz_bind_set = true;
@@ -1402,6 +1398,95 @@ int svc_model_build(const struct bpflb_config *cfg, struct svc_model *m, struct 
 out:
 	for (i = 0; i < m->nsvcs; i++)
 		m->svcs[i].sec = NULL;
+	if (ret)
+		svc_model_free(m);
+	return ret;
+}
+
+/* --- runtime changes (control socket: service set / delete) ---------------- */
+
+static void *dup_array(const void *src, size_t n, size_t size, int *ret)
+{
+	void *p;
+
+	if (!src || !n)
+		return NULL;
+	p = malloc(n * size);
+	if (!p) {
+		*ret = -ENOMEM;
+		return NULL;
+	}
+	memcpy(p, src, n * size);
+	return p;
+}
+
+static int svc_def_copy(const struct svc_def *s, struct svc_def *d)
+{
+	int ret = 0;
+
+	*d = *s;
+	d->sec = NULL;
+	d->ports = dup_array(s->ports, s->nports, sizeof(*s->ports), &ret);
+	d->lb_ips = dup_array(s->lb_ips, s->nlb, sizeof(*s->lb_ips), &ret);
+	d->ext_ips = dup_array(s->ext_ips, s->next, sizeof(*s->ext_ips), &ret);
+	d->bes = dup_array(s->bes, s->nbes, sizeof(*s->bes), &ret);
+	for (unsigned int i = 0; d->bes && i < d->nbes; i++)
+		d->bes[i].pport = dup_array(s->bes[i].pport, s->nports, sizeof(uint16_t), &ret);
+	if (!d->bes)
+		d->nbes = 0;
+	if (ret)
+		svc_def_free(d);
+	return ret;
+}
+
+/*
+ * m becomes base with [service name] replaced by the one sec describes (added
+ * when base has none), or removed when sec is NULL; the cross-service checks
+ * of svc_model_build() run again.  sec belongs to a configuration that holds
+ * only [service] sections (the control socket's).  On error m is empty.
+ */
+int svc_model_replace(const struct svc_model *base, const char *name,
+		      const struct bpflb_cfg_section *sec, struct svc_model *m,
+		      struct bpflb_err *err)
+{
+	unsigned int i;
+	int ret = -ENOMEM;
+
+	memset(m, 0, sizeof(*m));
+	m->lb = base->lb;
+	m->self = base->self;
+	m->nodes = dup_array(base->nodes, base->nnodes, sizeof(*base->nodes), &ret);
+	m->nnodes = base->nnodes;
+	m->svcs = calloc(base->nsvcs + 1, sizeof(*m->svcs));
+	if (!m->nodes || !m->svcs)
+		goto out;
+	for (i = 0; i < base->nsvcs; i++) {
+		if (!strcmp(base->svcs[i].name, name))
+			continue;
+		ret = svc_def_copy(&base->svcs[i], &m->svcs[m->nsvcs]);
+		if (ret)
+			goto out;
+		m->nsvcs++;
+	}
+	ret = 0;
+	if (!sec)
+		goto out;
+	ret = svc_parse(sec, &m->svcs[m->nsvcs], err);
+	m->nsvcs++;
+	if (ret)
+		goto out;
+	ret = check_service_nodes(m, &m->svcs[m->nsvcs - 1], err);
+	if (!ret)
+		ret = check_node_ports(m, err);
+	if (!ret)
+		ret = check_backends_agree(m, err);
+	if (!ret)
+		ret = check_frontends(m, err);
+out:
+	for (i = 0; i < m->nsvcs; i++)
+		m->svcs[i].sec = NULL;
+	if (ret == -ENOMEM)
+		bpflb_err_set(err, "out of memory");
 	if (ret)
 		svc_model_free(m);
 	return ret;

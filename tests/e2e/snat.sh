@@ -221,4 +221,23 @@ bpflb_reload 1 && fail "reload with nodeport=99999 was accepted"
 grep -q "node1.ini:[0-9]*: .*nodeport" "$(bpflb_log 1)" || fail "refused reload does not name file:line"
 out=$(peerc_in "$CLIENT_NS" tcp "$(cluster_node_ip 1)" 30100 --count 3) || fail "after refused reload: $out"
 ok "refused reload names file:line and keeps serving the previous services"
+# 7. The Maglev table size: refused on reload (the datapath's tables have a
+# size), taken at restart, when the tables are rebuilt and still agree.
+write_services skip-web-local "1 2"
+sed -i '1i [lb]\nmaglev_table_size = 251\n' "$SVC"
+for i in 1 2 3; do bpflb_config "$i" snat "$SVC"; done
+bpflb_reload 1 && fail "maglev_table_size change accepted on reload"
+grep -q "maglev_table_size = 251: cannot change on reload" "$(bpflb_log 1)" || fail "no restart hint for maglev_table_size"
+for i in 1 2 3; do bpflb_stop "$i"; bpflb_start "$i"; done
+grep -q "Maglev table size changed from 16381 to 251" "$(bpflb_log 1)" || fail "Maglev tables not rebuilt at restart"
+declare -A m251
+for i in 1 2 3; do
+	cluster_route_lbip "$MGIP" "$i"
+	for sp in $(seq 23000 23019); do
+		b=$(peerc_in "$CLIENT_NS" udp "$MGIP" 53 --sport "$sp" | who) || fail "maglev(251) via node $i sport $sp"
+		[[ -z ${m251[$sp]:-} ]] && m251[$sp]=$b
+		[[ ${m251[$sp]} == "$b" ]] || fail "maglev(251): sport $sp went to ${m251[$sp]} and $b"
+	done
+done
+ok "maglev_table_size: refused on reload, applied at restart (tables rebuilt, nodes agree)"
 echo PASS

@@ -63,9 +63,12 @@ static __always_inline __u32 bpflb_select_random(const struct bpflb_svc *svc)
  * (yet) installed a table for the service.
  */
 static __always_inline __u32 bpflb_select_maglev(const struct bpflb_svc *svc,
-						 const struct bpflb_pkt *pkt, __u32 seed)
+						 const struct bpflb_pkt *pkt,
+						 const struct bpflb_node_cfg *cfg)
 {
-	__u32 idx = bpflb_pkt_hash(pkt, seed) % BPFLB_MAGLEV_DEFAULT_M;
+	/* M is the daemon's [lb] maglev_table_size; the inner maps have that size. */
+	__u32 m = cfg->maglev_m ? cfg->maglev_m : BPFLB_MAGLEV_DEFAULT_M;
+	__u32 idx = bpflb_pkt_hash(pkt, cfg->hash_seed) % m;
 	__u32 svc_id = svc->id;
 	__u32 *id;
 	void *table;
@@ -94,7 +97,7 @@ static __always_inline struct bpflb_backend *bpflb_select(const struct bpflb_svc
 	if (svc->count == 0)
 		return NULL;
 	if (svc->flags & BPFLB_SVC_F_MAGLEV)
-		id = bpflb_select_maglev(svc, pkt, cfg->hash_seed);
+		id = bpflb_select_maglev(svc, pkt, cfg);
 	/* No Maglev table installed yet: random is better than nothing. */
 	if (id == BPFLB_BACKEND_NONE)
 		id = bpflb_select_random(svc);

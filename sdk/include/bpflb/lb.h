@@ -106,7 +106,7 @@ struct bpflb_node_cfg {
 	__u32 hash_seed;      /* shared by all nodes: same flow -> same backend */
 	__u32 flags;
 	__u32 events_per_sec; /* flow events per second per CPU; 0: BPFLB_EVENTS_PER_SEC_DEFAULT */
-	__u32 pad;
+	__u32 maglev_m;       /* entries of every Maglev table (prime); 0: BPFLB_MAGLEV_DEFAULT_M */
 };
 _Static_assert(sizeof(struct bpflb_node_cfg) == 24, "bpflb_node_cfg layout");
 
