@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The sections the core owns: [daemon], [node] and [cluster-node NAME].
+ * The sections the core owns: [daemon], [node], [cluster-node NAME] and [endpoint NAME].
  * Plugins declare theirs in their descriptors; the engine (config.c) checks
  * the file against all of them at once.
  */
@@ -38,6 +38,13 @@ static const struct bpflb_cfg_key daemon_keys[] = {
      .type = BPFLB_CFG_PATH,
      .def = "/run/bpflb/bpflbd.sock",
      .help = "unix socket bpflbctl talks to"},
+    {.name = "control_group",
+     .type = BPFLB_CFG_STRING,
+     .help = "group allowed to use the control socket (mode 0660); default: root only (0600)"},
+    {.name = "metrics_listen",
+     .type = BPFLB_CFG_STRING,
+     .help = "ADDR:PORT of the Prometheus metrics endpoint, e.g. 127.0.0.1:9962; "
+	     "default: none"},
     {.name = "devices",
      .type = BPFLB_CFG_LIST,
      .flags = BPFLB_CFG_F_REQUIRED,
@@ -97,6 +104,26 @@ static const struct bpflb_cfg_key cluster_node_keys[] = {
      .help = "key=value words, e.g. \"zone=eu-1 rack=r7\""},
     {0}};
 
+/*
+ * Workloads (pods) of the cluster, one section each: [endpoint web-1].  Core-owned
+ * so that every feature plugin reads the same inventory: network policy selects
+ * them by labels, the egress gateway by labels and node.
+ */
+static const struct bpflb_cfg_key endpoint_keys[] = {
+    {.name = "address",
+     .type = BPFLB_CFG_IPV4,
+     .flags = BPFLB_CFG_F_REQUIRED,
+     .help = "the workload's (pod's) IPv4 address"},
+    {.name = "labels",
+     .type = BPFLB_CFG_LIST,
+     .def = "",
+     .help = "key=value words, e.g. \"app=web io.kubernetes.pod.namespace=shop\""},
+    {.name = "node",
+     .type = BPFLB_CFG_STRING,
+     .flags = BPFLB_CFG_F_REQUIRED,
+     .help = "the node it runs on: the [node] name or a [cluster-node NAME]"},
+    {0}};
+
 static bool core_ifname_ok(const char *s)
 {
 	size_t n = strlen(s);
@@ -111,6 +138,19 @@ static int daemon_check(const struct bpflb_cfg_section *sec, struct bpflb_err *e
 	char dev[BPFLB_CFG_WORD_MAX], other[BPFLB_CFG_WORD_MAX];
 	unsigned int i, j;
 
+	if (bpflb_cfg_has(sec, "metrics_listen")) {
+		const char *ml = bpflb_cfg_str(sec, "metrics_listen"), *colon = strrchr(ml, ':');
+		char addr[BPFLB_CFG_WORD_MAX];
+		uint32_t a, port;
+
+		if (!colon || (size_t)(colon - ml) >= sizeof(addr) ||
+		    (snprintf(addr, sizeof(addr), "%.*s", (int)(colon - ml), ml),
+		     bpflb_parse_ipv4(addr, &a)) ||
+		    bpflb_parse_u32(colon + 1, 1, 65535, &port))
+			return bpflb_cfg_error(err, sec, "metrics_listen", 0,
+					       "expected ADDR:PORT with an IPv4 address and a "
+					       "port 1-65535, e.g. 127.0.0.1:9962");
+	}
 	for (i = 0; bpflb_cfg_word(devices, i, dev, sizeof(dev)); i++) {
 		if (!core_ifname_ok(dev))
 			return bpflb_cfg_error(err, sec, "devices", 0,
@@ -165,9 +205,17 @@ static const struct bpflb_cfg_section_def cluster_node_section = {
     .check = labels_check,
 };
 
+static const struct bpflb_cfg_section_def endpoint_section = {
+    .name = "endpoint",
+    .named = true,
+    .keys = endpoint_keys,
+    .check = labels_check,
+};
+
 const struct bpflb_cfg_section_def *const bpflb_core_sections[] = {
     &daemon_section,
     &node_section,
     &cluster_node_section,
+    &endpoint_section,
     NULL,
 };

@@ -146,11 +146,14 @@ static int ct_key_cmp(const void *a, const void *b)
 	return memcmp(a, b, sizeof(struct bpflb_ct_key));
 }
 
-/* The key of the other entry of the flow (see lb.h); false for an unknown kind. */
-static bool ct_partner(const struct bpflb_ct_key *k, const struct bpflb_ct_val *v,
+/* The key of the other entry of the flow (see lb.h); false for an unknown kind and for DSR. */
+bool bpflb_ct_partner(const struct bpflb_ct_key *k, const struct bpflb_ct_val *v,
 		       struct bpflb_ct_key *p)
 {
 	memset(p, 0, sizeof(*p));
+	/* Each half of a DSR flow is alone on its node (lb.h). */
+	if (v->fwd == BPFLB_FWD_DSR_OPT || v->fwd == BPFLB_FWD_DSR_IPIP)
+		return false;
 	p->proto = k->proto;
 	p->saddr = v->addr;
 	p->sport = v->port;
@@ -221,7 +224,7 @@ int bpflb_ct_gc(int ct_fd, const struct bpflb_ct_timeouts *t, uint64_t now_ns,
 		orphan = backend_live && e[i].v.backend_id && !backend_live(ctx, e[i].v.backend_id);
 		if (!orphan && !ct_expired(t, &e[i].k, &e[i].v, now_ns))
 			continue;
-		has_p = ct_partner(&e[i].k, &e[i].v, &pk);
+		has_p = bpflb_ct_partner(&e[i].k, &e[i].v, &pk);
 		if (has_p) {
 			p = bsearch(&pk, e, n, sizeof(*e), ct_key_cmp);
 			if (p) {

@@ -18,8 +18,11 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "daemon.h"
+#include "flows.h"
 #include "log.h"
+#include "metrics.h"
 #include "services.h"
 #include "sys.h"
 
@@ -135,12 +138,14 @@ static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *ne
 
 	/* Settings that name pinned or attached state cannot move under a running daemon. */
 	if (d->cfg) {
-		static const char *const fixed[] = {"bpffs_root", "tc_handle", "tc_priority",
-						    "control_socket", NULL};
+		static const char *const fixed[] = {"bpffs_root",     "tc_handle",
+						    "tc_priority",    "control_socket",
+						    "control_group",  "metrics_listen",
+						    NULL};
 		const struct bpflb_cfg_section *old = daemon_sec(d->cfg);
 
 		for (int i = 0; fixed[i]; i++)
-			if (strcmp(bpflb_cfg_str(old, fixed[i]), bpflb_cfg_str(ds, fixed[i])))
+			if (strcmp(bpflb_cfg_str(old, fixed[i]) ?: "", bpflb_cfg_str(ds, fixed[i]) ?: ""))
 				return bpflb_cfg_error(err, ds, fixed[i], 0,
 						       "cannot change on reload (running with "
 						       "'%s'); restart bpflbd to change it",
@@ -368,6 +373,42 @@ fail_services:
 	return ret ? ret : -EINVAL;
 }
 
+/* --- operating: control socket, flow events, metrics --------------------- */
+
+static int daemon_open_ops(struct bpflb_daemon *d, const struct bpflb_cfg_section *ds,
+			   struct bpflb_err *err)
+{
+	struct bpflb_err ferr = {""};
+	int ret;
+
+	/* Observation is not worth refusing to forward for: warn and go on. */
+	ret = flows_open(d, &d->flows, &ferr);
+	if (ret)
+		pr_warn("flow events unavailable: %s", ferr.msg[0] ? ferr.msg : strerror(-ret));
+	ret = control_open(d, bpflb_cfg_str(ds, "control_socket"),
+			   bpflb_cfg_has(ds, "control_group") ? bpflb_cfg_str(ds, "control_group")
+							      : NULL,
+			   &d->control, err);
+	if (ret)
+		return ret;
+	if (bpflb_cfg_has(ds, "metrics_listen")) {
+		ret = metrics_open(d, bpflb_cfg_str(ds, "metrics_listen"), &d->metrics, err);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void daemon_close_ops(struct bpflb_daemon *d)
+{
+	control_close(d->control);
+	d->control = NULL;
+	metrics_close(d->metrics);
+	d->metrics = NULL;
+	flows_close(d->flows);
+	d->flows = NULL;
+}
+
 /* --- loop --------------------------------------------------------------- */
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -446,6 +487,10 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	if (ret)
 		goto out;
 	ds = daemon_sec(cfg);
+	/* A bpflbd already serving this instance: refuse before touching its datapath. */
+	ret = control_check_free(bpflb_cfg_str(ds, "control_socket"), err);
+	if (ret)
+		goto out;
 	ret = sys_bpffs_prepare(bpflb_cfg_str(ds, "bpffs_root"), err);
 	if (ret)
 		goto out;
@@ -464,6 +509,9 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 		goto out;
 	d->cfg = cfg;
 	cfg = NULL;
+	ret = daemon_open_ops(d, ds, err);
+	if (ret)
+		goto out;
 
 	uv_signal_init(d->loop, &d->sig_hup);
 	uv_signal_init(d->loop, &d->sig_term);
@@ -531,6 +579,7 @@ static void close_cb(uv_handle_t *h, void *arg)
 
 void daemon_stop(struct bpflb_daemon *d)
 {
+	daemon_close_ops(d);
 	/* Plugins release their userspace side; programs stay in the pinned
 	 * stage array and keep forwarding until the next bpflbd takes over. */
 	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next)

@@ -13,6 +13,9 @@
 #include "plugin_host.h"
 
 struct bpflb_services;
+struct bpflb_control;
+struct bpflb_flows;
+struct bpflb_metrics;
 
 struct bpflb_daemon {
 	uv_loop_t *loop;
@@ -29,6 +32,9 @@ struct bpflb_daemon {
 	uint64_t reloads_failed;
 	char last_reload_error[1024];
 	time_t started_at;
+	struct bpflb_control *control; /* control socket (control.c) */
+	struct bpflb_flows *flows;     /* flow event reader (flows.c); NULL when unavailable */
+	struct bpflb_metrics *metrics; /* metrics endpoint (metrics.c); NULL when off */
 };
 
 /* Load, validate and apply the configuration, attach; errors are fatal (err). */

@@ -8,14 +8,13 @@
  * never holds more than one head in memory per connection.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "healthz.h"
+#include "http.h"
 
 #define HZ_MAX_HEAD   8192
 #define HZ_MAX_BODY   65536 /* a probe has no body; skip a small one */
@@ -243,124 +242,24 @@ static void conn_respond(struct hz_conn *c, int code, bool head_only, bool keep_
 	conn_send(c, msg, (size_t)mlen);
 }
 
-/* Case-insensitive "name:" at the start of line; *val points past blanks. */
-static bool header_is(const char *line, const char *name, const char **val)
-{
-	size_t n = strlen(name);
-
-	if (strncasecmp(line, name, n) || line[n] != ':')
-		return false;
-	line += n + 1;
-	while (*line == ' ' || *line == '\t')
-		line++;
-	*val = line;
-	return true;
-}
-
-static bool token_has(const char *val, const char *word)
-{
-	/* comma-separated tokens, case-insensitive */
-	size_t n = strlen(word);
-
-	while (*val) {
-		while (*val == ' ' || *val == '\t' || *val == ',')
-			val++;
-		if (!strncasecmp(val, word, n) &&
-		    (!val[n] || val[n] == ',' || val[n] == ' ' || val[n] == '\t'))
-			return true;
-		while (*val && *val != ',')
-			val++;
-	}
-	return false;
-}
-
-/*
- * Handle the request head in head[0..len) (NUL-terminated copy, line ends
- * "\r\n" or "\n").  Sets c->skip for a body to discard.
- */
+/* Handle the request head (NUL-terminated copy); sets c->skip for a body to discard. */
 static void conn_request(struct hz_conn *c, char *head)
 {
-	char *line, *save = NULL, *method, *target, *version, *sp1, *sp2;
-	bool http11, keep_alive, ka_hdr = false, close_hdr = false, head_only;
-	unsigned long long clen = 0;
-	const char *val;
+	struct bpflb_http_req req;
+	bool head_only;
+	int code = bpflb_http_parse(head, HZ_MAX_BODY, &req);
 
-	line = strtok_r(head, "\n", &save);
-	if (!line)
-		goto bad;
-	line[strcspn(line, "\r")] = '\0';
-	method = line;
-	sp1 = strchr(method, ' ');
-	if (!sp1)
-		goto bad;
-	*sp1 = '\0';
-	target = sp1 + 1;
-	sp2 = strchr(target, ' ');
-	if (!sp2)
-		goto bad;
-	*sp2 = '\0';
-	version = sp2 + 1;
-	if (!*method || !*target || strchr(version, ' '))
-		goto bad;
-	for (const char *p = method; *p; p++)
-		if (!isupper((unsigned char)*p))
-			goto bad;
-	if (!strcmp(version, "HTTP/1.1"))
-		http11 = true;
-	else if (!strcmp(version, "HTTP/1.0"))
-		http11 = false;
-	else
-		goto bad;
-
-	while ((line = strtok_r(NULL, "\n", &save))) {
-		line[strcspn(line, "\r")] = '\0';
-		if (!*line)
-			continue;
-		if (!strchr(line, ':') || *line == ' ' || *line == '\t')
-			goto bad;
-		if (header_is(line, "connection", &val)) {
-			close_hdr |= token_has(val, "close");
-			ka_hdr |= token_has(val, "keep-alive");
-		} else if (header_is(line, "content-length", &val)) {
-			char *end;
-
-			errno = 0;
-			clen = strtoull(val, &end, 10);
-			if (errno || end == val || (*end && *end != ' ' && *end != '\t'))
-				goto bad;
-			if (clen > HZ_MAX_BODY) {
-				conn_respond(c, 413, false, false);
-				return;
-			}
-		} else if (header_is(line, "transfer-encoding", &val)) {
-			goto bad; /* probes have no body; no chunked decoding here */
-		}
-	}
-	keep_alive = http11 ? !close_hdr : ka_hdr && !close_hdr;
-	c->skip = (size_t)clen;
-	head_only = !strcmp(method, "HEAD");
-	if (strcmp(method, "GET") && !head_only) {
-		conn_respond(c, 405, false, keep_alive);
+	if (code) {
+		conn_respond(c, code, false, false);
 		return;
 	}
-	conn_respond(c, c->l && c->l->local ? 200 : 503, head_only, keep_alive);
-	return;
-bad:
-	conn_respond(c, 400, false, false);
-}
-
-/* Find the end of a request head: index just past the blank line, or 0. */
-static size_t head_end(const char *b, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		if (b[i] != '\n')
-			continue;
-		if (i + 1 < len && b[i + 1] == '\n')
-			return i + 2;
-		if (i + 2 < len && b[i + 1] == '\r' && b[i + 2] == '\n')
-			return i + 3;
+	c->skip = (size_t)req.content_length;
+	head_only = !strcmp(req.method, "HEAD");
+	if (strcmp(req.method, "GET") && !head_only) {
+		conn_respond(c, 405, false, req.keep_alive);
+		return;
 	}
-	return 0;
+	conn_respond(c, c->l && c->l->local ? 200 : 503, head_only, req.keep_alive);
 }
 
 static void conn_process(struct hz_conn *c)
@@ -383,7 +282,7 @@ static void conn_process(struct hz_conn *c)
 			memmove(c->buf, c->buf + 1, --c->len);
 			continue;
 		}
-		end = head_end(c->buf, c->len);
+		end = bpflb_http_head_end(c->buf, c->len);
 		if (!end) {
 			if (c->len == sizeof(c->buf))
 				conn_respond(c, 431, false, false);

@@ -224,6 +224,29 @@ static uint32_t idset_alloc(struct idset *s, uint32_t *cursor)
 
 /* --- desired state ------------------------------------------------------------ */
 
+/*
+ * A backend DSR cannot reach, whose flows the datapath forwards by SNAT
+ * instead (BPFLB_BE_F_NO_DSR): a host-network endpoint on one of its node's
+ * other addresses, with option dispatch.  The dispatched packet is routed by
+ * its destination, which may lead to a device of that node bpflbd does not
+ * handle (no option read there, no source restored on the reply); IP-in-IP
+ * always reaches the node's own address.
+ */
+static bool be_no_dsr(const struct svc_model *m, const struct svc_backend *b, uint32_t node_addr)
+{
+	return b->hostnet && !m->lb.dsr_ipip && b->addr != node_addr &&
+	       strcmp(b->node, m->self.name);
+}
+
+static void be_no_dsr_log(const struct svc_backend *b, uint16_t port)
+{
+	char a[INET_ADDRSTRLEN];
+
+	pr_notice("backend %s:%u (hostnet on %s, not its node address): DSR option dispatch "
+		  "cannot reach it; its flows use SNAT (dsr_dispatch = ipip would reach it)",
+		  inet_ntop(AF_INET, &b->addr, a, sizeof(a)), port, b->node);
+}
+
 static uint8_t ovr_state(const struct bpflb_services *s, uint32_t addr, uint16_t port,
 			 uint8_t state)
 {
@@ -356,6 +379,11 @@ static int compute(struct bpflb_services *s, const struct svc_model *m, struct d
 		e->val.flags = (!strcmp(b->node, m->self.name) ? BPFLB_BE_F_LOCAL : 0) |
 			       (b->hostnet ? BPFLB_BE_F_HOSTNET : 0);
 		e->val.node_addr = node && node->naddrs ? node->addrs[0] : 0;
+		if (be_no_dsr(m, b, e->val.node_addr)) {
+			e->val.flags |= BPFLB_BE_F_NO_DSR;
+			if (s && !(hit && (hit->e->val.flags & BPFLB_BE_F_NO_DSR)))
+				be_no_dsr_log(b, ids[i].port);
+		}
 		ids[i].e = e;
 	}
 
@@ -555,6 +583,7 @@ static int compute(struct bpflb_services *s, const struct svc_model *m, struct d
 	qsort(D->sp, D->nsp, sizeof(*D->sp), sp_id_cmp);
 	D->node = (struct bpflb_node_cfg){
 	    .addr = m->self.addrs[0],
+	    .flags = m->lb.dsr_ipip ? BPFLB_NODE_F_DSR_IPIP : 0,
 	    .snat_port_min = m->lb.snat_min,
 	    .snat_port_max = m->lb.snat_max,
 	    .hash_seed = m->lb.hash_seed,

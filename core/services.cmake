@@ -7,4 +7,6 @@ set(BPFLB_SERVICES_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/services_config.c
     ${CMAKE_CURRENT_LIST_DIR}/ct_gc.c
     ${CMAKE_CURRENT_LIST_DIR}/maglev.c
-    ${CMAKE_CURRENT_LIST_DIR}/healthz.c)
+    ${CMAKE_CURRENT_LIST_DIR}/healthz.c
+    ${CMAKE_CURRENT_LIST_DIR}/http.c
+    ${CMAKE_CURRENT_LIST_DIR}/services_query.c)

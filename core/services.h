@@ -80,6 +80,42 @@ int bpflb_services_backend_set_state(struct bpflb_services *s, uint32_t addr, ui
 				     enum bpflb_backend_state state, bool clear,
 				     struct bpflb_err *err);
 
+/*
+ * Runtime change of one service (control socket: `service set|delete`): the
+ * applied model with [service NAME] replaced by sec (a section of a
+ * configuration holding [service] sections only), or without it, checked like
+ * a whole file and applied at once.  Kept until the next bpflb_services_apply()
+ * (a reload of the file), which forgets every runtime service change.  On any
+ * error nothing changed.
+ */
+int bpflb_services_svc_set(struct bpflb_services *s, const struct bpflb_cfg_section *sec,
+			   struct bpflb_err *err);
+int bpflb_services_svc_delete(struct bpflb_services *s, const char *name, struct bpflb_err *err);
+/* 0: as configured, 1: set at runtime, 2: deleted at runtime. */
+int bpflb_services_svc_runtime(const struct bpflb_services *s, const char *name);
+/* The idx-th service changed at runtime; NULL past the end. */
+const char *bpflb_services_runtime_at(const struct bpflb_services *s, size_t idx, bool *deleted);
+/* The idx-th backend state override (port 0: every port); false past the end. */
+bool bpflb_services_override_at(const struct bpflb_services *s, size_t idx, uint32_t *addr,
+				uint16_t *port, uint8_t *state);
+
+/* --- what is applied, for the control socket and metrics ------------------ */
+
+/* "service/port" of a service-port id, NULL when unknown (e.g. not named since a restart). */
+const char *bpflb_services_svc_key(const struct bpflb_services *s, uint32_t id);
+/* Applied backend of an id; false when none. */
+bool bpflb_services_backend_get(const struct bpflb_services *s, uint32_t id,
+				struct bpflb_backend *out);
+/* The idx-th applied backend (by id); 0 past the end. */
+size_t bpflb_services_backend_at(const struct bpflb_services *s, size_t idx, uint32_t *id,
+				 struct bpflb_backend *out);
+/* fd of an opened pinned map: bpflb_ct, bpflb_svc_stats, bpflb_svc, bpflb_backends,
+ * bpflb_slots, bpflb_maglev; negative when not open. */
+int bpflb_services_map_fd(const struct bpflb_services *s, const char *name);
+/* Read the Maglev table of a service-port id (m entries). */
+int bpflb_services_maglev_table(struct bpflb_services *s, uint32_t svc_id, uint32_t *table,
+				uint32_t m);
+
 /* Service-port id of [service name] port port_name in the applied state; 0 when none. */
 uint32_t bpflb_services_svc_id(const struct bpflb_services *s, const char *name,
 			       const char *port_name);
@@ -134,6 +170,19 @@ struct bpflb_ct_gc_stats {
 int bpflb_ct_gc(int ct_fd, const struct bpflb_ct_timeouts *t, uint64_t now_ns,
 		bool (*backend_live)(void *ctx, uint32_t backend_id), void *ctx,
 		struct bpflb_ct_gc_stats *st);
+
+/* What the periodic conntrack GC did since open. */
+struct bpflb_services_gc {
+	uint64_t runs;
+	uint64_t errors;
+	struct bpflb_ct_gc_stats total;
+	struct bpflb_ct_gc_stats last;
+};
+void bpflb_services_gc_stats(const struct bpflb_services *s, struct bpflb_services_gc *out);
+
+/* The key of the other entry of a flow (see lb.h); false for an unknown kind. */
+bool bpflb_ct_partner(const struct bpflb_ct_key *k, const struct bpflb_ct_val *v,
+		      struct bpflb_ct_key *p);
 
 /* bpflb_ct_gc() on the pinned bpflb_ct with the applied timeouts and backends. */
 int bpflb_services_ct_gc(struct bpflb_services *s, uint64_t now_ns, struct bpflb_ct_gc_stats *st);

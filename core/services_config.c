@@ -20,6 +20,9 @@
  *   ct_gc_interval = 30s          # how often the daemon sweeps conntrack
  *   healthz_bind = 10.0.0.11      # health check listeners; default [node] address,
  *                                 # 0.0.0.0 for every address (kube-proxy's default)
+ *   dsr_dispatch = option         # option | ipip: how DSR (modes dsr, hybrid, and
+ *                                 # forwarding = dsr) sends new flows to the
+ *                                 # backend's node: the IPv4 option, or IP-in-IP
  *
  * [service NAME]: one Kubernetes Service and its endpoints.  NAME is a DNS
  * label (a-z, 0-9, '-', starts with a letter, at most 63).
@@ -89,6 +92,7 @@ static const char *const type_choices[] = {"nodeport", "loadbalancer", "external
 static const char *const etp_choices[] = {"cluster", "local", NULL};
 static const char *const nobe_choices[] = {"drop", "reject", NULL};
 static const char *const fwd_choices[] = {"auto", "snat", "dsr", NULL};
+static const char *const dispatch_choices[] = {"option", "ipip", NULL};
 
 static const struct bpflb_cfg_key lb_keys[] = {
     {"algorithm", BPFLB_CFG_ENUM, 0, "random", 0, 0, alg_choices,
@@ -114,6 +118,10 @@ static const struct bpflb_cfg_key lb_keys[] = {
      "how often expired conntrack entries are removed"},
     {"healthz_bind", BPFLB_CFG_IPV4, 0, NULL, 0, 0, NULL,
      "address of the health check node ports; default the [node] address, 0.0.0.0 for all"},
+    {"dsr_dispatch", BPFLB_CFG_ENUM, 0, "option", 0, 0, dispatch_choices,
+     "how DSR sends a new flow to the backend's node: option (the service address in an "
+     "IPv4 option; pod addresses must be routed to their node) or ipip (IP-in-IP to the "
+     "node's address)"},
     {"events_per_sec", BPFLB_CFG_U32, 0, "1000", 1, 1000000, NULL,
      "flow events the datapath reports per second and CPU; the rest is counted as "
      "suppressed"},
@@ -442,6 +450,8 @@ static int lb_parse(const struct bpflb_cfg_section *sec, struct svc_lb *lb, stru
 	if (bpflb_parse_u32(s, 1, 1000000, &lb->events_per_sec))
 		return bpflb_cfg_error(err, sec, "events_per_sec", 0,
 				       "'%s' is not a number 1-1000000", s ? s : "");
+	s = lb_val(sec, "dsr_dispatch");
+	lb->dsr_ipip = s && !strcmp(s, "ipip");
 	if (sec && bpflb_cfg_has(sec, "healthz_bind")) {
 		lb->hz_bind = bpflb_cfg_ipv4(sec, "healthz_bind");
 		lb->hz_bind_set = true;
@@ -952,11 +962,6 @@ static int svc_parse(const struct bpflb_cfg_section *sec, struct svc_def *d, str
 					       "hostnet=yes with type=hostport: a host-network pod "
 					       "already owns the host port; expected no hostport "
 					       "service for it");
-		if (b->hostnet && d->fwd == SVC_FWD_DSR)
-			return bpflb_cfg_error(err, sec, "backend", line,
-					       "hostnet=yes with forwarding = dsr: host-network "
-					       "endpoints cannot be reached by DSR; expected "
-					       "forwarding = snat (or auto in SNAT mode)");
 	}
 	return svc_dup_backends(d, err);
 }

@@ -95,8 +95,10 @@ struct svc_lb {
 	uint16_t np_min, np_max;
 	struct bpflb_ct_timeouts ct;
 	uint64_t gc_interval_ms;
-	uint32_t hz_bind; /* network order */
+	uint32_t events_per_sec; /* bpflb_node_cfg.events_per_sec */
+	uint32_t hz_bind;	 /* network order */
 	bool hz_bind_set;
+	bool dsr_ipip; /* [lb] dsr_dispatch = ipip: BPFLB_NODE_F_DSR_IPIP */
 };
 
 struct svc_model {
@@ -109,6 +111,15 @@ struct svc_model {
 };
 
 int svc_model_build(const struct bpflb_config *cfg, struct svc_model *m, struct bpflb_err *err);
+/*
+ * m = base with [service name] replaced by the section sec (added when absent)
+ * or removed (sec NULL), checked across services as svc_model_build() does.
+ */
+int svc_model_replace(const struct svc_model *base, const char *name,
+		      const struct bpflb_cfg_section *sec, struct svc_model *m,
+		      struct bpflb_err *err);
+/* The model the services object applied last; NULL before the first apply. */
+const struct svc_model *svc_services_model(const struct bpflb_services *s);
 void svc_model_free(struct svc_model *m);
 const struct svc_node *svc_model_node(const struct svc_model *m, const char *name);
 

@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(
 	gcc make cmake pkg-config clang llvm bpftool
-	libbpf-dev libelf-dev zlib1g-dev libuv1-dev libinih-dev check libsystemd-dev libjson-c-dev
+	libbpf-dev libelf-dev zlib1g-dev libuv1-dev libinih-dev check libsystemd-dev libjson-c-dev libyaml-dev
 	iproute2 util-linux procps python3
 )
 PKGS+=("$@")

@@ -9,6 +9,10 @@
 #
 #   bpflb_find BUILD_DIR              locate bpflbd and the plugin directory
 #   bpflb_config I MODE SERVICES_FILE [EXTRA_INI]   write node I's config
+#                                     (BPFLB_DAEMON_EXTRA: more [daemon] lines;
+#                                     BPFLB_NODE_LABELS[K]: labels of node K, written
+#                                     in [node] or [cluster-node nodeK])
+#   bpflb_sock I                      node I's control socket
 #   bpflb_start I                     start node I's bpflbd, wait until it runs
 #   bpflb_reload I                    SIGHUP node I, wait for the outcome line
 #   bpflb_stop I [SIGNAL]             stop node I's bpflbd (default TERM)
@@ -26,6 +30,7 @@ bpflb_find() {
 bpflb_log() { echo "$CLUSTER_LOGDIR/bpflbd-node$1.log"; }
 bpflb_pin() { echo "/sys/fs/bpf/${P}node$1"; }
 bpflb_ini() { echo "$CLUSTER_STATE/node$1.ini"; }
+bpflb_sock() { echo "$CLUSTER_STATE/node$1.sock"; }
 
 # bpflb_config I MODE SERVICES_FILE [EXTRA_INI]
 bpflb_config() {
@@ -38,17 +43,20 @@ mode = $mode
 plugin_dir = $BPFLB_PLUGINS
 bpffs_root = $(bpflb_pin "$i")
 control_socket = $CLUSTER_STATE/node$i.sock
+${BPFLB_DAEMON_EXTRA:-}
 devices = eth0
 log_level = info
 
 [node]
 name = node$i
 address = $(cluster_node_ip "$i")
+${BPFLB_NODE_LABELS[$i]:+labels = ${BPFLB_NODE_LABELS[$i]}}
 
 INI
 		for ((k = 1; k <= CLUSTER_NODES; k++)); do
 			((k == i)) && continue
-			printf '[cluster-node node%d]\naddress = %s\n\n' "$k" "$(cluster_node_ip "$k")"
+			printf '[cluster-node node%d]\naddress = %s\n%s\n\n' "$k" "$(cluster_node_ip "$k")" \
+				"${BPFLB_NODE_LABELS[$k]:+labels = ${BPFLB_NODE_LABELS[$k]}}"
 		done
 		[[ -n $extra ]] && printf '%s\n\n' "$extra"
 		cat "$svc"

@@ -11,12 +11,13 @@
  *       missing reverse NAT) is not accepted and ends as "ERROR timeout".
  *
  *   peerc stream HOST PORT [--bytes N] [--chunk K] [--interval-ms T]
- *                [--timeout MS] [--seed S] [--bind ADDR] [--sport PORT]
+ *                [--timeout MS] [--seed S] [--bind ADDR] [--sport PORT] [--until FILE]
  *       One TCP connection: prints the greeting line, then sends N bytes
  *       (default 1 MiB) of a seeded pseudo-random pattern in chunks of K bytes
  *       (default 1024) with a pause of T ms (default 10) after each chunk,
  *       reads the echo concurrently and verifies every byte, half-closes and
- *       waits for the server's EOF.  Prints "OK bytes=N", or
+ *       waits for the server's EOF.  --until FILE ends the sending early, at a
+ *       chunk boundary, once FILE exists (N is then an upper bound).  Prints "OK bytes=N", or
  *       "FAIL <reason> sent=X received=Y".  --timeout (default 5000) is the
  *       longest time without progress while echo data is outstanding.
  *
@@ -52,7 +53,7 @@
 #include <unistd.h>
 
 struct opts {
-	const char *mode, *host, *port, *bind;
+	const char *mode, *host, *port, *bind, *until;
 	long count, timeout_ms, chunk, interval_ms, sport;
 	uint64_t bytes, seed;
 };
@@ -81,7 +82,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: peerc tcp|udp HOST PORT [--count N] [--timeout MS] [--bind ADDR] [--sport PORT]\n"
 		"       peerc stream HOST PORT [--bytes N] [--chunk K] [--interval-ms T]\n"
-		"                  [--timeout MS] [--seed S] [--bind ADDR] [--sport PORT]\n"
+		"                  [--timeout MS] [--seed S] [--bind ADDR] [--sport PORT] [--until FILE]\n"
 		"       peerc ping HOST [--count N] [--timeout MS] [--bind ADDR]\n");
 }
 
@@ -463,7 +464,7 @@ static int stream_fail(const char *why, uint64_t sent, uint64_t recvd)
 static int stream_loop(const struct opts *o, uint8_t *sbuf, uint8_t *rbuf, uint8_t *ebuf,
 		       size_t bufsz)
 {
-	uint64_t sent = 0, recvd = 0, chunk_left = 0;
+	uint64_t sent = 0, recvd = 0, chunk_left = 0, limit = o->bytes;
 	int64_t next_send = 0, last_progress;
 	char line[512], err[256], why[256];
 	bool shut = false;
@@ -483,21 +484,26 @@ static int stream_loop(const struct opts *o, uint8_t *sbuf, uint8_t *rbuf, uint8
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		int rc;
 
-		if (sent == o->bytes && !shut) {
+		/* --until FILE: stop sending at a chunk boundary once FILE exists */
+		if (o->until && !chunk_left && sent < limit && !access(o->until, F_OK))
+			limit = sent;
+		if (sent == limit && !shut) {
 			if (shutdown(fd, SHUT_WR) < 0) {
 				snprintf(why, sizeof(why), "shutdown: %s", strerror(errno));
 				return stream_fail(why, sent, recvd);
 			}
 			shut = true;
 		}
-		if (sent < o->bytes && now >= next_send)
+		if (sent < limit && now >= next_send)
 			p.events |= POLLOUT;
 		/* Sleep until the next chunk is due or the stall timeout hits. */
 		wait = o->timeout_ms;
 		if (recvd < sent || shut)
 			wait = last_progress + o->timeout_ms - now;
-		if (sent < o->bytes && !(p.events & POLLOUT) && next_send - now < wait)
+		if (sent < limit && !(p.events & POLLOUT) && next_send - now < wait)
 			wait = next_send - now;
+		if (o->until && sent < limit && wait > 100)
+			wait = 100; /* look for the file now and then */
 		if (wait < 0)
 			wait = 0;
 		rc = poll(&p, 1, (int)wait);
@@ -519,7 +525,7 @@ static int stream_loop(const struct opts *o, uint8_t *sbuf, uint8_t *rbuf, uint8
 				return stream_fail(why, sent, recvd);
 			}
 			if (n == 0) {
-				if (recvd < o->bytes)
+				if (recvd < limit)
 					return stream_fail("closed early", sent, recvd);
 				break; /* EOF after the full echo: done */
 			}
@@ -542,11 +548,11 @@ static int stream_loop(const struct opts *o, uint8_t *sbuf, uint8_t *rbuf, uint8
 				last_progress = now;
 			}
 		}
-		if ((p.revents & POLLOUT) && sent < o->bytes) {
+		if ((p.revents & POLLOUT) && sent < limit) {
 			ssize_t n;
 
 			if (chunk_left == 0) {
-				chunk_left = o->bytes - sent < (uint64_t)o->chunk ? o->bytes - sent
+				chunk_left = limit - sent < (uint64_t)o->chunk ? limit - sent
 										  : (uint64_t)o->chunk;
 			}
 			pattern(o->seed, sent, sbuf, (size_t)chunk_left);
@@ -605,6 +611,7 @@ int main(int argc, char **argv)
 		{ "chunk", required_argument, NULL, 'k' },
 		{ "interval-ms", required_argument, NULL, 'i' },
 		{ "seed", required_argument, NULL, 's' },
+		{ "until", required_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -626,6 +633,7 @@ int main(int argc, char **argv)
 		case 'k': o.chunk = (long)parse_num(optarg, "--chunk"); break;
 		case 'i': o.interval_ms = (long)parse_num(optarg, "--interval-ms"); break;
 		case 's': o.seed = parse_num(optarg, "--seed"); break;
+		case 'u': o.until = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

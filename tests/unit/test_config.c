@@ -739,7 +739,8 @@ START_TEST(test_skip_unknown)
 	ck_assert_int_eq(load_buf(text, strlen(text), 0, core_only, 1, &cfg, &err), -EINVAL);
 	ck_assert_str_eq(err.msg, "mem.ini:1: [egress]: unknown section: [egress] belongs to no "
 				  "loaded plugin (is its plugin enabled by [daemon] mode or "
-				  "features?); expected [daemon], [node], [cluster-node NAME] from "
+				  "features?); expected [daemon], [node], [cluster-node NAME], "
+				  "[endpoint NAME] from "
 				  "core");
 }
 END_TEST
@@ -751,7 +752,8 @@ START_TEST(test_unknown_section_lists_owners)
 	refuse(MINIMAL "[policy]\n", &err);
 	ck_assert_str_eq(err.msg, "mem.ini:6: [policy]: unknown section: [policy] belongs to no "
 				  "loaded plugin (is its plugin enabled by [daemon] mode or "
-				  "features?); expected [daemon], [node], [cluster-node NAME] from "
+				  "features?); expected [daemon], [node], [cluster-node NAME], "
+				  "[endpoint NAME] from "
 				  "core; [test], [service NAME], [marker] from testplug");
 }
 END_TEST
@@ -769,7 +771,8 @@ START_TEST(test_unknown_section_groups_owners)
 	/* The core's sections may come in several schemas: one group per owner. */
 	ck_assert_int_eq(load_buf(text, strlen(text), 0, sch, 2, &cfg, &err), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err.msg, "; expected [daemon], [node], [cluster-node NAME], "
-					      "[test], [service NAME], [marker] from bpflbd"));
+					      "[endpoint NAME], [test], [service NAME], [marker] "
+					      "from bpflbd"));
 	/* No schema at all: nothing to suggest. */
 	ck_assert_int_eq(load_buf(text, strlen(text), 0, sch, 0, &cfg, &err), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err.msg, "mem.ini:1: [daemon]: unknown section"));

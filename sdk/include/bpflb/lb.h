@@ -88,6 +88,9 @@ enum bpflb_backend_state {
 
 #define BPFLB_BE_F_LOCAL (1u << 0)    /* runs on this node */
 #define BPFLB_BE_F_HOSTNET (1u << 1)  /* host-network endpoint (address = node IP) */
+/* Never dispatched by DSR: the daemon found that DSR cannot reach it (and logged
+ * why); its flows use SNAT instead, whatever the mode and the service say. */
+#define BPFLB_BE_F_NO_DSR (1u << 2)
 
 struct bpflb_backend {
 	__be32 addr;
@@ -97,6 +100,20 @@ struct bpflb_backend {
 	__be32 node_addr;/* address of the node it runs on (DSR dispatch) */
 };
 _Static_assert(sizeof(struct bpflb_backend) == 12, "bpflb_backend layout");
+
+/*
+ * How a load-balancing mode forwards a NEW flow to a backend on another node
+ * (sdk/bpf/bpflb/lb_core.h, `const volatile` set by the mode plugin before it
+ * loads).  Established flows keep what their conntrack entry recorded.
+ */
+enum bpflb_lb_policy {
+	BPFLB_POLICY_SNAT = 0,   /* mode snat */
+	BPFLB_POLICY_DSR = 1,    /* mode dsr */
+	BPFLB_POLICY_HYBRID = 2, /* mode hybrid: TCP by DSR, UDP by SNAT */
+};
+
+/* bpflb_node_cfg.flags */
+#define BPFLB_NODE_F_DSR_IPIP (1u << 0) /* DSR dispatch of new flows: IP-in-IP, else the IPv4 option */
 
 /* Node-wide datapath settings, bpflb_node[0]; written by the core on each apply. */
 struct bpflb_node_cfg {
@@ -110,6 +127,27 @@ struct bpflb_node_cfg {
 };
 _Static_assert(sizeof(struct bpflb_node_cfg) == 24, "bpflb_node_cfg layout");
 
+/* --- DSR dispatch ------------------------------------------------------- */
+
+/*
+ * The IPv4 option a DSR ingress node adds to the first packet of a TCP flow
+ * (the SYN) and to every UDP datagram it dispatches, always as the first
+ * option: the frontend the client addressed, which the backend node restores
+ * as the source of the replies.  Type 158 is the RFC 4727 experimental option
+ * number 30 with the "copied" bit, so fragments keep it.  With IP-in-IP
+ * dispatch the same option travels in the inner header.
+ */
+#define BPFLB_DSR_OPT_TYPE 0x9e
+#define BPFLB_DSR_OPT_LEN 8
+
+struct bpflb_dsr_opt {
+	__u8 type;       /* BPFLB_DSR_OPT_TYPE */
+	__u8 len;        /* BPFLB_DSR_OPT_LEN */
+	__be16 port;     /* frontend port */
+	__be32 addr;     /* frontend address */
+};
+_Static_assert(sizeof(struct bpflb_dsr_opt) == BPFLB_DSR_OPT_LEN, "bpflb_dsr_opt layout");
+
 /* --- conntrack ---------------------------------------------------------- */
 
 /*
@@ -121,6 +159,14 @@ _Static_assert(sizeof(struct bpflb_node_cfg) == 24, "bpflb_node_cfg layout");
  *       holds the client and the frontend to restore.
  * Each entry is enough to rebuild the other's key, so state changes and the
  * daemon's garbage collection treat the two as a pair.
+ *
+ * A DSR flow (fwd DSR_OPT or DSR_IPIP) is the exception: its replies never
+ * come back through the ingress node, so each node holds one half only.
+ *  ingress node: FWD, as above (addr/port: backend; nat_*: 0), no REV;
+ *  backend node: REV keyed by the reply (backend -> client), holding the client
+ *       and the frontend the dispatch carried; no FWD.  svc_id is the local
+ *       service of the same port when one is found (statistics), backend_id 0.
+ * Neither half has a partner: each ages on its own.
  */
 enum bpflb_ct_kind {
 	BPFLB_CT_FWD = 1,
@@ -212,7 +258,9 @@ struct bpflb_flow_event {
 	__u8 stage;        /* enum bpflb_stage that emitted it */
 	__u8 pad;
 	__u32 ifindex;
-	__u32 pad2;
+	/* Network policy (reason BPFLB_DROP_POLICY, verdict DROPPED or AUDIT): the
+	 * rule that decided, POL_RULE_ID() of plugins/policy; 0 otherwise. */
+	__u32 rule_id;
 };
 _Static_assert(sizeof(struct bpflb_flow_event) == 48, "bpflb_flow_event layout");
 

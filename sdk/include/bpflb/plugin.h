@@ -57,6 +57,7 @@ struct bpflb_feature {
 };
 
 struct bpflb_plugin_ctx; /* the core's handle for one loaded plugin */
+struct json_object;      /* json-c, for the control hook */
 
 struct bpflb_plugin {
 	/* stamped by BPFLB_PLUGIN_DEFINE, checked by the loader */
@@ -84,7 +85,26 @@ struct bpflb_plugin {
 	void (*fini)(struct bpflb_plugin_ctx *ctx);
 	/* Periodic work on the core's loop (conntrack GC, ...); may be NULL. */
 	void (*tick)(struct bpflb_plugin_ctx *ctx);
+	/*
+	 * Appended after tick: the core calls it only when desc->size covers it
+	 * (BPFLB_PLUGIN_HAS(desc, control)), so older plugins keep loading.
+	 *
+	 * A command of the control socket addressed to this plugin (bpflbctl
+	 * policy list -> cmd "list" to plugin "policy"), on the core's loop.  req
+	 * is the request's arguments (a JSON object, may be NULL); on success the
+	 * plugin sets *reply to a new JSON object the core sends and frees, and
+	 * returns 0.  -ENOENT: unknown command or object, -EINVAL: bad arguments;
+	 * *reply may then hold {"error": "..."}.  May be NULL.
+	 */
+	int (*control)(struct bpflb_plugin_ctx *ctx, const char *cmd, struct json_object *req,
+		       struct json_object **reply);
 };
+
+/* Does this descriptor carry the optional member `field` (appended after fini)? */
+#define BPFLB_PLUGIN_HAS(desc, field)                                              \
+	((desc)->size >= offsetof(struct bpflb_plugin, field) +                    \
+				 sizeof(((struct bpflb_plugin *)0)->field) &&       \
+	 (desc)->field)
 
 /* Smallest descriptor the core accepts: everything up to and including fini. */
 #define BPFLB_PLUGIN_MIN_SIZE \

@@ -1,0 +1,1054 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The control socket (protocol in control.h): a libuv pipe server, the
+ * newline-delimited JSON framing, and one handler per command in
+ * control_cmds[].
+ *
+ * Handlers answer from the daemon's state and never block the loop for long:
+ * the slowest are the conntrack listings, one batched map read.  Commands that
+ * change something (service set|delete, backend set-state, ct flush, reload)
+ * go through the same transactions as the configuration: on error nothing
+ * changed and the error says why.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config_internal.h"
+#include "control.h"
+#include "daemon.h"
+#include "flows.h"
+#include "log.h"
+#include "metrics.h"
+#include "services.h"
+#include "services_query.h"
+
+struct control_conn {
+	uv_pipe_t pipe;
+	struct bpflb_control *ctl;
+	struct control_conn *next, **pprev;
+	bool closing;
+	bool streaming;
+	bool close_after_write;
+	unsigned int pending;
+	size_t len;
+	char buf[CONTROL_MAX_REQUEST];
+};
+
+struct control_write {
+	uv_write_t req;
+	struct control_conn *c;
+	size_t len;
+	char data[];
+};
+
+struct bpflb_control {
+	uv_pipe_t srv;
+	struct bpflb_daemon *d;
+	struct control_conn *conns;
+	unsigned int nconns;
+	uint64_t requests;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/* --- helpers for handlers --------------------------------------------------- */
+
+/* String argument key; NULL when absent.  -EINVAL (err set) when not a string. */
+static int arg_str(json_object *args, const char *key, bool required, const char **out,
+		   struct bpflb_err *err)
+{
+	json_object *v;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(args, key, &v) || json_object_is_type(v, json_type_null)) {
+		if (required)
+			return bpflb_err_set(err, "argument '%s' is required", key), -EINVAL;
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_string))
+		return bpflb_err_set(err, "argument '%s' must be a string", key), -EINVAL;
+	*out = json_object_get_string(v);
+	return 0;
+}
+
+static int arg_uint(json_object *args, const char *key, uint64_t max, uint64_t *out,
+		    struct bpflb_err *err)
+{
+	json_object *v;
+	int64_t n;
+
+	if (!json_object_object_get_ex(args, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return bpflb_err_set(err, "argument '%s' must be an integer", key), -EINVAL;
+	n = json_object_get_int64(v);
+	if (n < 0 || (uint64_t)n > max)
+		return bpflb_err_set(err, "argument '%s' must be 0-%llu", key,
+				     (unsigned long long)max),
+		       -EINVAL;
+	*out = (uint64_t)n;
+	return 0;
+}
+
+static int arg_bool(json_object *args, const char *key, bool *out, struct bpflb_err *err)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(args, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_boolean))
+		return bpflb_err_set(err, "argument '%s' must be true or false", key), -EINVAL;
+	*out = json_object_get_boolean(v);
+	return 0;
+}
+
+static int need_services(struct bpflb_daemon *d, struct bpflb_err *err)
+{
+	if (!d->services)
+		return bpflb_err_set(err, "the service state is not open"), -EAGAIN;
+	return 0;
+}
+
+/* --service, --addr, --proto (and --limit) of ct and observe. */
+static int parse_selection(struct bpflb_daemon *d, json_object *args, struct svcq_ct_filter *f,
+			   struct bpflb_err *err)
+{
+	const char *svc, *addr, *proto;
+	uint64_t limit = 0;
+	int ret;
+
+	memset(f, 0, sizeof(*f));
+	if ((ret = arg_str(args, "service", false, &svc, err)) ||
+	    (ret = arg_str(args, "addr", false, &addr, err)) ||
+	    (ret = arg_str(args, "proto", false, &proto, err)) ||
+	    (ret = arg_uint(args, "limit", UINT32_MAX, &limit, err)))
+		return ret;
+	f->limit = (uint32_t)limit;
+	if (svc) {
+		ret = need_services(d, err);
+		if (!ret)
+			ret = svcq_ct_filter_service(d->services, svc, f, err);
+		if (ret)
+			return ret;
+	}
+	if (addr) {
+		if (bpflb_parse_ipv4(addr, &f->addr))
+			return bpflb_err_set(err, "addr '%s' is not an IPv4 address", addr),
+			       -EINVAL;
+		f->by_addr = true;
+	}
+	if (proto && svcq_proto_parse(proto, &f->proto))
+		return bpflb_err_set(err, "proto '%s' is not tcp, udp or icmp", proto), -EINVAL;
+	return 0;
+}
+
+/* --- handlers ------------------------------------------------------------------- */
+
+static const char *plugin_state_name(enum plugin_state s)
+{
+	switch (s) {
+	case PLUGIN_LOADED:
+		return "loaded";
+	case PLUGIN_READY:
+		return "ready";
+	case PLUGIN_ATTACHED:
+		return "attached";
+	case PLUGIN_FAILED:
+		return "failed";
+	}
+	return "unknown";
+}
+
+static json_object *plugins_json(struct bpflb_daemon *d)
+{
+	json_object *arr = json_object_new_array();
+
+	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "name", json_object_new_string(c->desc->name));
+		json_object_object_add(
+		    o, "version", json_object_new_string(c->desc->version ? c->desc->version : ""));
+		json_object_object_add(o, "kind",
+				       json_object_new_string(c->desc->kind == BPFLB_PLUGIN_MODE
+								  ? "mode"
+								  : "feature"));
+		json_object_object_add(o, "state",
+				       json_object_new_string(plugin_state_name(c->state)));
+		json_object_object_add(o, "active",
+				       json_object_new_boolean(c->state == PLUGIN_READY ||
+							       c->state == PLUGIN_ATTACHED));
+		json_object_object_add(o, "map_schema_version",
+				       json_object_new_int64(c->desc->map_schema_version));
+		json_object_object_add(o, "path", json_object_new_string(c->path ? c->path : ""));
+		json_object_object_add(
+		    o, "description",
+		    json_object_new_string(c->desc->description ? c->desc->description : ""));
+		json_object_object_add(o, "last_error",
+				       c->last_error[0] ? json_object_new_string(c->last_error)
+							: json_object_new_null());
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
+static int h_plugin_list(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+			 json_object **data, struct bpflb_err *err)
+{
+	*data = plugins_json(d);
+	return 0;
+}
+
+static void add_time(json_object *o, const char *key, time_t t)
+{
+	char b[32];
+	struct tm tm;
+
+	if (!t) {
+		json_object_object_add(o, key, json_object_new_null());
+		return;
+	}
+	gmtime_r(&t, &tm);
+	strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_object_object_add(o, key, json_object_new_string(b));
+}
+
+static int h_status(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+		    json_object **data, struct bpflb_err *err)
+{
+	const struct bpflb_cfg_section *ds = d->cfg ? bpflb_cfg_section(d->cfg, "daemon", 0) : NULL;
+	json_object *o = json_object_new_object(), *x, *a;
+	time_t now = time(NULL);
+
+	json_object_object_add(o, "version", json_object_new_string(BPFLB_VERSION));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	add_time(o, "started_at", d->started_at);
+	json_object_object_add(o, "uptime_s",
+			       json_object_new_int64(d->started_at ? now - d->started_at : 0));
+	json_object_object_add(o, "mode",
+			       json_object_new_string(d->mode ? d->mode->desc->name : "none"));
+	json_object_object_add(
+	    o, "node",
+	    json_object_new_string(
+		d->cfg ? bpflb_cfg_str(bpflb_cfg_section(d->cfg, "node", 0), "name") : ""));
+	json_object_object_add(o, "features",
+			       json_object_new_string(ds ? bpflb_cfg_str(ds, "features") : ""));
+	json_object_object_add(o, "plugins", plugins_json(d));
+	a = json_object_new_array();
+	for (int i = 0; i < d->pipeline.ndevs; i++) {
+		x = json_object_new_object();
+		json_object_object_add(x, "name", json_object_new_string(d->pipeline.devs[i].name));
+		json_object_object_add(x, "ifindex",
+				       json_object_new_int(d->pipeline.devs[i].ifindex));
+		json_object_array_add(a, x);
+	}
+	json_object_object_add(o, "devices", a);
+	json_object_object_add(o, "bpffs_root", json_object_new_string(d->pipeline.pin_root));
+
+	x = json_object_new_object();
+	json_object_object_add(x, "path",
+			       json_object_new_string(d->config_path ? d->config_path : ""));
+	add_time(x, "loaded_at", d->cfg ? bpflb_config_loaded_at(d->cfg) : 0);
+	json_object_object_add(o, "config", x);
+
+	x = json_object_new_object();
+	json_object_object_add(x, "ok", json_object_new_uint64(d->reloads_ok));
+	json_object_object_add(x, "failed", json_object_new_uint64(d->reloads_failed));
+	json_object_object_add(x, "last_error",
+			       d->last_reload_error[0]
+				   ? json_object_new_string(d->last_reload_error)
+				   : json_object_new_null());
+	json_object_object_add(o, "reloads", x);
+
+	if (d->services) {
+		struct bpflb_services_counts cnt;
+		struct bpflb_services_gc gc;
+		const char *name;
+		uint32_t addr;
+		uint16_t port;
+		uint8_t state;
+		bool deleted;
+		char b[32];
+
+		bpflb_services_counts(d->services, &cnt);
+		x = json_object_new_object();
+		json_object_object_add(x, "services", json_object_new_int64(cnt.services));
+		json_object_object_add(x, "frontends", json_object_new_int64(cnt.frontends));
+		json_object_object_add(x, "service_ports", json_object_new_int64(cnt.svc_ports));
+		json_object_object_add(x, "backends", json_object_new_int64(cnt.backends));
+		json_object_object_add(x, "maglev_tables", json_object_new_int64(cnt.maglev));
+		json_object_object_add(x, "health_checks", json_object_new_int64(cnt.healthz));
+		json_object_object_add(o, "services", x);
+
+		x = json_object_new_object();
+		a = json_object_new_array();
+		for (size_t i = 0; (name = bpflb_services_runtime_at(d->services, i, &deleted));
+		     i++) {
+			json_object *r = json_object_new_object();
+
+			json_object_object_add(r, "name", json_object_new_string(name));
+			json_object_object_add(r, "change",
+					       json_object_new_string(deleted ? "deleted" : "set"));
+			json_object_array_add(a, r);
+		}
+		json_object_object_add(x, "services", a);
+		a = json_object_new_array();
+		for (size_t i = 0; bpflb_services_override_at(d->services, i, &addr, &port, &state);
+		     i++) {
+			json_object *r = json_object_new_object();
+
+			json_object_object_add(
+			    r, "backend",
+			    json_object_new_string(svcq_addrport(addr, port, b, sizeof(b))));
+			json_object_object_add(r, "state",
+					       json_object_new_string(svcq_state_name(state)));
+			json_object_array_add(a, r);
+		}
+		json_object_object_add(x, "backend_states", a);
+		json_object_object_add(o, "runtime", x);
+
+		bpflb_services_gc_stats(d->services, &gc);
+		x = json_object_new_object();
+		json_object_object_add(x, "entries",
+				       json_object_new_int64(svcq_ct_count(d->services)));
+		json_object_object_add(x, "capacity", json_object_new_int64(BPFLB_CT_SIZE));
+		json_object_object_add(x, "gc_runs", json_object_new_uint64(gc.runs));
+		json_object_object_add(x, "gc_expired", json_object_new_uint64(gc.total.expired));
+		json_object_object_add(x, "gc_orphaned", json_object_new_uint64(gc.total.orphaned));
+		json_object_object_add(o, "conntrack", x);
+	}
+	json_object_object_add(o, "flow_events", flows_stats_json(d->flows));
+	x = json_object_new_object();
+	json_object_object_add(x, "socket",
+			       json_object_new_string(d->control ? d->control->path : ""));
+	json_object_object_add(x, "clients",
+			       json_object_new_int(d->control ? d->control->nconns : 0));
+	json_object_object_add(o, "control", x);
+	json_object_object_add(o, "metrics_listen",
+			       ds && bpflb_cfg_has(ds, "metrics_listen")
+				   ? json_object_new_string(bpflb_cfg_str(ds, "metrics_listen"))
+				   : json_object_new_null());
+	*data = o;
+	return 0;
+}
+
+static int h_service_list(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+			  json_object **data, struct bpflb_err *err)
+{
+	*data = svcq_services(d->services, NULL, err);
+	return 0;
+}
+
+static int h_service_get(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+			 json_object **data, struct bpflb_err *err)
+{
+	const char *name;
+	int ret = arg_str(args, "name", true, &name, err);
+
+	if (ret)
+		return ret;
+	*data = svcq_services(d->services, name, err);
+	return *data ? 0 : -ENOENT;
+}
+
+/*
+ * service.set {"name": N, "lines": ["type = nodeport", "port = ...", ...]}: the
+ * lines of a [service N] section, checked by the configuration engine with
+ * the [service] schema, then against every other service.
+ */
+static int h_service_set(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+			 json_object **data, struct bpflb_err *err)
+{
+	const struct bpflb_cfg_schema schema = {"bpflbctl", bpflb_services_sections};
+	struct bpflb_config *cfg = NULL;
+	json_object *lines;
+	const char *name;
+	char *text = NULL;
+	size_t tlen = 0;
+	FILE *fp;
+	int ret;
+
+	ret = arg_str(args, "name", true, &name, err);
+	if (ret || (ret = need_services(d, err)))
+		return ret;
+	if (!json_object_object_get_ex(args, "lines", &lines) ||
+	    !json_object_is_type(lines, json_type_array) || !json_object_array_length(lines))
+		return bpflb_err_set(err, "argument 'lines' must be a non-empty array of "
+					  "\"key = value\" strings"),
+		       -EINVAL;
+	if (strpbrk(name, "[]\n\r"))
+		return bpflb_err_set(err, "'%s' is not a service name", name), -EINVAL;
+	fp = open_memstream(&text, &tlen);
+	if (!fp)
+		return -ENOMEM;
+	fprintf(fp, "[service %s]\n", name);
+	for (size_t i = 0; i < json_object_array_length(lines); i++) {
+		json_object *l = json_object_array_get_idx(lines, i);
+		const char *s = json_object_get_string(l);
+
+		if (!json_object_is_type(l, json_type_string) || strpbrk(s, "\n\r") ||
+		    s[strspn(s, " \t")] == '[') {
+			fclose(fp);
+			free(text);
+			return bpflb_err_set(err, "lines[%zu] is not a \"key = value\" line", i),
+			       -EINVAL;
+		}
+		fprintf(fp, "%s\n", s);
+	}
+	fclose(fp);
+	fp = fmemopen(text, tlen, "r");
+	if (!fp) {
+		free(text);
+		return -ENOMEM;
+	}
+	ret = bpflb_config_load_fp(fp, "service-set", &schema, 1, 0, &cfg, err);
+	fclose(fp);
+	free(text);
+	if (ret)
+		return ret;
+	ret = bpflb_services_svc_set(d->services, bpflb_cfg_find(cfg, "service", name), err);
+	bpflb_config_free(cfg);
+	if (ret)
+		return ret;
+	pr_notice("control: service %s set at runtime (until the next reload)", name);
+	*data = svcq_services(d->services, name, err);
+	return 0;
+}
+
+static int h_service_delete(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+			    json_object **data, struct bpflb_err *err)
+{
+	const char *name;
+	int ret = arg_str(args, "name", true, &name, err);
+
+	if (ret || (ret = need_services(d, err)))
+		return ret;
+	ret = bpflb_services_svc_delete(d->services, name, err);
+	if (!ret)
+		pr_notice("control: service %s deleted at runtime (until the next reload)", name);
+	return ret;
+}
+
+static int h_backend_list(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+			  json_object **data, struct bpflb_err *err)
+{
+	*data = svcq_backends(d->services);
+	return 0;
+}
+
+static int h_backend_set_state(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+			       json_object **data, struct bpflb_err *err)
+{
+	const char *addr, *state;
+	uint64_t port = 0;
+	uint32_t a;
+	uint8_t st = 0;
+	bool clear = false;
+	int ret;
+
+	if ((ret = arg_str(args, "addr", true, &addr, err)) ||
+	    (ret = arg_uint(args, "port", 65535, &port, err)) ||
+	    (ret = arg_str(args, "state", true, &state, err)) || (ret = need_services(d, err)))
+		return ret;
+	if (bpflb_parse_ipv4(addr, &a))
+		return bpflb_err_set(err, "addr '%s' is not an IPv4 address", addr), -EINVAL;
+	if (!strcmp(state, "configured"))
+		clear = true;
+	else if (svcq_state_parse(state, &st))
+		return bpflb_err_set(err,
+				     "state '%s' is not active, terminating, maintenance or "
+				     "configured",
+				     state),
+		       -EINVAL;
+	ret = bpflb_services_backend_set_state(d->services, a, (uint16_t)port,
+					       (enum bpflb_backend_state)st, clear, err);
+	if (ret)
+		return ret;
+	pr_notice("control: backend %s%s%.0llu state %s", addr, port ? ":" : "",
+		  (unsigned long long)port, state);
+	*data = svcq_backends(d->services);
+	return 0;
+}
+
+static int h_ct_list(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+		     json_object **data, struct bpflb_err *err)
+{
+	struct svcq_ct_filter f;
+	int ret;
+
+	if ((ret = need_services(d, err)) || (ret = parse_selection(d, args, &f, err)))
+		return ret;
+	return svcq_ct_list(d->services, &f, data, err);
+}
+
+static int h_nat_list(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+		      json_object **data, struct bpflb_err *err)
+{
+	struct svcq_ct_filter f;
+	int ret;
+
+	if ((ret = need_services(d, err)) || (ret = parse_selection(d, args, &f, err)))
+		return ret;
+	f.nat_only = true;
+	return svcq_ct_list(d->services, &f, data, err);
+}
+
+static int h_ct_flush(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+		      json_object **data, struct bpflb_err *err)
+{
+	struct svcq_ct_filter f;
+	uint64_t n = 0;
+	int ret;
+
+	if ((ret = need_services(d, err)) || (ret = parse_selection(d, args, &f, err)))
+		return ret;
+	ret = svcq_ct_flush(d->services, &f, &n, err);
+	if (ret)
+		return ret;
+	pr_notice("control: conntrack flush removed %llu entries", (unsigned long long)n);
+	*data = json_object_new_object();
+	json_object_object_add(*data, "deleted", json_object_new_uint64(n));
+	return 0;
+}
+
+static int h_maglev_show(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+			 json_object **data, struct bpflb_err *err)
+{
+	const char *spec;
+	int ret = arg_str(args, "service", true, &spec, err);
+
+	if (ret || (ret = need_services(d, err)))
+		return ret;
+	*data = svcq_maglev(d->services, spec, err);
+	return *data ? 0 : -ENOENT;
+}
+
+static int h_reload(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+		    json_object **data, struct bpflb_err *err)
+{
+	int ret;
+
+	if (!d->cfg)
+		return bpflb_err_set(err, "the daemon is not running a configuration"), -EAGAIN;
+	ret = daemon_reload(d);
+	if (ret)
+		return bpflb_err_set(err,
+				     "reload failed, still running the previous "
+				     "configuration: %s",
+				     d->last_reload_error),
+		       ret;
+	*data = json_object_new_object();
+	json_object_object_add(*data, "mode",
+			       json_object_new_string(d->mode ? d->mode->desc->name : "none"));
+	json_object_object_add(*data, "reloads_ok", json_object_new_uint64(d->reloads_ok));
+	return 0;
+}
+
+static int h_observe(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+		     json_object **data, struct bpflb_err *err)
+{
+	struct flows_filter flt = {0};
+	const char *verdict;
+	uint64_t last = 0;
+	bool follow = false;
+	int ret;
+
+	if ((ret = parse_selection(d, args, &flt.sel, err)) ||
+	    (ret = arg_str(args, "verdict", false, &verdict, err)) ||
+	    (ret = arg_uint(args, "last", FLOWS_RING, &last, err)) ||
+	    (ret = arg_bool(args, "follow", &follow, err)))
+		return ret;
+	if (verdict && svcq_verdict_parse(verdict, &flt.verdict))
+		return bpflb_err_set(err,
+				     "verdict '%s' is not FORWARDED, DROPPED, REJECTED or AUDIT",
+				     verdict),
+		       -EINVAL;
+	if (!d->flows)
+		return bpflb_err_set(err, "flow events are not being read"), -EAGAIN;
+	if (follow && !c)
+		return bpflb_err_set(err, "follow needs a connection"), -EINVAL;
+	*data = json_object_new_object();
+	json_object_object_add(*data, "events", flows_last(d->flows, &flt, (unsigned int)last));
+	json_object_object_add(*data, "stats", flows_stats_json(d->flows));
+	json_object_object_add(*data, "follow", json_object_new_boolean(follow));
+	if (follow) {
+		ret = flows_subscribe(d->flows, c, &flt);
+		if (ret) {
+			json_object_put(*data);
+			*data = NULL;
+			return ret;
+		}
+		control_conn_stream(c);
+	}
+	return 0;
+}
+
+static int h_help(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+		  json_object **data, struct bpflb_err *err)
+{
+	*data = json_object_new_object();
+	for (const struct control_cmd *cmd = control_cmds; cmd->name; cmd++)
+		json_object_object_add(*data, cmd->name, json_object_new_string(cmd->help));
+	return 0;
+}
+
+const struct control_cmd control_cmds[] = {
+    {"status", h_status, "version, mode, plugins, devices, config, reloads, counters"},
+    {"plugin.list", h_plugin_list, "plugins loaded from plugin_dir and their state"},
+    {"service.list", h_service_list, "every service with ports, frontends, backends"},
+    {"service.get", h_service_get, "one service: {name}"},
+    {"service.set", h_service_set,
+     "add or replace a service until the next reload: {name, lines: [\"key = value\"...]}"},
+    {"service.delete", h_service_delete, "remove a service until the next reload: {name}"},
+    {"backend.list", h_backend_list, "every backend in bpflb_backends"},
+    {"backend.set-state", h_backend_set_state,
+     "{addr, [port], state: active|terminating|maintenance|configured}"},
+    {"ct.list", h_ct_list, "conntrack entries: {[service], [addr], [proto], [limit]}"},
+    {"ct.flush", h_ct_flush, "delete conntrack entries: {[service], [addr], [proto]}"},
+    {"nat.list", h_nat_list, "SNAT mappings: {[service], [addr], [proto], [limit]}"},
+    {"maglev.show", h_maglev_show, "Maglev table summary: {service: NAME[/PORT]}"},
+    {"reload", h_reload, "re-read the configuration file (as SIGHUP)"},
+    {"observe", h_observe,
+     "flow events: {[service], [verdict], [addr], [proto], [last], [follow]}"},
+    {"help", h_help, "this list"},
+    {NULL, NULL, NULL},
+};
+
+/* --- dispatch ---------------------------------------------------------------------- */
+
+static char *reply_string(json_object *reply)
+{
+	char *s = strdup(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
+
+	json_object_put(reply);
+	return s;
+}
+
+static char *error_reply(json_object *id, int ret, const char *msg)
+{
+	json_object *r = json_object_new_object();
+
+	json_object_object_add(r, "ok", json_object_new_boolean(false));
+	json_object_object_add(r, "error", json_object_new_string(msg));
+	json_object_object_add(r, "errno", json_object_new_int(ret < 0 ? -ret : ret));
+	if (id)
+		json_object_object_add(r, "id", json_object_get(id));
+	return reply_string(r);
+}
+
+char *control_dispatch(struct bpflb_daemon *d, struct control_conn *c, const char *line, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	json_object *req = NULL, *cmdv, *args = NULL, *id = NULL, *data = NULL, *r;
+	const struct control_cmd *cmd;
+	struct bpflb_err err = {""};
+	const char *name;
+	char *out;
+	int ret;
+
+	if (!tok)
+		return error_reply(NULL, ENOMEM, "out of memory");
+	if (len && line[len - 1] == '\r')
+		len--;
+	if (memchr(line, '\0', len)) {
+		out = error_reply(NULL, EINVAL, "malformed request: NUL byte in the line");
+		goto out;
+	}
+	req = json_tokener_parse_ex(tok, line, (int)len);
+	if (!req || json_tokener_get_error(tok) != json_tokener_success ||
+	    (size_t)tok->char_offset + strspn(line + tok->char_offset, " \t") < len) {
+		enum json_tokener_error e = json_tokener_get_error(tok);
+		char msg[256];
+
+		if (req && e == json_tokener_success)
+			snprintf(msg, sizeof(msg),
+				 "malformed request: text after the JSON object at byte %d",
+				 (int)tok->char_offset);
+		else
+			snprintf(msg, sizeof(msg), "malformed request: %s",
+				 e == json_tokener_continue ? "incomplete JSON"
+							    : json_tokener_error_desc(e));
+		out = error_reply(NULL, EINVAL, msg);
+		goto out;
+	}
+	if (!json_object_is_type(req, json_type_object)) {
+		out = error_reply(NULL, EINVAL,
+				  "malformed request: expected a JSON object "
+				  "{\"cmd\": ..., \"args\": {...}}");
+		goto out;
+	}
+	json_object_object_get_ex(req, "id", &id);
+	if (!json_object_object_get_ex(req, "cmd", &cmdv) ||
+	    !json_object_is_type(cmdv, json_type_string)) {
+		out = error_reply(id, EINVAL, "malformed request: \"cmd\" (a string) is missing");
+		goto out;
+	}
+	name = json_object_get_string(cmdv);
+	for (cmd = control_cmds; cmd->name && strcmp(cmd->name, name); cmd++)
+		;
+	if (!cmd->name) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "unknown command '%.64s'; 'help' lists the commands",
+			 name);
+		out = error_reply(id, EINVAL, msg);
+		goto out;
+	}
+	if (json_object_object_get_ex(req, "args", &args) &&
+	    !json_object_is_type(args, json_type_null)) {
+		if (!json_object_is_type(args, json_type_object)) {
+			out = error_reply(id, EINVAL,
+					  "malformed request: \"args\" must be an "
+					  "object");
+			goto out;
+		}
+		json_object_get(args);
+	} else {
+		args = json_object_new_object();
+	}
+	ret = cmd->fn(d, c, args, &data, &err);
+	json_object_put(args);
+	if (ret) {
+		json_object_put(data);
+		out = error_reply(id, ret, err.msg[0] ? err.msg : strerror(-ret));
+		goto out;
+	}
+	r = json_object_new_object();
+	json_object_object_add(r, "ok", json_object_new_boolean(true));
+	json_object_object_add(r, "data", data);
+	if (id)
+		json_object_object_add(r, "id", json_object_get(id));
+	out = reply_string(r);
+out:
+	json_object_put(req);
+	json_tokener_free(tok);
+	return out;
+}
+
+/* --- connections --------------------------------------------------------------------- */
+
+static void conn_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void conn_close(struct control_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	if (c->streaming)
+		flows_unsubscribe(c->ctl->d->flows, c);
+	if (c->pprev) {
+		*c->pprev = c->next;
+		if (c->next)
+			c->next->pprev = c->pprev;
+		c->pprev = NULL;
+		c->ctl->nconns--;
+	}
+	uv_read_stop((uv_stream_t *)&c->pipe);
+	uv_close((uv_handle_t *)&c->pipe, conn_closed);
+}
+
+static void conn_written(uv_write_t *req, int status)
+{
+	struct control_write *w = (struct control_write *)req;
+	struct control_conn *c = w->c;
+
+	free(w);
+	c->pending--;
+	if (c->closing)
+		return;
+	if (status < 0 || (c->close_after_write && !c->pending))
+		conn_close(c);
+}
+
+static int conn_write(struct control_conn *c, const char *s, size_t len)
+{
+	struct control_write *w;
+	uv_buf_t b;
+
+	if (c->closing)
+		return -EPIPE;
+	w = malloc(sizeof(*w) + len + 1);
+	if (!w)
+		return -ENOMEM;
+	memcpy(w->data, s, len);
+	w->data[len] = '\n';
+	w->c = c;
+	b = uv_buf_init(w->data, (unsigned int)len + 1);
+	if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, conn_written)) {
+		free(w);
+		conn_close(c);
+		return -EPIPE;
+	}
+	c->pending++;
+	return 0;
+}
+
+int control_conn_send(struct control_conn *c, json_object *o)
+{
+	const char *s;
+
+	if (c->closing)
+		return -EPIPE;
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > CONTROL_MAX_QUEUED)
+		return -ENOBUFS;
+	s = json_object_to_json_string_ext(o,
+					   JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	return conn_write(c, s, strlen(s));
+}
+
+void control_conn_stream(struct control_conn *c)
+{
+	c->streaming = true;
+}
+
+static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct control_conn *c = h->data;
+
+	*b = uv_buf_init(c->buf + c->len, (unsigned int)(sizeof(c->buf) - c->len));
+}
+
+static void conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+	struct control_conn *c = st->data;
+	char *nl;
+
+	if (nread < 0) {
+		uv_read_stop(st);
+		if (nread == UV_EOF && c->pending)
+			c->close_after_write = true;
+		else
+			conn_close(c);
+		return;
+	}
+	if (!nread || c->closing || c->close_after_write)
+		return;
+	if (c->streaming)
+		return; /* a stream takes no more requests */
+	c->len += (size_t)nread;
+	while (!c->streaming && !c->closing && (nl = memchr(c->buf, '\n', c->len))) {
+		size_t l = (size_t)(nl - c->buf);
+		char *reply;
+
+		c->ctl->requests++;
+		reply = control_dispatch(c->ctl->d, c, c->buf, l);
+		memmove(c->buf, nl + 1, c->len - l - 1);
+		c->len -= l + 1;
+		if (!reply) {
+			conn_close(c);
+			return;
+		}
+		conn_write(c, reply, strlen(reply));
+		free(reply);
+	}
+	if (c->len == sizeof(c->buf)) {
+		char *reply;
+
+		c->ctl->requests++;
+		reply = error_reply(NULL, E2BIG, "request longer than 65536 bytes; closing");
+		c->len = 0;
+		if (reply) {
+			conn_write(c, reply, strlen(reply));
+			free(reply);
+		}
+		c->close_after_write = true;
+		uv_read_stop(st);
+		if (!c->pending)
+			conn_close(c);
+	}
+}
+
+static void on_connection(uv_stream_t *srv, int status)
+{
+	struct bpflb_control *ctl = srv->data;
+	struct control_conn *c;
+
+	if (status < 0)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	c->ctl = ctl;
+	uv_pipe_init(srv->loop, &c->pipe, 0);
+	c->pipe.data = c;
+	if (uv_accept(srv, (uv_stream_t *)&c->pipe)) {
+		uv_close((uv_handle_t *)&c->pipe, conn_closed);
+		return;
+	}
+	c->next = ctl->conns;
+	if (ctl->conns)
+		ctl->conns->pprev = &c->next;
+	c->pprev = &ctl->conns;
+	ctl->conns = c;
+	ctl->nconns++;
+	if (uv_read_start((uv_stream_t *)&c->pipe, conn_alloc, conn_read))
+		conn_close(c);
+}
+
+/* --- the listener ------------------------------------------------------------------------ */
+
+static bool socket_answers(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, ret;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return false;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	ret = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	return !ret;
+}
+
+int control_check_free(const char *path, struct bpflb_err *err)
+{
+	if (!socket_answers(path))
+		return 0;
+	return bpflb_err_set(err,
+			     "control_socket %s is served by another running bpflbd; stop it "
+			     "or give this instance its own control_socket",
+			     path),
+	       -EADDRINUSE;
+}
+
+/* A socket file left by a daemon that died: remove it; one that answers: refuse. */
+static int stale_socket(const char *path, struct bpflb_err *err)
+{
+	struct stat st;
+	int ret;
+
+	if (lstat(path, &st)) {
+		if (errno == ENOENT)
+			return 0;
+		return bpflb_err_set(err, "control_socket %s: %s", path, strerror(errno)), -errno;
+	}
+	if (!S_ISSOCK(st.st_mode))
+		return bpflb_err_set(err,
+				     "control_socket %s exists and is not a socket; remove it or "
+				     "choose another path",
+				     path),
+		       -EEXIST;
+	ret = control_check_free(path, err);
+	if (ret)
+		return ret;
+	if (unlink(path) && errno != ENOENT)
+		return bpflb_err_set(err, "cannot remove the stale control socket %s: %s", path,
+				     strerror(errno)),
+		       -errno;
+	return 0;
+}
+
+static int mkdir_parent(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)], *p;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	p = strrchr(dir, '/');
+	if (!p || p == dir)
+		return 0;
+	*p = '\0';
+	for (p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0755) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static void srv_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+int control_open(struct bpflb_daemon *d, const char *path, const char *group,
+		 struct bpflb_control **out, struct bpflb_err *err)
+{
+	struct bpflb_control *ctl;
+	gid_t gid = 0;
+	mode_t old;
+	int ret;
+
+	if (strlen(path) >= sizeof(ctl->path))
+		return bpflb_err_set(err, "control_socket %s is longer than %zu characters", path,
+				     sizeof(ctl->path) - 1),
+		       -ENAMETOOLONG;
+	if (group) {
+		struct group *g = getgrnam(group);
+
+		if (!g)
+			return bpflb_err_set(
+				   err, "control_group '%s' is not a group of this system", group),
+			       -ENOENT;
+		gid = g->gr_gid;
+	}
+	ret = mkdir_parent(path);
+	if (ret)
+		return bpflb_err_set(err, "cannot create the directory of control_socket %s: %s",
+				     path, strerror(-ret)),
+		       ret;
+	ret = stale_socket(path, err);
+	if (ret)
+		return ret;
+	ctl = calloc(1, sizeof(*ctl));
+	if (!ctl)
+		return -ENOMEM;
+	ctl->d = d;
+	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
+	uv_pipe_init(d->loop, &ctl->srv, 0);
+	ctl->srv.data = ctl;
+	/* created 0600: never a moment in which others could connect */
+	old = umask(0177);
+	ret = uv_pipe_bind(&ctl->srv, path);
+	umask(old);
+	if (!ret && group && (chown(path, (uid_t)-1, gid) || chmod(path, 0660)))
+		ret = -errno;
+	if (!ret)
+		ret = uv_listen((uv_stream_t *)&ctl->srv, 64, on_connection);
+	if (ret) {
+		bpflb_err_set(err, "cannot serve control_socket %s: %s", path, uv_strerror(ret));
+		unlink(path);
+		uv_close((uv_handle_t *)&ctl->srv, srv_closed);
+		return ret;
+	}
+	*out = ctl;
+	return 0;
+}
+
+void control_close(struct bpflb_control *ctl)
+{
+	if (!ctl)
+		return;
+	while (ctl->conns)
+		conn_close(ctl->conns);
+	unlink(ctl->path);
+	uv_close((uv_handle_t *)&ctl->srv, srv_closed);
+}
+
+unsigned int control_clients(const struct bpflb_control *ctl)
+{
+	return ctl ? ctl->nconns : 0;
+}
+
+uint64_t control_requests(const struct bpflb_control *ctl)
+{
+	return ctl ? ctl->requests : 0;
+}
