@@ -623,6 +623,49 @@ const struct control_cmd control_cmds[] = {
 
 /* --- dispatch ---------------------------------------------------------------------- */
 
+/*
+ * "PLUGIN.CMD" for a command no core handler knows: the enabled plugin's
+ * control hook answers it (bpflbctl policy list -> "policy.list").  Returns
+ * NULL when no plugin claims the name.
+ */
+static struct bpflb_plugin_ctx *plugin_for(struct bpflb_daemon *d, const char *name,
+					   const char **sub)
+{
+	const char *dot = strchr(name, '.');
+	char pname[64];
+
+	if (!dot || dot == name || (size_t)(dot - name) >= sizeof(pname))
+		return NULL;
+	snprintf(pname, sizeof(pname), "%.*s", (int)(dot - name), name);
+	for (struct bpflb_plugin_ctx *p = d->plugins.head; p; p = p->next) {
+		if (strcmp(p->desc->name, pname) || !BPFLB_PLUGIN_HAS(p->desc, control))
+			continue;
+		if (p->state != PLUGIN_READY && p->state != PLUGIN_ATTACHED)
+			return NULL;
+		*sub = dot + 1;
+		return p;
+	}
+	return NULL;
+}
+
+static int h_plugin_cmd(struct bpflb_daemon *d, struct bpflb_plugin_ctx *p, const char *sub,
+			json_object *args, json_object **data, struct bpflb_err *err)
+{
+	json_object *reply = NULL, *e;
+	int ret = p->desc->control(p, sub, args, &reply);
+
+	if (!ret) {
+		*data = reply ? reply : json_object_new_object();
+		return 0;
+	}
+	if (reply && json_object_object_get_ex(reply, "error", &e))
+		bpflb_err_set(err, "%s", json_object_get_string(e));
+	else
+		bpflb_err_set(err, "plugin %s: %s: %s", p->desc->name, sub, strerror(-ret));
+	json_object_put(reply);
+	return ret < 0 ? ret : -EIO;
+}
+
 static char *reply_string(json_object *reply)
 {
 	char *s = strdup(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN |
@@ -649,8 +692,9 @@ char *control_dispatch(struct bpflb_daemon *d, struct control_conn *c, const cha
 	struct json_tokener *tok = json_tokener_new();
 	json_object *req = NULL, *cmdv, *args = NULL, *id = NULL, *data = NULL, *r;
 	const struct control_cmd *cmd;
+	struct bpflb_plugin_ctx *plugin = NULL;
 	struct bpflb_err err = {""};
-	const char *name;
+	const char *name, *sub = NULL;
 	char *out;
 	int ret;
 
@@ -694,7 +738,8 @@ char *control_dispatch(struct bpflb_daemon *d, struct control_conn *c, const cha
 	name = json_object_get_string(cmdv);
 	for (cmd = control_cmds; cmd->name && strcmp(cmd->name, name); cmd++)
 		;
-	if (!cmd->name) {
+	plugin = cmd->name ? NULL : plugin_for(d, name, &sub);
+	if (!cmd->name && !plugin) {
 		char msg[256];
 
 		snprintf(msg, sizeof(msg), "unknown command '%.64s'; 'help' lists the commands",
@@ -714,7 +759,8 @@ char *control_dispatch(struct bpflb_daemon *d, struct control_conn *c, const cha
 	} else {
 		args = json_object_new_object();
 	}
-	ret = cmd->fn(d, c, args, &data, &err);
+	ret = plugin ? h_plugin_cmd(d, plugin, sub, args, &data, &err)
+		     : cmd->fn(d, c, args, &data, &err);
 	json_object_put(args);
 	if (ret) {
 		json_object_put(data);

@@ -146,6 +146,9 @@ static json_object *event_json(struct bpflb_flows *f, const struct flow_rec *r)
 				   ? json_object_new_string(svcq_drop_reason_name(e->reason))
 				   : json_object_new_null());
 	json_object_object_add(o, "stage", json_object_new_int(e->stage));
+	/* Which rule decided (policy: policy id << 16 | section/position; 0 none). */
+	if (e->rule_id)
+		json_object_object_add(o, "rule_id", json_object_new_int64(e->rule_id));
 	return o;
 }
 

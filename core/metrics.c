@@ -63,6 +63,73 @@ static void head(FILE *f, const char *name, const char *type, const char *help)
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/*
+ * Plugins' own metrics: every enabled plugin with a control hook is asked
+ * "metrics" and answers
+ *   {"metrics": [{"name": "bpflb_x_total", "type": "counter", "help": "...",
+ *                 "samples": [{"labels": {"k": "v"}, "value": N}, ...]}, ...]}
+ * Names must start with "bpflb_<plugin>_"; anything else is skipped, so a
+ * plugin cannot shadow the core's series.
+ */
+static void plugin_metrics(FILE *f, struct bpflb_daemon *d)
+{
+	for (struct bpflb_plugin_ctx *p = d->plugins.head; p; p = p->next) {
+		json_object *reply = NULL, *fams, *fam, *v, *samples, *sm, *labels;
+		char prefix[80];
+
+		if ((p->state != PLUGIN_READY && p->state != PLUGIN_ATTACHED) ||
+		    !BPFLB_PLUGIN_HAS(p->desc, control))
+			continue;
+		if (p->desc->control(p, "metrics", NULL, &reply) || !reply ||
+		    !json_object_object_get_ex(reply, "metrics", &fams) ||
+		    !json_object_is_type(fams, json_type_array)) {
+			json_object_put(reply);
+			continue;
+		}
+		snprintf(prefix, sizeof(prefix), "bpflb_%s_", p->desc->name);
+		for (size_t i = 0; i < json_object_array_length(fams); i++) {
+			const char *name, *type = "gauge", *help = "";
+
+			fam = json_object_array_get_idx(fams, i);
+			if (!json_object_object_get_ex(fam, "name", &v) ||
+			    !(name = json_object_get_string(v)) ||
+			    strncmp(name, prefix, strlen(prefix)) ||
+			    strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(name) ||
+			    !json_object_object_get_ex(fam, "samples", &samples))
+				continue;
+			if (json_object_object_get_ex(fam, "type", &v))
+				type = json_object_get_string(v);
+			if (json_object_object_get_ex(fam, "help", &v))
+				help = json_object_get_string(v);
+			head(f, name, type, help);
+			for (size_t j = 0; j < json_object_array_length(samples); j++) {
+				bool first = true;
+
+				sm = json_object_array_get_idx(samples, j);
+				if (!json_object_object_get_ex(sm, "value", &v))
+					continue;
+				fputs(name, f);
+				if (json_object_object_get_ex(sm, "labels", &labels) &&
+				    json_object_is_type(labels, json_type_object)) {
+					json_object_object_foreach(labels, k, lv)
+					{
+						if (!*k || strspn(k, "abcdefghijklmnopqrstuvwxyz_") !=
+								   strlen(k))
+							continue;
+						fprintf(f, "%s%s=\"", first ? "{" : ",", k);
+						label(f, json_object_get_string(lv));
+						fputc('"', f);
+						first = false;
+					}
+				}
+				fprintf(f, "%s %lld\n", first ? "" : "}",
+					(long long)json_object_get_int64(v));
+			}
+		}
+		json_object_put(reply);
+	}
+}
+
 struct stats_ctx {
 	FILE *f;
 	int pass;
@@ -269,6 +336,7 @@ char *metrics_render(struct bpflb_daemon *d, size_t *len)
 	     "Flow events not streamed to observers that read too slowly.");
 	fprintf(f, "bpflb_flow_events_client_dropped_total %llu\n",
 		(unsigned long long)fc.client_dropped);
+	plugin_metrics(f, d);
 	head(f, "bpflb_control_clients", "gauge", "Open control socket connections.");
 	fprintf(f, "bpflb_control_clients %u\n", control_clients(d->control));
 	head(f, "bpflb_control_requests_total", "counter", "Control socket requests.");

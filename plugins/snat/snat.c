@@ -2,14 +2,17 @@
 /*
  * The SNAT load-balancing mode (kube-proxy semantics), userspace side.
  *
- * The datapath is bpf/snat.bpf.c, embedded here as a skeleton.  Services,
+ * The datapath is bpf/snat.bpf.c (the shared sdk/bpf/bpflb/lb_core.h with the
+ * SNAT policy for new flows), embedded here as a skeleton.  Services,
  * backends and node settings live in the shared pinned maps that the core
- * writes (sdk/bpf/bpflb/lb_maps.h); this plugin only loads its two stage
- * programs against those pins and puts them into the pipeline.
+ * writes (sdk/bpf/bpflb/lb_maps.h); this plugin loads its two stage programs
+ * against those pins, puts them into the pipeline, and keeps the device MTUs
+ * up to date for the DSR flows it continues after a mode switch.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -17,6 +20,7 @@
 
 #include <bpflb/lb.h>
 #include <bpflb/plugin.h>
+#include <bpflb/lb_mode.h>
 
 #include "snat_bpf.skel.h"
 
@@ -25,25 +29,7 @@ struct snat_priv {
 };
 
 static const struct bpflb_feature snat_requires[] = {
-	{ BPFLB_FEAT_MAP_TYPE, BPF_MAP_TYPE_PROG_ARRAY, "BPF_MAP_TYPE_PROG_ARRAY" },
-	{ BPFLB_FEAT_MAP_TYPE, BPF_MAP_TYPE_LRU_HASH, "BPF_MAP_TYPE_LRU_HASH" },
-	{ BPFLB_FEAT_MAP_TYPE, BPF_MAP_TYPE_HASH_OF_MAPS, "BPF_MAP_TYPE_HASH_OF_MAPS" },
-	{ BPFLB_FEAT_MAP_TYPE, BPF_MAP_TYPE_PERF_EVENT_ARRAY, "BPF_MAP_TYPE_PERF_EVENT_ARRAY" },
-	{ BPFLB_FEAT_MAP_TYPE, BPF_MAP_TYPE_PERCPU_HASH, "BPF_MAP_TYPE_PERCPU_HASH" },
-	{ BPFLB_FEAT_MAP_TYPE, BPF_MAP_TYPE_PERCPU_ARRAY, "BPF_MAP_TYPE_PERCPU_ARRAY" },
-	{ BPFLB_FEAT_HELPER, BPF_FUNC_fib_lookup, "bpf_fib_lookup" },
-	{ BPFLB_FEAT_HELPER, BPF_FUNC_redirect, "bpf_redirect" },
-	{ BPFLB_FEAT_HELPER, BPF_FUNC_tail_call, "bpf_tail_call" },
-	{ BPFLB_FEAT_HELPER, BPF_FUNC_l3_csum_replace, "bpf_l3_csum_replace" },
-	{ BPFLB_FEAT_HELPER, BPF_FUNC_l4_csum_replace, "bpf_l4_csum_replace" },
-	{ BPFLB_FEAT_HELPER, BPF_FUNC_csum_diff, "bpf_csum_diff" },
-	{ BPFLB_FEAT_HELPER, BPF_FUNC_skb_store_bytes, "bpf_skb_store_bytes" },
-	{ BPFLB_FEAT_HELPER, BPF_FUNC_skb_load_bytes, "bpf_skb_load_bytes" },
-	{ BPFLB_FEAT_HELPER, BPF_FUNC_skb_pull_data, "bpf_skb_pull_data" },
-	{ BPFLB_FEAT_HELPER, BPF_FUNC_skb_change_tail, "bpf_skb_change_tail" },
-	{ BPFLB_FEAT_HELPER, BPF_FUNC_perf_event_output, "bpf_perf_event_output" },
-	{ BPFLB_FEAT_HELPER, BPF_FUNC_get_prandom_u32, "bpf_get_prandom_u32" },
-	{ BPFLB_FEAT_HELPER, BPF_FUNC_ktime_get_ns, "bpf_ktime_get_ns" },
+	BPFLB_LB_MODE_FEATURES,
 	{ BPFLB_FEAT_END, 0, NULL },
 };
 
@@ -62,6 +48,7 @@ static int snat_init(struct bpflb_plugin_ctx *ctx)
 		bpflb_log(ctx, LOG_ERR, "opening the BPF object failed: %d", err);
 		goto out;
 	}
+	priv->skel->rodata->bpflb_lb_policy = BPFLB_POLICY_SNAT;
 	/* Loading reuses the maps pinned under the instance's root (or creates them). */
 	err = snat_bpf__load(priv->skel);
 	if (err) {
@@ -84,9 +71,29 @@ static int snat_validate(struct bpflb_plugin_ctx *ctx, const struct bpflb_config
 	return 0;
 }
 
+static void snat_sync_mtu(struct bpflb_plugin_ctx *ctx, const struct bpflb_config *cfg)
+{
+	struct snat_priv *priv = bpflb_priv(ctx);
+	int rc = bpflb_lb_mode_sync_mtu(ctx, bpf_map__fd(priv->skel->maps.bpflb_dev_mtu), cfg);
+
+	if (rc)
+		bpflb_log(ctx, LOG_WARNING, "cannot read a device MTU (%s); DSR packets are "
+			  "checked against 1500 there", strerror(-rc));
+}
+
+/* DSR flows started under another mode continue here: their packets need the MTU. */
 static int snat_apply(struct bpflb_plugin_ctx *ctx, const struct bpflb_config *next,
 		      const struct bpflb_config *prev, struct bpflb_err *err)
 {
+	struct snat_priv *priv = bpflb_priv(ctx);
+	int rc;
+
+	snat_sync_mtu(ctx, next);
+	/* Other nodes' IP-in-IP to our backends is decapsulated in every mode. */
+	rc = bpflb_lb_mode_sync_peers(next, bpf_map__fd(priv->skel->maps.bpflb_peers));
+	if (rc)
+		return bpflb_err_set(err, "snat: cannot write the cluster's nodes into "
+				     "bpflb_peers: %s", strerror(-rc)), rc;
 	return 0;
 }
 
@@ -110,41 +117,6 @@ static int snat_attach(struct bpflb_plugin_ctx *ctx, struct bpflb_err *err)
 	return 0;
 }
 
-/* Id of the program in a stage slot, 0 when empty. */
-static __u32 snat_stage_prog_id(struct snat_priv *priv, __u32 stage)
-{
-	__u32 id = 0;
-
-	if (bpf_map_lookup_elem(bpf_map__fd(priv->skel->maps.bpflb_stages), &stage, &id))
-		return 0;
-	return id;
-}
-
-static __u32 snat_prog_id(struct bpf_program *prog)
-{
-	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info);
-
-	if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
-		return 0;
-	return info.id;
-}
-
-/*
- * On a mode switch the core attaches the new mode first (an atomic replacement
- * of each slot) and detaches the old one after: clear a slot only while it
- * still holds our program, never the successor's.
- */
-static int snat_detach_stage(struct bpflb_plugin_ctx *ctx, struct snat_priv *priv,
-			     enum bpflb_stage stage, struct bpf_program *prog)
-{
-	__u32 ours = snat_prog_id(prog);
-
-	if (!ours || snat_stage_prog_id(priv, stage) != ours)
-		return 0;
-	return bpflb_stage_clear(ctx, stage);
-}
-
 static int snat_detach(struct bpflb_plugin_ctx *ctx)
 {
 	struct snat_priv *priv = bpflb_priv(ctx);
@@ -152,8 +124,10 @@ static int snat_detach(struct bpflb_plugin_ctx *ctx)
 
 	if (!priv)
 		return 0;
-	rc = snat_detach_stage(ctx, priv, BPFLB_STAGE_IN_LB, priv->skel->progs.snat_in);
-	rc2 = snat_detach_stage(ctx, priv, BPFLB_STAGE_OUT_LB, priv->skel->progs.snat_out);
+	rc = bpflb_lb_mode_detach_stage(ctx, BPFLB_STAGE_IN_LB,
+					bpf_program__fd(priv->skel->progs.snat_in));
+	rc2 = bpflb_lb_mode_detach_stage(ctx, BPFLB_STAGE_OUT_LB,
+					 bpf_program__fd(priv->skel->progs.snat_out));
 	return rc ? rc : rc2;
 }
 
@@ -169,6 +143,12 @@ static void snat_fini(struct bpflb_plugin_ctx *ctx)
 	bpflb_set_priv(ctx, NULL);
 }
 
+static void snat_tick(struct bpflb_plugin_ctx *ctx)
+{
+	if (bpflb_priv(ctx))
+		snat_sync_mtu(ctx, bpflb_config(ctx));
+}
+
 BPFLB_PLUGIN_DEFINE(
 	.name = "snat",
 	.version = "0.1.0",
@@ -182,4 +162,5 @@ BPFLB_PLUGIN_DEFINE(
 	.attach = snat_attach,
 	.detach = snat_detach,
 	.fini = snat_fini,
+	.tick = snat_tick,
 );

@@ -11,7 +11,8 @@
 #   bpflb_config I MODE SERVICES_FILE [EXTRA_INI]   write node I's config
 #                                     (BPFLB_DAEMON_EXTRA: more [daemon] lines;
 #                                     BPFLB_NODE_LABELS[K]: labels of node K, written
-#                                     in [node] or [cluster-node nodeK])
+#                                     in [node] or [cluster-node nodeK]; likewise
+#                                     BPFLB_NODE_EXT[K]: its external_addresses)
 #   bpflb_sock I                      node I's control socket
 #   bpflb_start I                     start node I's bpflbd, wait until it runs
 #   bpflb_reload I                    SIGHUP node I, wait for the outcome line
@@ -32,6 +33,18 @@ bpflb_pin() { echo "/sys/fs/bpf/${P}node$1"; }
 bpflb_ini() { echo "$CLUSTER_STATE/node$1.ini"; }
 bpflb_sock() { echo "$CLUSTER_STATE/node$1.sock"; }
 
+# bpflb_metric I SERIES: the value of one Prometheus series (name{labels} as
+# bpflbd prints it) from node I's metrics_listen = 127.0.0.1:9962; empty if absent.
+bpflb_metric() {
+	in_ns "$(cluster_node_ns "$1")" python3 -c '
+import sys, urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:9962/metrics", timeout=5).read().decode()
+for line in body.splitlines():
+    k, _, v = line.rpartition(" ")
+    if k == sys.argv[1]:
+        print(v)' "$2"
+}
+
 # bpflb_config I MODE SERVICES_FILE [EXTRA_INI]
 bpflb_config() {
 	local i="$1" mode="$2" svc="$3" extra="${4:-}" k
@@ -51,12 +64,14 @@ log_level = info
 name = node$i
 address = $(cluster_node_ip "$i")
 ${BPFLB_NODE_LABELS[$i]:+labels = ${BPFLB_NODE_LABELS[$i]}}
+${BPFLB_NODE_EXT[$i]:+external_addresses = ${BPFLB_NODE_EXT[$i]}}
 
 INI
 		for ((k = 1; k <= CLUSTER_NODES; k++)); do
 			((k == i)) && continue
-			printf '[cluster-node node%d]\naddress = %s\n%s\n\n' "$k" "$(cluster_node_ip "$k")" \
-				"${BPFLB_NODE_LABELS[$k]:+labels = ${BPFLB_NODE_LABELS[$k]}}"
+			printf '[cluster-node node%d]\naddress = %s\n%s\n%s\n\n' "$k" "$(cluster_node_ip "$k")" \
+				"${BPFLB_NODE_LABELS[$k]:+labels = ${BPFLB_NODE_LABELS[$k]}}" \
+				"${BPFLB_NODE_EXT[$k]:+external_addresses = ${BPFLB_NODE_EXT[$k]}}"
 		done
 		[[ -n $extra ]] && printf '%s\n\n' "$extra"
 		cat "$svc"

@@ -186,6 +186,60 @@ START_TEST(test_pair_both_expired)
 }
 END_TEST
 
+/* One half of a DSR flow, as the ingress node (FWD) or the backend node (REV) holds it. */
+static void put_dsr(const struct flow *f, uint8_t kind, long age)
+{
+	struct bpflb_ct_key k;
+	struct bpflb_ct_val v;
+
+	if (kind == BPFLB_CT_FWD)
+		fwd_key(f, &k);
+	else
+		rev_key(f, &k);
+	memset(&v, 0, sizeof(v));
+	v.last_seen = NOW - (uint64_t)age * S;
+	v.created = v.last_seen;
+	v.addr = kind == BPFLB_CT_FWD ? ip(f->backend) : ip(f->client);
+	v.port = kind == BPFLB_CT_FWD ? htons(f->bport) : htons(f->cport);
+	v.nat_addr = kind == BPFLB_CT_FWD ? 0 : ip(f->frontend);
+	v.nat_port = kind == BPFLB_CT_FWD ? 0 : htons(f->fport);
+	v.state = f->state;
+	v.fwd = BPFLB_FWD_DSR_IPIP;
+	v.backend_id = kind == BPFLB_CT_FWD ? f->backend_id : 0;
+	ck_assert_int_eq(bpf_map_update_elem(ct_fd, &k, &v, BPF_ANY), 0);
+}
+
+/*
+ * The halves of a DSR flow have no partner: each ages alone, and never takes
+ * an entry of another flow along that happens to sit at its partner's key.
+ */
+START_TEST(test_dsr_halves)
+{
+	struct flow dsr = local_udp, other = local_udp;
+	struct bpflb_ct_gc_stats st;
+
+	NEED_BPF();
+	dsr.cport = other.cport = 5354;
+	other.frontend = "203.0.113.10";
+	other.fport = 53;
+	put_dsr(&dsr, BPFLB_CT_FWD, 61);      /* ingress node's half, expired */
+	put_dsr(&local_udp, BPFLB_CT_REV, 5); /* backend node's half, alive */
+	/* Another flow's REV sits where the DSR FWD's partner would be. */
+	put(&other, 1, 1);
+	st = gc();
+	ck_assert_uint_eq(st.expired, 1);
+	ck_assert(!has_fwd(&dsr));
+	ck_assert(has_fwd(&other) && has_rev(&other));
+	ck_assert(has_rev(&local_udp));
+
+	put_dsr(&local_udp, BPFLB_CT_REV, 61);
+	st = gc();
+	ck_assert_uint_eq(st.expired, 1);
+	ck_assert(!has_rev(&local_udp));
+	ck_assert(has_fwd(&other) && has_rev(&other));
+}
+END_TEST
+
 /* One-way traffic keeps only one entry fresh: the pair stays. */
 START_TEST(test_pair_partner_alive)
 {
@@ -316,6 +370,7 @@ static Suite *gc_suite(void)
 	tcase_add_test(tc, test_timeouts);
 	tcase_add_test(tc, test_pair_both_expired);
 	tcase_add_test(tc, test_pair_partner_alive);
+	tcase_add_test(tc, test_dsr_halves);
 	tcase_add_test(tc, test_partner_missing);
 	tcase_add_test(tc, test_states);
 	tcase_add_test(tc, test_future_last_seen);

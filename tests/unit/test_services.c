@@ -122,9 +122,6 @@ static const struct bad_case bad_cases[] = {
     {"[service a]\ntype = nodeport\nport = http tcp 80 nodeport=30080\n"
      "backend = 10.0.0.99 node=node2 hostnet=yes\n",
      4, "hostnet=yes but 10.0.0.99 is not an address of node 'node2'"},
-    {"[service a]\ntype = nodeport\nport = http tcp 80 nodeport=30080\nforwarding = dsr\n"
-     "backend = 10.0.0.12 node=node2 hostnet=yes\n",
-     5, "host-network endpoints cannot be reached by DSR"},
     {"[service a]\ntype = hostport\nport = web tcp 8081 target=80\n"
      "backend = 10.244.1.5 node=node1\nbackend = 10.244.1.6 node=node1\n",
      4, "type=hostport maps to exactly one backend (the pod), 2 given"},
@@ -146,6 +143,7 @@ static const struct bad_case bad_cases[] = {
     {"[lb]\nnodeport_range = 32767-30000\n", 2, "'32767-30000' is not a port range"},
     {"[lb]\nsnat_ports = 80-1000\nnodeport_range = 30000-32767\n", 2, "80 is a privileged port"},
     {"[lb]\nct_tcp_timeout = 0\n", 2, "ct_tcp_timeout"},
+    {"[lb]\ndsr_dispatch = ipip4\n", 2, "unknown value (did you mean ipip?)"},
 };
 
 START_TEST(test_bad_config)
@@ -193,6 +191,10 @@ START_TEST(test_good_config)
 		 "no_backend = reject\n",
 	    /* a node listed as cluster-node too */
 	    BASE "[cluster-node node1]\naddress = 10.0.0.11\n" SVC_WEB,
+	    /* DSR with IP-in-IP, and a host-network backend forwarded by DSR */
+	    BASE "[lb]\ndsr_dispatch = ipip\n"
+		 "[service a]\ntype = nodeport\nport = http tcp 80 nodeport=30080\n"
+		 "forwarding = dsr\nbackend = 10.0.0.12 node=node2 hostnet=yes\n",
 	};
 
 	for (size_t i = 0; i < sizeof(goods) / sizeof(goods[0]); i++) {
@@ -356,6 +358,50 @@ START_TEST(test_apply_basic)
 	ck_assert_uint_eq(node.snat_port_min, 40000);
 	ck_assert_uint_eq(node.snat_port_max, 60999);
 	ck_assert_uint_eq(node.hash_seed, 0x9e3779b9u);
+	bpflb_services_close(s);
+}
+END_TEST
+
+/*
+ * [lb] dsr_dispatch reaches the datapath as a node flag; a host-network
+ * backend on another address than its node's InternalIP is marked for SNAT
+ * under option dispatch only.
+ */
+START_TEST(test_dsr_settings)
+{
+	static const char *const text =
+	    "[daemon]\ndevices = lo\n[node]\nname = node1\naddress = 10.0.0.11\n"
+	    "[cluster-node node2]\naddress = 10.0.0.12\nexternal_addresses = 192.168.50.12\n"
+	    "[lb]\ndsr_dispatch = %s\n"
+	    "[service h]\ntype = nodeport\nport = http tcp 80 nodeport=30080 target=8080\n"
+	    "backend = 10.0.0.12 node=node2 hostnet=yes\n"
+	    "backend = 192.168.50.12 node=node2 hostnet=yes\n"
+	    "backend = 10.244.2.7 node=node2\n";
+	static const char *const dispatch[] = {"option", "ipip"};
+	struct bpflb_services *s;
+	struct bpflb_node_cfg node;
+	struct bpflb_backend b;
+	uint32_t zero = 0;
+	char buf[1024];
+	int fd;
+
+	NEED_BPF();
+	s = open_services();
+	for (int i = 0; i < 2; i++) {
+		snprintf(buf, sizeof(buf), text, dispatch[i]);
+		apply_text(s, buf);
+		fd = fx_map_fd(&fx, "bpflb_node");
+		ck_assert_int_eq(bpf_map_lookup_elem(fd, &zero, &node), 0);
+		close(fd);
+		ck_assert_uint_eq(node.flags, i ? BPFLB_NODE_F_DSR_IPIP : 0);
+		ck_assert(be_lookup(bpflb_services_backend_id(s, ip("10.0.0.12"), 8080), &b));
+		ck_assert_uint_eq(b.flags, BPFLB_BE_F_HOSTNET);
+		ck_assert(be_lookup(bpflb_services_backend_id(s, ip("192.168.50.12"), 8080), &b));
+		ck_assert_uint_eq(b.flags, BPFLB_BE_F_HOSTNET | (i ? 0 : BPFLB_BE_F_NO_DSR));
+		ck_assert_uint_eq(b.node_addr, ip("10.0.0.12"));
+		ck_assert(be_lookup(bpflb_services_backend_id(s, ip("10.244.2.7"), 8080), &b));
+		ck_assert_uint_eq(b.flags, 0);
+	}
 	bpflb_services_close(s);
 }
 END_TEST
@@ -763,6 +809,7 @@ static Suite *services_suite(void)
 	tcase_add_checked_fixture(tm, maps_setup, maps_teardown);
 	tcase_set_timeout(tm, 60);
 	tcase_add_test(tm, test_apply_basic);
+	tcase_add_test(tm, test_dsr_settings);
 	tcase_add_test(tm, test_apply_only_difference);
 	tcase_add_test(tm, test_restart_keeps_ids);
 	tcase_add_test(tm, test_ids_by_name);

@@ -55,6 +55,8 @@ static void usage(FILE *f)
 	    "  ct flush [--service S[/P]] [--addr IP] [--proto tcp|udp]\n"
 	    "  nat list [--service S[/P]] [--addr IP] [--proto tcp|udp] [--limit N]\n"
 	    "  maglev show SERVICE[/PORT]          share of the Maglev table per backend\n"
+	    "  PLUGIN CMD [NAME]                   a plugin's own commands, answered in JSON:\n"
+	    "                                      policy list, policy get NAME, egress list\n"
 	    "  reload                              re-read the configuration (as SIGHUP)\n"
 	    "  observe [--service S[/P]] [--verdict V] [--addr IP] [--proto P]\n"
 	    "          [--last N] [--follow]       flow events (default: --last 20)\n"
@@ -453,6 +455,13 @@ static void print_event(json_object *e)
 	printf(" %s", verdict);
 	if (strcmp(S(e, "reason"), "-"))
 		printf(" (%s)", S(e, "reason"));
+	json_object *rule;
+	if (json_object_object_get_ex(e, "rule_id", &rule)) {
+		int64_t id = json_object_get_int64(rule);
+
+		/* Policy rules: the policy id (bpflbctl policy list) and the rule in it. */
+		printf(" rule %lld/%lld", (long long)(id >> 16), (long long)(id & 0xffff));
+	}
 	printf("\n");
 }
 
@@ -803,6 +812,21 @@ int main(int argc, char **argv)
 	} else if (is(cmd, "help")) {
 		usage(stdout);
 		return 0;
+	} else if (sub && strspn(cmd, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(cmd)) {
+		/*
+		 * PLUGIN CMD [NAME]: answered by that plugin's control hook
+		 * (policy list, policy get NAME, egress list).  bpflbd says
+		 * "unknown command" when no enabled plugin takes it.
+		 */
+		static char plugin_req[160];
+
+		snprintf(plugin_req, sizeof(plugin_req), "%s.%s", cmd, sub);
+		if (argi < argc) {
+			args = json_object_new_object();
+			json_object_object_add(args, "name", json_object_new_string(argv[argi]));
+			argi++;
+		}
+		req = plugin_req, pr = P_JSON;
 	} else {
 		die_usage("unknown command '%s%s%s'", cmd, sub ? " " : "", sub ? sub : "");
 	}

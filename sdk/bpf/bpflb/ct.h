@@ -16,7 +16,8 @@
  * at a FIN or RST from either side.  A SYN that finds a CLOSING entry starts a
  * new flow (port reuse after TIME_WAIT).  Both entries of a pair carry the same
  * state; last_seen is written at most once a second per entry pair (the
- * daemon's GC ages the pair by the newer of the two).
+ * daemon's GC ages the pair by the newer of the two).  The two halves of a
+ * DSR flow live on two nodes and are kept each on its own (lb.h).
  */
 #ifndef BPFLB_BPF_CT_H
 #define BPFLB_BPF_CT_H
@@ -28,6 +29,17 @@
 #define BPFLB_NSEC_PER_SEC 1000000000ull
 #endif
 #define BPFLB_CT_REFRESH_NS BPFLB_NSEC_PER_SEC
+
+static __always_inline int bpflb_fwd_is_dsr(__u8 fwd)
+{
+	return fwd == BPFLB_FWD_DSR_OPT || fwd == BPFLB_FWD_DSR_IPIP;
+}
+
+/* Does the entry have a partner on this node?  Not the halves of a DSR flow (lb.h). */
+static __always_inline int bpflb_ct_has_partner(const struct bpflb_ct_val *v)
+{
+	return !bpflb_fwd_is_dsr(v->fwd);
+}
 
 /* Key of the packet's own tuple, as it arrived. */
 static __always_inline void bpflb_ct_key_of(struct bpflb_ct_key *k, const struct bpflb_pkt *pkt,
@@ -183,9 +195,27 @@ static __always_inline void bpflb_ct_delete(const struct bpflb_ct_key *k,
 {
 	struct bpflb_ct_key pk;
 
-	bpflb_ct_partner(k, v, &pk, NULL);
-	bpf_map_delete_elem(&bpflb_ct, &pk);
+	if (bpflb_ct_has_partner(v)) {
+		bpflb_ct_partner(k, v, &pk, NULL);
+		bpf_map_delete_elem(&bpflb_ct, &pk);
+	}
 	bpf_map_delete_elem(&bpflb_ct, k);
+}
+
+/*
+ * Does this packet show the flow's reply direction?  A REV entry's packets
+ * are replies.  The ingress node of a DSR flow never sees a reply: the
+ * client's first ACK without SYN acknowledges the backend's SYN-ACK, and
+ * stands for it.
+ */
+static __always_inline int bpflb_ct_saw_reply(const struct bpflb_ct_key *k,
+					      const struct bpflb_ct_val *v,
+					      const struct bpflb_pkt *pkt)
+{
+	if (k->kind == BPFLB_CT_REV)
+		return 1;
+	return bpflb_fwd_is_dsr(v->fwd) && pkt->proto == IPPROTO_TCP &&
+	       (pkt->tcp_flags & (BPFLB_TCP_ACK | BPFLB_TCP_SYN)) == BPFLB_TCP_ACK;
 }
 
 enum {
@@ -195,8 +225,9 @@ enum {
 };
 
 /*
- * Account a packet of a known flow (k, v is the entry it hit): follow the TCP
- * state and refresh last_seen on both entries.  Writes happen only when the
+ * Account a packet of a known flow (k, v is the entry it hit; reply: the
+ * packet goes the reply's way): follow the TCP state and refresh last_seen on
+ * both entries (on the one entry of a DSR half).  Writes happen only when the
  * state changes or a second has passed, so a busy flow does not bounce the
  * entries' cache lines between CPUs on every packet.
  *
@@ -204,10 +235,10 @@ enum {
  * SNAT REV key freed by the eviction may have been claimed by another flow
  * since, which BPFLB_CT_TOUCH_LOST reports).
  */
-static __always_inline int bpflb_ct_touch(const struct bpflb_ct_key *k, struct bpflb_ct_val *v,
-					  const struct bpflb_pkt *pkt)
+static __always_inline int bpflb_ct_touch_dir(const struct bpflb_ct_key *k, struct bpflb_ct_val *v,
+					      const struct bpflb_pkt *pkt, int reply)
 {
-	__u8 state = bpflb_ct_next_state(v->state, pkt, k->kind == BPFLB_CT_REV);
+	__u8 state = bpflb_ct_next_state(v->state, pkt, reply);
 	__u64 now = bpf_ktime_get_ns();
 	struct bpflb_ct_val *pv, nv;
 	struct bpflb_ct_key pk;
@@ -216,6 +247,8 @@ static __always_inline int bpflb_ct_touch(const struct bpflb_ct_key *k, struct b
 		return BPFLB_CT_TOUCH_OK;
 	v->state = state;
 	v->last_seen = now;
+	if (!bpflb_ct_has_partner(v))
+		return BPFLB_CT_TOUCH_OK;
 
 	bpflb_ct_partner(k, v, &pk, &nv);
 	pv = bpf_map_lookup_elem(&bpflb_ct, &pk);
@@ -227,6 +260,13 @@ static __always_inline int bpflb_ct_touch(const struct bpflb_ct_key *k, struct b
 	if (bpf_map_update_elem(&bpflb_ct, &pk, &nv, BPF_NOEXIST))
 		return BPFLB_CT_TOUCH_LOST;
 	return BPFLB_CT_TOUCH_OK;
+}
+
+/* bpflb_ct_touch_dir() for a packet whose direction its entry tells. */
+static __always_inline int bpflb_ct_touch(const struct bpflb_ct_key *k, struct bpflb_ct_val *v,
+					  const struct bpflb_pkt *pkt)
+{
+	return bpflb_ct_touch_dir(k, v, pkt, bpflb_ct_saw_reply(k, v, pkt));
 }
 
 #endif

@@ -95,6 +95,32 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bpflb_node SEC(".maps");
 
+/*
+ * Ifindex of a device the daemon manages -> its MTU, written by the mode
+ * plugin (and refreshed on its tick): what the DSR encapsulation must fit in.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpflb_dev_mtu SEC(".maps");
+
+/*
+ * InternalIP of every node of the cluster ([node], [cluster-node]) -> 1,
+ * written by the mode plugin: the only sources whose IP-in-IP packets the
+ * datapath decapsulates, so that a node is no open relay.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, BPFLB_MAX_NODES);
+	__type(key, __be32);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpflb_peers SEC(".maps");
+
 /* Flow events (struct bpflb_flow_event) to the daemon, one ring per CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);

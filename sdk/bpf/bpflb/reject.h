@@ -2,7 +2,9 @@
 /*
  * Rejecting a packet the way kube-proxy's REJECT rule does: ICMP destination
  * unreachable, port unreachable (type 3, code 3), built in place from the
- * offending packet and sent back out of the device it came in on.
+ * offending packet and sent back out of the device it came in on.  The same
+ * builder answers "fragmentation needed" (type 3, code 4) for a packet that
+ * DSR dispatch would make too big for the next hop.
  *
  * The ICMP payload is the original IP header (options included) and the first
  * 8 bytes of its L4 header (RFC 792), enough for the client's stack to find
@@ -35,13 +37,16 @@ struct bpflb_icmp_reply {
 	__u8 quote[BPFLB_ICMP_QUOTE_MAX];
 };
 
+#define BPFLB_ICMP_FRAG_NEEDED 4
+
 /*
- * Turn the packet into an ICMP port unreachable for its sender.  Returns the
+ * Turn the packet into an ICMP destination unreachable (code, and the 32 bits
+ * after the checksum, `rest`, in network order) for its sender.  Returns the
  * tc verdict that sends it (TC_ACT_REDIRECT), or -1 when the packet could not
  * be rewritten (the caller drops it).
  */
-static __always_inline int bpflb_reject_port_unreach(struct __sk_buff *skb,
-						      const struct bpflb_pkt *pkt)
+static __always_inline int bpflb_icmp_unreach(struct __sk_buff *skb, const struct bpflb_pkt *pkt,
+					      __u8 code, __be32 rest)
 {
 	struct bpflb_icmp_reply r;
 	__u32 quote_len, len;
@@ -73,7 +78,8 @@ static __always_inline int bpflb_reject_port_unreach(struct __sk_buff *skb,
 	r.ip.check = bpflb_csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&r.ip, sizeof(r.ip), 0));
 
 	r.icmp.type = BPFLB_ICMP_DEST_UNREACH;
-	r.icmp.code = BPFLB_ICMP_PORT_UNREACH;
+	r.icmp.code = code;
+	r.icmp.unused = rest;
 	/* icmp and quote are contiguous and a multiple of 4 bytes long. */
 	r.icmp.checksum = bpflb_csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&r.icmp,
 							sizeof(r.icmp) + quote_len, 0));
@@ -84,6 +90,23 @@ static __always_inline int bpflb_reject_port_unreach(struct __sk_buff *skb,
 	if (bpf_skb_store_bytes(skb, 0, &r.eth, len, BPF_F_RECOMPUTE_CSUM))
 		return -1;
 	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* Port unreachable: kube-proxy's REJECT of a service without backends. */
+static __always_inline int bpflb_reject_port_unreach(struct __sk_buff *skb,
+						      const struct bpflb_pkt *pkt)
+{
+	return bpflb_icmp_unreach(skb, pkt, BPFLB_ICMP_PORT_UNREACH, 0);
+}
+
+/*
+ * Fragmentation needed (RFC 1191): the packet does not fit the next hop once
+ * the datapath added its own headers; mtu is what the sender may use.
+ */
+static __always_inline int bpflb_icmp_frag_needed(struct __sk_buff *skb,
+						   const struct bpflb_pkt *pkt, __u16 mtu)
+{
+	return bpflb_icmp_unreach(skb, pkt, BPFLB_ICMP_FRAG_NEEDED, bpf_htonl(mtu));
 }
 
 #endif

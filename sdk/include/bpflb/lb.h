@@ -23,6 +23,7 @@
 #define BPFLB_MAX_SLOTS 1048576     /* sum of active backends over all services */
 #define BPFLB_MAX_MAGLEV 4096       /* services using Maglev */
 #define BPFLB_CT_SIZE 262144        /* conntrack entries (two per flow) */
+#define BPFLB_MAX_NODES 16384       /* nodes of the cluster (bpflb_peers) */
 /*
  * Size M of every service's Maglev table (a prime).  The inner arrays of
  * bpflb_maglev all have this size: kernels before 5.10 require an inner map to
