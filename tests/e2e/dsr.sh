@@ -50,6 +50,7 @@ ip -n "$(cluster_node_ns 2)" addr add "$EXT2/32" dev lo
 for i in 1 3; do
 	ip -n "$(cluster_node_ns "$i")" route add "$EXT2/32" via "$(cluster_node_ip 2)" dev eth0
 done
+# shellcheck disable=SC2034 # read by bpflb_config
 declare -a BPFLB_NODE_EXT=([2]="$EXT2")
 cluster_add_pod 2 2 hostnet
 cluster_start_peerd 2 2 host-2 --tcp 9180 --bind "$EXT2"
@@ -136,7 +137,7 @@ on_wire() { # NODE FILTER CMD...
 }
 
 checks() { # DISPATCH
-	local d="$1" out before after rx tx bytes=$((1 << 20)) drops0
+	local d="$1" out rx tx after_rx after_tx bytes=$((1 << 20)) drops0
 
 	# 1. TCP and UDP through node 1: client address kept, answers from the frontend.
 	out=$(peerc_in "$CLIENT_NS" tcp "$N1" 30080 --count 20) || fail "[$d] TCP NodePort via node 1: $out"
