@@ -49,23 +49,25 @@ echo "bpflbd running in $MODE mode on node1..node3 (10.99.0.1-3); client 10.99.0
 echo "service web: NodePort tcp/30080 udp/30053, LB IP 10.99.1.10:80; backends pod-1..3"
 echo
 printf '%-28s %-8s %-20s %s\n' "client -> frontend" "backend" "source it saw" "what happened"
-show() { # proto host port
+show() { # proto host port ingress-node
 	local line b src how
 	line=$(peerc_in "$CLIENT_NS" "$1" "$2" "$3" --timeout 2000 || true)
 	b=$(awk '{print $1}' <<<"$line"); src=$(awk '{split($2,a,":"); print a[1]}' <<<"$line")
 	case $src in
-	"$CLIENT_IP") how="client address kept" ;;
-	10.99.0.*) how="SNAT to node $src" ;;
+	"$CLIENT_IP")
+		if [[ $b == "pod-$4" ]]; then how="local backend: DNAT, client address kept"
+		else how="DSR: client address kept, ${b/pod-/node} replies directly"; fi ;;
+	10.99.0.*) how="SNAT to node $src (remote backend)" ;;
 	*) how="$line" ;;
 	esac
 	printf '%-28s %-8s %-20s %s\n' "$1 $2:$3" "$b" "$src" "$how"
 }
 for i in 1 2 3; do
-	for _ in 1 2; do show tcp "10.99.0.$i" 30080; done
-	show udp "10.99.0.$i" 30053
+	for _ in 1 2; do show tcp "10.99.0.$i" 30080 "$i"; done
+	show udp "10.99.0.$i" 30053 "$i"
 done
 cluster_route_lbip 10.99.1.10 2
-for _ in 1 2 3; do show tcp 10.99.1.10 80; done
+for _ in 1 2 3; do show tcp 10.99.1.10 80 2; done
 echo
 echo "distribution of 60 new TCP connections through node1:"
 peerc_in "$CLIENT_NS" tcp 10.99.0.1 30080 --count 60 | awk '{print $1}' | sort | uniq -c
