@@ -49,11 +49,27 @@ uint64_t bpflb_ct_timeout_ns(const struct bpflb_ct_timeouts *t, uint8_t proto, u
 	}
 }
 
+/* Double the key and value arrays of a map dump; on failure both stay valid. */
+static int dump_grow(char **k, char **v, size_t *cap, uint32_t ksz, uint32_t vsz)
+{
+	char *nk = realloc(*k, *cap * 2 * ksz), *nv;
+
+	if (!nk)
+		return -ENOMEM;
+	*k = nk;
+	nv = realloc(*v, *cap * 2 * vsz);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap *= 2;
+	return 0;
+}
+
 int svc_map_dump(int fd, uint32_t ksz, uint32_t vsz, void **keys, void **vals, size_t *n)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	size_t cap = 1024, cnt = 0;
-	char *k = malloc(cap * ksz), *v = malloc(cap * vsz), *nk, *nv;
+	char *k = malloc(cap * ksz), *v = malloc(cap * vsz);
 	char in[64], out[64], cur[64], next[64];
 	bool first = true, batch = true;
 	int ret = 0;
@@ -65,19 +81,8 @@ int svc_map_dump(int fd, uint32_t ksz, uint32_t vsz, void **keys, void **vals, s
 	while (batch) {
 		__u32 count;
 
-		if (cap - cnt < 256) {
-			cap *= 2;
-			nk = realloc(k, cap * ksz);
-			if (nk)
-				k = nk;
-			nv = realloc(v, cap * vsz);
-			if (nv)
-				v = nv;
-			if (!nk || !nv) {
-				ret = -ENOMEM;
-				goto fail;
-			}
-		}
+		if (cap - cnt < 256 && (ret = dump_grow(&k, &v, &cap, ksz, vsz)))
+			goto fail;
 		count = (__u32)(cap - cnt);
 		ret = bpf_map_lookup_batch(fd, first ? NULL : in, out, k + cnt * ksz, v + cnt * vsz,
 					   &count, &opts);
@@ -103,19 +108,8 @@ int svc_map_dump(int fd, uint32_t ksz, uint32_t vsz, void **keys, void **vals, s
 		while (!bpf_map_get_next_key(fd, prev, next)) {
 			memcpy(cur, next, ksz);
 			prev = cur;
-			if (cnt == cap) {
-				cap *= 2;
-				nk = realloc(k, cap * ksz);
-				if (nk)
-					k = nk;
-				nv = realloc(v, cap * vsz);
-				if (nv)
-					v = nv;
-				if (!nk || !nv) {
-					ret = -ENOMEM;
-					goto fail;
-				}
-			}
+			if (cnt == cap && (ret = dump_grow(&k, &v, &cap, ksz, vsz)))
+				goto fail;
 			if (bpf_map_lookup_elem(fd, cur, v + cnt * vsz))
 				continue; /* deleted between the two calls */
 			memcpy(k + cnt * ksz, cur, ksz);
