@@ -2,6 +2,9 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Install the Debian 12 packages bpflb needs to build, test and run; mount
 # bpffs.  Safe to run again: it only installs what is missing.
+#   deps.sh [--bench] [PACKAGE...]
+# --bench adds what only the benchmarks (bench/run.sh) use; extra arguments are
+# more packages.
 set -euo pipefail
 
 PKGS=(
@@ -9,6 +12,12 @@ PKGS=(
 	libbpf-dev libelf-dev zlib1g-dev libuv1-dev libinih-dev check libsystemd-dev libjson-c-dev libyaml-dev
 	iproute2 util-linux procps python3
 )
+# Only for bench/run.sh: the kube-proxy comparison, bulk transfers, plots.
+BENCH_PKGS=(iptables iperf3 gnuplot-nox)
+if [[ ${1:-} == --bench ]]; then
+	shift
+	PKGS+=("${BENCH_PKGS[@]}")
+fi
 PKGS+=("$@")
 
 missing=()

@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * ctrl_bench: the control plane's cost, through the core's own functions (the
+ * ones bpflbd runs on start and on SIGHUP), on a real pinned map set:
+ *
+ *   ctrl_bench services --config FILE [--changed FILE2] [--pin DIR] [--rounds R]
+ *       FILE holds [node] and N [service] sections; FILE2 the same with one
+ *       service changed.  Creates the pinned maps under DIR (as the daemon's
+ *       pipeline does), then times
+ *         load     bpflb_config_load (parse + schema checks)
+ *         validate bpflb_services_validate
+ *         apply    bpflb_services_apply into empty maps (the first start)
+ *         reload   load + validate + apply of the same file (nothing changes)
+ *         change   load + validate + apply of FILE2 (one service differs),
+ *                  then back to FILE
+ *         runtime  bpflb_services_svc_set of one service (what `bpflbctl
+ *                  service set` does), alternating between two endpoints
+ *       and the heap in use (mallinfo2) after each step.  Times of the
+ *       reload and change steps are the median of R rounds.
+ *
+ *   ctrl_bench maglev [--backends N[,N..]] [--m M] [--rounds R]
+ *       bpflb_maglev_build for N backends and table size M (default 16381),
+ *       median of R builds.
+ *
+ * Prints one JSON object on stdout; progress on stderr.  Needs root for the
+ * services part (BPF maps under bpffs).  The pin directory is removed at exit.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <limits.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "config_internal.h"
+#include "log.h"
+#include "maglev.h"
+#include "pipeline.h"
+#include "services.h"
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int dbl_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, n, sizeof(*v), dbl_cmp);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Bytes of heap in use, and the resident set, in MiB. */
+static double heap_mb(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return (mi.uordblks + mi.hblkhd) / 1048576.0;
+}
+
+static double rss_mb(void)
+{
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return rss * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
+}
+
+static const struct bpflb_cfg_schema schemas[] = {
+    {"bpflbd", bpflb_core_sections},
+    {"bpflbd", bpflb_services_sections},
+};
+
+static int load(const char *path, struct bpflb_config **cfg, double *ms)
+{
+	struct bpflb_err err = {{0}};
+	double t = now_ms();
+	int ret = bpflb_config_load(path, schemas, 2, 0, cfg, &err);
+
+	*ms = now_ms() - t;
+	if (ret)
+		fprintf(stderr, "ctrl_bench: %s\n", err.msg);
+	return ret;
+}
+
+static int validate(const struct bpflb_config *cfg, double *ms)
+{
+	struct bpflb_err err = {{0}};
+	double t = now_ms();
+	int ret = bpflb_services_validate(cfg, &err);
+
+	*ms = now_ms() - t;
+	if (ret)
+		fprintf(stderr, "ctrl_bench: validate: %s\n", err.msg);
+	return ret;
+}
+
+static int apply(struct bpflb_services *s, const struct bpflb_config *cfg, double *ms)
+{
+	struct bpflb_err err = {{0}};
+	double t = now_ms();
+	int ret = bpflb_services_apply(s, cfg, &err);
+
+	*ms = now_ms() - t;
+	if (ret)
+		fprintf(stderr, "ctrl_bench: apply: %s\n", err.msg);
+	return ret;
+}
+
+/* A reload as bpflbd does it: the whole new file, checked, then the difference. */
+static int reload(struct bpflb_services *s, const char *path, struct bpflb_config **cur,
+		  double *total, double *parse, double *val, double *app, uint64_t *writes)
+{
+	struct bpflb_services_counts c;
+	struct bpflb_config *next;
+	int ret;
+
+	ret = load(path, &next, parse);
+	if (!ret)
+		ret = validate(next, val);
+	if (!ret)
+		ret = apply(s, next, app);
+	if (ret) {
+		bpflb_config_free(next);
+		return ret;
+	}
+	bpflb_config_free(*cur);
+	*cur = next;
+	*total = *parse + *val + *app;
+	bpflb_services_counts(s, &c);
+	*writes = c.map_writes;
+	return 0;
+}
+
+/* `service set` at runtime, as the control socket does it: [service NAME] alone. */
+static int runtime_set(struct bpflb_services *s, const char *name, int variant, double *ms)
+{
+	static const struct bpflb_cfg_schema schema = {"bench", bpflb_services_sections};
+	struct bpflb_err err = {{0}};
+	struct bpflb_config *cfg = NULL;
+	char text[512];
+	FILE *fp;
+	double t;
+	int ret;
+
+	snprintf(text, sizeof(text),
+		 "[service %s]\ntype = loadbalancer\nport = http tcp 80 target=8080\n"
+		 "lb_ips = 198.18.0.1\nbackend = 198.18.1.%d node=node1\n",
+		 name, variant + 1);
+	t = now_ms();
+	fp = fmemopen(text, strlen(text), "r");
+	if (!fp)
+		return -ENOMEM;
+	ret = bpflb_config_load_fp(fp, "service-set", &schema, 1, 0, &cfg, &err);
+	fclose(fp);
+	if (!ret)
+		ret = bpflb_services_svc_set(s, bpflb_cfg_find(cfg, "service", name), &err);
+	*ms = now_ms() - t;
+	bpflb_config_free(cfg);
+	if (ret)
+		fprintf(stderr, "ctrl_bench: service set: %s\n", err.msg);
+	return ret;
+}
+
+static char pin_dir[PATH_MAX];
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void rm_pins(void)
+{
+	if (pin_dir[0])
+		nftw(pin_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	pin_dir[0] = 0;
+}
+
+static int run_services(const char *path, const char *changed, const char *pin_base, int rounds)
+{
+	double t_load, t_val, t_apply, h0, h_cfg, h_applied, r_h, c_h;
+	double *rt = calloc(rounds, sizeof(double)), *rp = calloc(rounds, sizeof(double));
+	double *rv = calloc(rounds, sizeof(double)), *ra = calloc(rounds, sizeof(double));
+	double *ct = calloc(rounds, sizeof(double)), *cb = calloc(rounds, sizeof(double));
+	double *rs = calloc(rounds, sizeof(double));
+	char rt_name[32];
+	double p, v, a, rss;
+	uint64_t back;
+	uint64_t r_writes = 0, c_writes = 0, first_writes;
+	struct bpflb_services_counts cnt;
+	struct bpflb_config *cfg = NULL;
+	struct bpflb_services *s = NULL;
+	struct bpflb_err err = {{0}};
+	struct pipeline pl = {0};
+	int ret;
+
+	snprintf(pin_dir, sizeof(pin_dir), "%s/ctrl-bench-XXXXXX", pin_base);
+	if (!mkdtemp(pin_dir)) {
+		fprintf(stderr, "ctrl_bench: mkdtemp %s: %s\n", pin_dir, strerror(errno));
+		pin_dir[0] = 0;
+		return 1;
+	}
+	atexit(rm_pins);
+
+	h0 = heap_mb();
+	ret = load(path, &cfg, &t_load);
+	if (ret)
+		return 1;
+	h_cfg = heap_mb();
+	if (validate(cfg, &t_val))
+		return 1;
+
+	pl.stages_fd = pl.schema_fd = -1;
+	ret = pipeline_open(&pl, pin_dir, 0x1b1b0000, 1,
+			    bpflb_cfg_u32(bpflb_cfg_section(cfg, "lb", 0), "maglev_table_size"),
+			    &err);
+	if (!ret)
+		ret = bpflb_services_open(pin_dir, NULL, &s, &err);
+	if (ret) {
+		fprintf(stderr, "ctrl_bench: maps: %s\n", err.msg);
+		return 1;
+	}
+	if (apply(s, cfg, &t_apply))
+		return 1;
+	bpflb_services_counts(s, &cnt);
+	first_writes = cnt.map_writes;
+	h_applied = heap_mb();
+	fprintf(stderr, "ctrl_bench: %u services: load %.1f ms, validate %.1f ms, apply %.1f ms\n",
+		cnt.services, t_load, t_val, t_apply);
+
+	for (int r = 0; r < rounds; r++) {
+		if (reload(s, path, &cfg, &rt[r], &rp[r], &rv[r], &ra[r], &r_writes))
+			return 1;
+		if (changed) {
+			if (reload(s, changed, &cfg, &ct[r], &p, &v, &a, &c_writes))
+				return 1;
+			if (reload(s, path, &cfg, &cb[r], &p, &v, &a, &back))
+				return 1;
+		}
+	}
+	r_h = heap_mb();
+	c_h = r_h;
+	/* A filler in the middle: every service but the target is named sN. */
+	snprintf(rt_name, sizeof(rt_name), "s%u", cnt.services > 2 ? cnt.services / 2 : 1);
+	for (int r = 0; r < rounds && cnt.services > 1; r++)
+		if (runtime_set(s, rt_name, r % 2, &rs[r]))
+			return 1;
+
+	printf("{\"services\": %u, \"frontends\": %u, \"backends\": %u, \"slots\": %u,\n"
+	       " \"load_ms\": %.3f, \"validate_ms\": %.3f, \"apply_ms\": %.3f, \"first_total_ms\": "
+	       "%.3f,\n"
+	       " \"first_map_writes\": %llu,\n"
+	       " \"reload_ms\": %.3f, \"reload_parse_ms\": %.3f, \"reload_validate_ms\": %.3f,"
+	       " \"reload_apply_ms\": %.3f, \"reload_map_writes\": %llu,\n",
+	       cnt.services, cnt.frontends, cnt.backends, cnt.slots, t_load, t_val, t_apply,
+	       t_load + t_val + t_apply, (unsigned long long)first_writes, median(rt, rounds),
+	       median(rp, rounds), median(rv, rounds), median(ra, rounds),
+	       (unsigned long long)r_writes);
+	if (changed)
+		printf(" \"change_ms\": %.3f, \"change_map_writes\": %llu,\n", median(ct, rounds),
+		       (unsigned long long)c_writes);
+	if (cnt.services > 1)
+		printf(" \"runtime_set_ms\": %.3f,\n", median(rs, rounds));
+	/* What glibc keeps of the memory reloads freed, and what malloc_trim() returns. */
+	rss = rss_mb();
+	malloc_trim(0);
+	printf(" \"heap_mb\": {\"start\": %.2f, \"config\": %.2f, \"applied\": %.2f, "
+	       "\"after_reloads\": %.2f},\n"
+	       " \"rss_mb\": %.2f, \"rss_mb_after_malloc_trim\": %.2f, \"rounds\": %d}\n",
+	       h0, h_cfg, h_applied, c_h, rss, rss_mb(), rounds);
+
+	bpflb_services_close(s);
+	pipeline_close(&pl);
+	bpflb_config_free(cfg);
+	free(rt), free(rp), free(rv), free(ra), free(ct), free(cb), free(rs);
+	return 0;
+}
+
+static int run_maglev(const char *list, uint32_t m, int rounds)
+{
+	char *dup = strdup(list), *save = NULL, *tok;
+	const char *sep = "";
+	double *t = calloc(rounds, sizeof(double));
+	uint32_t *table = calloc(m, sizeof(uint32_t));
+
+	printf("{\"m\": %u, \"rounds\": %d, \"builds\": [", m, rounds);
+	for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		size_t n = strtoul(tok, NULL, 10);
+		struct bpflb_maglev_backend *be = calloc(n, sizeof(*be));
+
+		for (size_t i = 0; i < n; i++) {
+			be[i].id = i + 1;
+			be[i].addr = htobe32(0x0af40000u + (uint32_t)i + 2); /* 10.244.x.y */
+			be[i].port = 8080;
+		}
+		for (int r = 0; r < rounds; r++) {
+			double t0 = now_ms();
+
+			if (bpflb_maglev_build(be, n, m, 0x9e3779b9u + r, table)) {
+				fprintf(stderr, "ctrl_bench: maglev build of %zu failed\n", n);
+				return 1;
+			}
+			t[r] = now_ms() - t0;
+		}
+		printf("%s{\"backends\": %zu, \"ms\": %.4f}", sep, n, median(t, rounds));
+		fprintf(stderr, "ctrl_bench: maglev %zu backends, M=%u: %.3f ms\n", n, m,
+			median(t, rounds));
+		sep = ", ";
+		free(be);
+	}
+	printf("]}\n");
+	free(dup), free(t), free(table);
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: ctrl_bench services --config FILE [--changed FILE] [--pin DIR] [--rounds R]\n"
+	    "       ctrl_bench maglev [--backends N[,N..]] [--m M] [--rounds R]\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},	{"changed", required_argument, NULL, 'C'},
+	    {"pin", required_argument, NULL, 'p'},	{"rounds", required_argument, NULL, 'r'},
+	    {"backends", required_argument, NULL, 'b'}, {"m", required_argument, NULL, 'm'},
+	    {"help", no_argument, NULL, 'h'},		{0}};
+	const char *config = NULL, *changed = NULL, *pin = "/sys/fs/bpf", *backends = "100,1000";
+	int rounds = 5, c;
+	uint32_t m = 16381;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'C':
+			changed = optarg;
+			break;
+		case 'p':
+			pin = optarg;
+			break;
+		case 'r':
+			rounds = atoi(optarg) > 0 ? atoi(optarg) : 1;
+			break;
+		case 'b':
+			backends = optarg;
+			break;
+		case 'm':
+			m = strtoul(optarg, NULL, 0);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	log_init(LOG_WARNING);
+	if (!strcmp(argv[1], "maglev"))
+		return run_maglev(backends, m, rounds);
+	if (!strcmp(argv[1], "services") && config)
+		return run_services(config, changed, pin, rounds);
+	usage(stderr);
+	return 2;
+}
