@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/perf_event.h>
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -27,6 +29,15 @@
 #include "services.h"
 
 #define FLOWS_STATS_MS 1000
+/*
+ * The kernel wakes bpflbd once per FLOWS_WAKEUP events per CPU, not for each
+ * one: a wakeup per new connection costs the connection itself several
+ * microseconds on a small node (bench/run.sh, "flow events off").  A timer
+ * drains whatever is pending every FLOWS_DRAIN_MS, so observe lags by at
+ * most that much.
+ */
+#define FLOWS_WAKEUP 64
+#define FLOWS_DRAIN_MS 100
 
 struct flow_rec {
 	struct bpflb_flow_event ev;
@@ -47,6 +58,7 @@ struct bpflb_flows {
 	struct perf_buffer *pb;
 	uv_poll_t *poll;
 	uv_timer_t *timer;
+	uv_timer_t *drain;
 	struct flow_rec *ring;
 	uint64_t head; /* events ever pushed; ring index head % FLOWS_RING */
 	uint64_t lost, client_dropped;
@@ -256,6 +268,36 @@ static void on_readable(uv_poll_t *p, int status, int events)
 		pr_debug("flow events: perf buffer: %s", strerror(-ret));
 }
 
+/* Records of the raw perf buffer: samples carry a flow event, or a loss count. */
+static enum bpf_perf_event_ret on_record(void *ctx, int cpu, struct perf_event_header *h)
+{
+	if (h->type == PERF_RECORD_SAMPLE) {
+		struct {
+			struct perf_event_header h;
+			__u32 size;
+			char data[];
+		} *s = (void *)h;
+
+		on_sample(ctx, cpu, s->data, s->size);
+	} else if (h->type == PERF_RECORD_LOST) {
+		struct {
+			struct perf_event_header h;
+			__u64 id;
+			__u64 lost;
+		} *l = (void *)h;
+
+		on_lost(ctx, cpu, l->lost);
+	}
+	return LIBBPF_PERF_EVENT_CONT;
+}
+
+static void on_drain(uv_timer_t *t)
+{
+	struct bpflb_flows *f = t->data;
+
+	perf_buffer__consume(f->pb);
+}
+
 /* Tell followers what they did not see, when that changed. */
 static void on_stats(uv_timer_t *t)
 {
@@ -373,7 +415,14 @@ int flows_open(struct bpflb_daemon *d, struct bpflb_flows **out, struct bpflb_er
 	}
 	/* Installs this process's perf events into the array, replacing a
 	 * predecessor's (a restarted daemon takes the stream over). */
-	f->pb = perf_buffer__new(f->events_fd, FLOWS_PAGES, on_sample, on_lost, f, NULL);
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.config = PERF_COUNT_SW_BPF_OUTPUT,
+		.sample_type = PERF_SAMPLE_RAW,
+		.sample_period = 1,
+		.wakeup_events = FLOWS_WAKEUP,
+	};
+	f->pb = perf_buffer__new_raw(f->events_fd, FLOWS_PAGES, &attr, on_record, f, NULL);
 	if (!f->pb) {
 		ret = -errno;
 		bpflb_err_set(err, "cannot read flow events from bpflb_events: %s", strerror(-ret));
@@ -381,11 +430,14 @@ int flows_open(struct bpflb_daemon *d, struct bpflb_flows **out, struct bpflb_er
 	}
 	f->poll = calloc(1, sizeof(*f->poll));
 	f->timer = calloc(1, sizeof(*f->timer));
-	if (!f->poll || !f->timer) {
+	f->drain = calloc(1, sizeof(*f->drain));
+	if (!f->poll || !f->timer || !f->drain) {
 		free(f->poll);
 		free(f->timer);
+		free(f->drain);
 		f->poll = NULL;
 		f->timer = NULL;
+		f->drain = NULL;
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -395,6 +447,9 @@ int flows_open(struct bpflb_daemon *d, struct bpflb_flows **out, struct bpflb_er
 	uv_timer_init(d->loop, f->timer);
 	f->timer->data = f;
 	uv_timer_start(f->timer, on_stats, FLOWS_STATS_MS, FLOWS_STATS_MS);
+	uv_timer_init(d->loop, f->drain);
+	f->drain->data = f;
+	uv_timer_start(f->drain, on_drain, FLOWS_DRAIN_MS, FLOWS_DRAIN_MS);
 	*out = f;
 	return 0;
 fail:
@@ -413,6 +468,10 @@ void flows_close(struct bpflb_flows *f)
 	if (f->timer) {
 		uv_timer_stop(f->timer);
 		uv_close((uv_handle_t *)f->timer, handle_closed);
+	}
+	if (f->drain) {
+		uv_timer_stop(f->drain);
+		uv_close((uv_handle_t *)f->drain, handle_closed);
 	}
 	perf_buffer__free(f->pb);
 	while (f->subs)
