@@ -10,7 +10,7 @@ set -euo pipefail
 PKGS=(
 	gcc make cmake pkg-config clang llvm bpftool
 	libbpf-dev libelf-dev zlib1g-dev libuv1-dev libinih-dev check libsystemd-dev libjson-c-dev libyaml-dev
-	iproute2 util-linux procps python3
+	iproute2 util-linux procps python3 tcpdump
 )
 # Only for bench/run.sh: the kube-proxy comparison, bulk transfers, plots.
 BENCH_PKGS=(iptables iperf3 gnuplot-nox)

@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $(id -u) -eq 0 ]] || { echo "test.sh: run as root (network namespaces, BPF)" >&2; exit 1; }
-./scripts/deps.sh
+# --bench: bench_smoke runs every benchmark part at tiny size (iptables, iperf3).
+./scripts/deps.sh --bench
 ./scripts/build.sh
 cd "${BUILD:-build}"
 ctest --output-on-failure --timeout 600 "$@"
