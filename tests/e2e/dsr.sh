@@ -211,7 +211,7 @@ configure option
 for i in 1 2 3; do
 	bpflb_start "$i"
 done
-grep -q "DSR, dispatched by the IPv4 option" "$(bpflb_log 1)" || fail "node 1 does not log the dispatch method"
+grep -q "new flows to backends on other nodes: DSR (DSR dispatch: IPv4 option)" "$(bpflb_log 1)" || fail "node 1 does not log the dispatch method"
 ok "bpflbd runs in DSR mode on 3 nodes, dispatch by the IPv4 option"
 checks option
 
@@ -219,7 +219,7 @@ configure ipip
 for i in 1 2 3; do
 	bpflb_reload "$i" || fail "reload with dsr_dispatch = ipip refused on node $i"
 done
-grep -q "DSR, dispatched by IP-in-IP" "$(bpflb_log 1)" || fail "node 1 does not log the new dispatch method"
+grep -q "new flows to backends on other nodes: DSR (DSR dispatch: IP-in-IP)" "$(bpflb_log 1)" || fail "node 1 does not log the new dispatch method"
 ok "SIGHUP: dispatch switched to IP-in-IP on every node, no restart"
 checks ipip
 echo PASS
