@@ -45,9 +45,8 @@
 #include "egress.h"
 #include "egress_model.h"
 #include "egress_bpf.skel.h"
+#include "bpf_fixture.h"
 
-#define BPF_FS		"/sys/fs/bpf"
-#define BPF_FS_MAGIC_NR 0xcafe4a11
 
 /* The scene: a workload node, a gateway node, a router, the outside. */
 #define NODE_W	   "192.168.1.10"
@@ -78,22 +77,6 @@ static int ncpus;
 static unsigned int dev_ifindex;
 
 /* --- pins and maps ---------------------------------------------------------- */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static void rm_tree(const char *path)
-{
-	if (path[0])
-		nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	return level == LIBBPF_DEBUG ? 0 : vfprintf(stderr, fmt, ap);
-}
 
 static uint32_t ip(const char *s)
 {
@@ -260,34 +243,6 @@ static unsigned int ct_count(void)
 }
 
 /* --- packets ------------------------------------------------------------------ */
-
-static uint32_t sum16(const void *data, size_t len, uint32_t sum)
-{
-	const uint8_t *b = data;
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)b[i] << 8 | b[i + 1];
-	if (len & 1)
-		sum += (uint32_t)b[len - 1] << 8;
-	return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-static uint32_t pseudo_sum(const struct iphdr *iph, uint32_t l4len)
-{
-	uint32_t sum = 0;
-
-	sum = sum16(&iph->saddr, 4, sum);
-	sum = sum16(&iph->daddr, 4, sum);
-	return sum + iph->protocol + l4len;
-}
 
 #define F_FIN 0x01
 #define F_SYN 0x02
@@ -1050,16 +1005,6 @@ static Suite *egress_suite(void)
 		tcase_add_test(tc, tests[i].test);
 	}
 	return s;
-}
-
-static int ensure_bpffs(void)
-{
-	struct statfs st;
-
-	if (!statfs(BPF_FS, &st) && st.f_type == BPF_FS_MAGIC_NR)
-		return 0;
-	mkdir(BPF_FS, 0700);
-	return mount("bpf", BPF_FS, "bpf", 0, "mode=0700");
 }
 
 static int sh(const char *cmd)

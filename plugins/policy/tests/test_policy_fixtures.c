@@ -46,9 +46,8 @@
 
 static char msg[POL_ERR_MAX];
 #include "policy_scene.h"
+#include "bpf_fixture.h"
 
-#define BPF_FS		"/sys/fs/bpf"
-#define BPF_FS_MAGIC_NR 0xcafe4a11
 
 static char pin_base[PATH_MAX / 2];
 static char pin_dir[PATH_MAX];
@@ -64,22 +63,6 @@ static struct bpflb_flow_event events[MAX_EVENTS];
 static int nevents;
 
 /* --- pins, maps ---------------------------------------------------------------- */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static void rm_tree(const char *path)
-{
-	if (path[0])
-		nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	return level == LIBBPF_DEBUG ? 0 : vfprintf(stderr, fmt, ap);
-}
 
 static void on_event(void *ctx, int cpu, void *data, __u32 size)
 {
@@ -176,25 +159,6 @@ static int ct_has(uint8_t proto, const char *saddr, uint16_t sport, const char *
 }
 
 /* --- packets ------------------------------------------------------------------- */
-
-static uint32_t sum16(const void *data, size_t len, uint32_t sum)
-{
-	const uint8_t *b = data;
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)b[i] << 8 | b[i + 1];
-	if (len & 1)
-		sum += (uint32_t)b[len - 1] << 8;
-	return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
 
 #define F_FIN 0x01
 #define F_SYN 0x02
@@ -711,16 +675,6 @@ static Suite *fixtures_suite(void)
 	tcase_add_test(tc, test_generation_switch);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-static int ensure_bpffs(void)
-{
-	struct statfs st;
-
-	if (!statfs(BPF_FS, &st) && st.f_type == BPF_FS_MAGIC_NR)
-		return 0;
-	mkdir(BPF_FS, 0700);
-	return mount("bpf", BPF_FS, "bpf", 0, "mode=0700");
 }
 
 int main(void)
