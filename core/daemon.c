@@ -85,19 +85,36 @@ int daemon_load_config(struct bpflb_daemon *d, const char *path, struct bpflb_co
 	return bpflb_config_load(path, schemas, n, 0, out, err);
 }
 
-/* Checks of a parsed configuration that need the loaded plugins or the system. */
-static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *next,
-			   struct bpflb_err *err)
+/*
+ * Why the plugin name cannot be enabled by the next configuration: the last
+ * scan of plugin_dir refused its file (or the directory).  A plugin that runs
+ * already keeps running: its code was checked when it was loaded.
+ */
+static const char *plugin_refused(struct bpflb_daemon *d, const char *name)
+{
+	struct bpflb_plugin_ctx *c = plugin_host_find(&d->plugins, name);
+
+	if (c && plugin_enabled(d->cfg, c))
+		return NULL;
+	return plugin_host_refusal(&d->plugins, name);
+}
+
+/* The plugins next enables ([daemon] mode and features) are loaded and usable. */
+static int check_enabled_plugins(struct bpflb_daemon *d, const struct bpflb_config *next,
+				 struct bpflb_err *err)
 {
 	const struct bpflb_cfg_section *ds = daemon_sec(next);
 	const char *mode = bpflb_cfg_str(ds, "mode");
 	char words[MAX_SCHEMAS][64];
-	const char *devs[PIPELINE_MAX_DEVICES];
-	int n, ret;
+	const char *why;
+	int n;
 
 	if (strcmp(mode, "none")) {
 		struct bpflb_plugin_ctx *c = plugin_host_find(&d->plugins, mode);
 
+		if ((why = plugin_refused(d, mode)))
+			return bpflb_cfg_error(err, ds, "mode", 0, "plugin '%s' cannot be enabled: %s",
+					       mode, why);
 		if (!c)
 			return bpflb_cfg_error(err, ds, "mode", 0,
 					       "no mode plugin '%s' is loaded from %s; "
@@ -113,6 +130,9 @@ static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *ne
 	for (int i = 0; i < n; i++) {
 		struct bpflb_plugin_ctx *c = plugin_host_find(&d->plugins, words[i]);
 
+		if ((why = plugin_refused(d, words[i])))
+			return bpflb_cfg_error(err, ds, "features", 0,
+					       "plugin '%s' cannot be enabled: %s", words[i], why);
 		if (!c)
 			return bpflb_cfg_error(err, ds, "features", 0,
 					       "no feature plugin '%s' is loaded from %s", words[i],
@@ -126,7 +146,21 @@ static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *ne
 				return bpflb_cfg_error(err, ds, "features", 0,
 						       "'%s' is listed twice", words[i]);
 	}
+	return 0;
+}
 
+/* Checks of a parsed configuration that need the loaded plugins or the system. */
+static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *next,
+			   struct bpflb_err *err)
+{
+	const struct bpflb_cfg_section *ds = daemon_sec(next);
+	char words[MAX_SCHEMAS][64];
+	const char *devs[PIPELINE_MAX_DEVICES];
+	int n, ret;
+
+	ret = check_enabled_plugins(d, next, err);
+	if (ret)
+		return ret;
 	n = split_list(bpflb_cfg_str(ds, "devices"), words, PIPELINE_MAX_DEVICES);
 	for (int i = 0; i < n; i++)
 		devs[i] = words[i];
@@ -446,22 +480,24 @@ static void tick_arm(struct bpflb_daemon *d)
 /*
  * plugin_dir must be known before the full schema (which plugins extend) is:
  * a first pass reads the file with the core's schema alone, skipping the
- * sections of plugins; the full, validated load follows.
+ * sections of plugins; the full, validated load follows.  The plugins the
+ * file enables are checked on this first pass, so that a refused plugin is
+ * reported with why, not as the owner of an unknown section.
  */
-static void scan_plugins(struct bpflb_daemon *d, const char *path)
+static int scan_plugins(struct bpflb_daemon *d, const char *path, struct bpflb_err *err)
 {
 	const struct bpflb_cfg_schema core = {"bpflbd", bpflb_core_sections};
 	const char *dir = BPFLB_DEFAULT_PLUGIN_DIR;
 	struct bpflb_config *cfg = NULL;
-	struct bpflb_err err;
 	int ret;
 
-	if (!bpflb_config_load(path, &core, 1, BPFLB_CFG_LOAD_SKIP_UNKNOWN, &cfg, &err))
+	if (!bpflb_config_load(path, &core, 1, BPFLB_CFG_LOAD_SKIP_UNKNOWN, &cfg, err))
 		dir = bpflb_cfg_str(daemon_sec(cfg), "plugin_dir");
-	ret = plugin_host_scan(&d->plugins, dir, d);
-	if (ret < 0)
-		pr_warn("cannot read plugin_dir %s: %s", dir, strerror(-ret));
+	plugin_host_scan(&d->plugins, dir, d);
+	/* A file the first pass cannot read fails the full load, which says why. */
+	ret = cfg ? check_enabled_plugins(d, cfg, err) : 0;
 	bpflb_config_free(cfg);
+	return ret;
 }
 
 int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_err *err)
@@ -480,7 +516,9 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	ret = sys_kernel_check(u.release, err);
 	if (ret)
 		return ret;
-	scan_plugins(d, config_path);
+	ret = scan_plugins(d, config_path, err);
+	if (ret)
+		return ret;
 	ret = daemon_load_config(d, config_path, &cfg, err);
 	if (ret)
 		return ret;
@@ -543,8 +581,9 @@ int daemon_reload(struct bpflb_daemon *d)
 
 	sd_notify(0, "RELOADING=1");
 	pr_notice("SIGHUP: reloading %s", d->config_path);
-	scan_plugins(d, d->config_path);
-	ret = daemon_load_config(d, d->config_path, &next, &err);
+	ret = scan_plugins(d, d->config_path, &err);
+	if (!ret)
+		ret = daemon_load_config(d, d->config_path, &next, &err);
 	if (!ret)
 		ret = validate_config(d, next, &err);
 	if (!ret)
@@ -613,8 +652,9 @@ int daemon_check_config(const char *config_path, struct bpflb_err *err)
 	struct bpflb_config *cfg = NULL;
 	int ret;
 
-	scan_plugins(&d, config_path);
-	ret = daemon_load_config(&d, config_path, &cfg, err);
+	ret = scan_plugins(&d, config_path, err);
+	if (!ret)
+		ret = daemon_load_config(&d, config_path, &cfg, err);
 	if (!ret)
 		ret = validate_config(&d, cfg, err);
 	bpflb_config_free(cfg);
@@ -631,7 +671,8 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 	const char *devs[PIPELINE_MAX_DEVICES];
 	int n, ret;
 
-	scan_plugins(&d, config_path);
+	/* --cleanup enables no plugin: what the file enables does not matter. */
+	scan_plugins(&d, config_path, err);
 	ret = daemon_load_config(&d, config_path, &cfg, err);
 	if (ret)
 		goto out;

@@ -1,17 +1,34 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The plugin loader.  A plugin file is refused, with a sentence that says what
- * to do, when it is not owned by root or is group/world-writable (as sshd's
- * StrictModes: a writable plugin is root code anyone could replace), when it
- * has no "bpflb_plugin" descriptor, when the descriptor is for another ABI
- * version or smaller than the core needs, or when its name does not match the
- * file.  Refusals never stop the daemon or the other plugins.
+ * The plugin loader.  A plugin is code run as root, so the way to it must be
+ * as trustworthy as sshd's StrictModes requires of authorized_keys: every
+ * directory from "/" down to plugin_dir is owned by root (or by the euid
+ * bpflbd runs as) and not group or world writable, a symlink on the way is
+ * followed only when root owns it, and the plugin is a regular file (not a
+ * symlink) under the same owner and mode rules.  A sticky world-writable
+ * directory such as /tmp is refused too: anyone may create the next
+ * component in it.
+ *
+ * What is checked is what is loaded: the walk opens each component relative
+ * to the descriptor of the one just checked, with O_NOFOLLOW, and fstat()s the
+ * descriptor; the plugin is opened the same way in the checked directory, and
+ * dlopen() is handed "/proc/self/fd/N", that very file.  Nobody can swap a
+ * component between the check and the load (no realpath()-then-use race).
+ *
+ * A plugin is also refused when it has no "bpflb_plugin" descriptor, when the
+ * descriptor is for another ABI version or smaller than the core needs, or
+ * when its name does not match the file.  Refusals never stop the daemon or
+ * the other plugins; the reason is kept per plugin name, so that every later
+ * error about the plugin (mode =, features =) says why it is not there.
  */
+#define _GNU_SOURCE
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <link.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,25 +40,289 @@
 #include "log.h"
 #include "plugin_host.h"
 
-static int check_file_safe(const char *path, struct bpflb_err *err)
+#define WALK_MAX_SYMLINKS 40 /* the kernel's MAXSYMLINKS */
+
+struct plugin_refusal {
+	struct plugin_refusal *next;
+	char name[NAME_MAX + 1];
+	char why[sizeof(((struct bpflb_err *)0)->msg)];
+};
+
+__attribute__((format(printf, 3, 4))) static int refuse(struct bpflb_err *err, int ret,
+							const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+/* Whether two paths name the same string, ignoring trailing slashes. */
+static bool same_path(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	while (la > 1 && a[la - 1] == '/')
+		la--;
+	while (lb > 1 && b[lb - 1] == '/')
+		lb--;
+	return la == lb && !strncmp(a, b, la);
+}
+
+/*
+ * The StrictModes rule for one component: owned by root or by our euid (as
+ * sshd accepts root or the user) and, unless it is a symlink (whose mode
+ * means nothing), not writable by group or others.  what says what path is
+ * ("plugin dir " or "" for a plugin file); dir is the plugin_dir being
+ * opened.  For an ancestor of plugin_dir (/tmp, a home) changing it is rarely
+ * the fix: the message says that plugin_dir is in the wrong place instead.
+ */
+static int check_component(const struct stat *st, const char *what, const char *path,
+			   const char *dir, struct bpflb_err *err)
+{
+	char owner[48] = "root", fix[2 * PATH_MAX + 80];
+	bool link = S_ISLNK(st->st_mode), above = dir && !same_path(dir, path);
+	const char *problem = "";
+
+	if (geteuid())
+		snprintf(owner, sizeof(owner), "root or uid %u", (unsigned int)geteuid());
+	if (st->st_uid && st->st_uid != geteuid())
+		problem = "owner";
+	else if (!link && (st->st_mode & (S_IWGRP | S_IWOTH)))
+		problem = "mode";
+	if (!*problem)
+		return 0;
+	if (above)
+		snprintf(fix, sizeof(fix),
+			 "it is on the way to plugin_dir %s, which must be a path only root can "
+			 "change",
+			 dir);
+	else if (*problem == 'o')
+		snprintf(fix, sizeof(fix), "run 'chown %sroot:root %s' if you trust it",
+			 link ? "-h " : "", path);
+	else
+		snprintf(fix, sizeof(fix), "run 'chmod go-w %s' if you trust it", path);
+	if (*problem == 'o')
+		return refuse(err, -EPERM, "%s%s: refused: %sowned by uid %u, must be owned by %s; %s",
+			      what, path, link ? "symlink " : "", (unsigned int)st->st_uid, owner,
+			      fix);
+	return refuse(err, -EPERM,
+		      "%s%s: refused: mode %04o is group or world writable, must not be; %s", what,
+		      path, st->st_mode & 07777, fix);
+}
+
+static int stat_fd(int fd, struct stat *st, const char *what, const char *path,
+		   struct bpflb_err *err)
+{
+	if (fstat(fd, st) < 0)
+		return refuse(err, -errno, "%s%s: cannot stat: %s", what, path, strerror(errno));
+	return 0;
+}
+
+static int open_root(const char *dir, struct bpflb_err *err)
 {
 	struct stat st;
+	int fd, ret;
 
-	if (stat(path, &st) < 0)
-		return bpflb_err_set(err, "%s: cannot stat: %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return bpflb_err_set(err, "%s: not a regular file", path);
-	if (st.st_uid != 0)
-		return bpflb_err_set(err,
-				     "%s: refused: owned by uid %u, not root; "
-				     "run 'chown root:root %s' if you trust it",
-				     path, st.st_uid, path);
-	if (st.st_mode & (S_IWGRP | S_IWOTH))
-		return bpflb_err_set(err,
-				     "%s: refused: mode %04o is group or world writable; "
-				     "run 'chmod go-w %s' if you trust it",
-				     path, st.st_mode & 07777, path);
+	fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return refuse(err, -errno, "plugin dir /: cannot open: %s", strerror(errno));
+	ret = stat_fd(fd, &st, "plugin dir ", "/", err) ?: check_component(&st, "plugin dir ", "/", dir, err);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* Cut the last component off path ("/" stays "/"). */
+static void path_up(char *path)
+{
+	char *slash = strrchr(path, '/');
+
+	slash[slash == path] = '\0';
+}
+
+/* at/comp into out, at being "/" or a path without a trailing slash. */
+static int path_join(char *out, const char *at, const char *comp, struct bpflb_err *err)
+{
+	if ((size_t)snprintf(out, PATH_MAX, "%s%s%s", at, strcmp(at, "/") ? "/" : "", comp) >=
+	    PATH_MAX)
+		return refuse(err, -ENAMETOOLONG, "plugin dir %s/%s: path too long", at, comp);
 	return 0;
+}
+
+/*
+ * Open plugin_dir for reading, checked component by component from "/" down
+ * (see the top of the file).  at is the resolved path of the directory the
+ * walk stands on, for messages; todo holds what is left to walk, a symlink's
+ * target spliced in front of the rest.  Returns a descriptor or -errno.
+ */
+static int dir_open_checked(const char *dir, struct bpflb_err *err)
+{
+	char todo[PATH_MAX], at[PATH_MAX], next_path[PATH_MAX], target[PATH_MAX], rest[PATH_MAX];
+	int cur = -1, next = -1, hops = 0, ret;
+	struct stat st;
+	char *p, *comp;
+	ssize_t n;
+
+	if (dir[0] != '/')
+		return refuse(err, -EINVAL, "plugin dir %s: refused: not an absolute path", dir);
+	if ((size_t)snprintf(todo, sizeof(todo), "%s", dir) >= sizeof(todo))
+		return refuse(err, -ENAMETOOLONG, "plugin dir %s: path too long", dir);
+	cur = open_root(dir, err);
+	if (cur < 0)
+		return cur;
+	strcpy(at, "/");
+	p = todo;
+	for (;;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		comp = p;
+		p += strcspn(p, "/");
+		if (*p)
+			*p++ = '\0';
+		if (!strcmp(comp, "."))
+			continue;
+		if (!strcmp(comp, "..")) {
+			/* The real parent, which the walk came down through. */
+			snprintf(next_path, sizeof(next_path), "%s", at);
+			path_up(next_path);
+			next = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		} else {
+			ret = path_join(next_path, at, comp, err);
+			if (ret)
+				goto out;
+			next = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (next < 0) {
+			ret = refuse(err, -errno, "plugin dir %s: cannot open: %s", next_path,
+				     strerror(errno));
+			goto out;
+		}
+		ret = stat_fd(next, &st, "plugin dir ", next_path, err);
+		if (!ret && !S_ISLNK(st.st_mode) && !S_ISDIR(st.st_mode))
+			ret = refuse(err, -ENOTDIR, "plugin dir %s: refused: not a directory",
+				     next_path);
+		if (!ret)
+			ret = check_component(&st, "plugin dir ", next_path, dir, err);
+		if (ret)
+			goto out;
+		if (S_ISLNK(st.st_mode)) {
+			if (++hops > WALK_MAX_SYMLINKS) {
+				ret = refuse(err, -ELOOP, "plugin dir %s: too many symlinks",
+					     next_path);
+				goto out;
+			}
+			n = readlinkat(next, "", target, sizeof(target) - 1);
+			if (n < 0) {
+				ret = refuse(err, -errno, "plugin dir %s: cannot read symlink: %s",
+					     next_path, strerror(errno));
+				goto out;
+			}
+			target[n] = '\0';
+			close(next);
+			next = -1;
+			/* Walk on through the target, then what was left after the link. */
+			if ((size_t)snprintf(rest, sizeof(rest), "%s/%s", target, p) >=
+			    sizeof(rest)) {
+				ret = refuse(err, -ENAMETOOLONG, "plugin dir %s: path too long",
+					     next_path);
+				goto out;
+			}
+			strcpy(todo, rest);
+			p = todo;
+			if (target[0] == '/') {
+				close(cur);
+				cur = open_root(dir, err);
+				if (cur < 0) {
+					ret = cur;
+					goto out;
+				}
+				strcpy(at, "/");
+			}
+			continue;
+		}
+		close(cur);
+		cur = next;
+		next = -1;
+		strcpy(at, next_path);
+	}
+	/* O_PATH descriptors cannot be read: open the checked directory itself. */
+	ret = openat(cur, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ret < 0)
+		ret = refuse(err, -errno, "plugin dir %s: cannot open: %s", at, strerror(errno));
+out:
+	if (next >= 0)
+		close(next);
+	if (cur >= 0)
+		close(cur);
+	return ret;
+}
+
+/*
+ * Open the plugin name in the checked directory dfd and check the descriptor:
+ * the file cannot change between this check and the load.  O_NONBLOCK: a
+ * FIFO named *.so must not hang the daemon.  Returns a descriptor or -errno.
+ */
+static int file_open_checked(int dfd, const char *path, const char *name, struct bpflb_err *err)
+{
+	struct stat st;
+	int fd, ret;
+
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && errno == ELOOP)
+		return refuse(err, -ELOOP,
+			      "%s: refused: a symlink; a plugin must be a regular file in "
+			      "plugin_dir (copy it there)",
+			      path);
+	if (fd < 0)
+		return refuse(err, -errno, "%s: cannot open: %s", path, strerror(errno));
+	ret = stat_fd(fd, &st, "", path, err);
+	if (!ret && !S_ISREG(st.st_mode))
+		ret = refuse(err, -EINVAL, "%s: refused: not a regular file", path);
+	if (!ret)
+		ret = check_component(&st, "", path, NULL, err);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static int name_loaded_cb(struct dl_phdr_info *info, size_t size, void *name)
+{
+	return info->dlpi_name && !strcmp(info->dlpi_name, name);
+}
+
+static void fd_name(int fd, char name[32])
+{
+	snprintf(name, 32, "/proc/self/fd/%d", fd);
+}
+
+/*
+ * The dynamic linker answers dlopen() of a name it knows with the object of
+ * that name, without opening anything.  An object loaded as /proc/self/fd/N
+ * keeps that name while it is mapped, so N stays open until the object is
+ * unmapped; else the next file to get N would be answered with this object.
+ * Plugins are RTLD_NODELETE: their descriptors stay open for good.
+ */
+static bool fd_names_object(int fd)
+{
+	char name[32];
+
+	fd_name(fd, name);
+	return dl_iterate_phdr(name_loaded_cb, name) != 0;
+}
+
+static void fd_release(int fd)
+{
+	if (fd >= 0 && !fd_names_object(fd))
+		close(fd);
 }
 
 static int check_descriptor(const struct bpflb_plugin *p, const char *path, const char *base,
@@ -82,52 +363,56 @@ struct bpflb_plugin_ctx *plugin_host_find(struct plugin_host *h, const char *nam
 	return NULL;
 }
 
-int plugin_host_load(struct plugin_host *h, const char *path, struct bpflb_daemon *d,
-		     struct bpflb_err *err)
+/*
+ * Load the checked file fd as the plugin base.  On success the plugin owns
+ * fd; on failure the caller releases it with fd_release().
+ */
+static int load_checked(struct plugin_host *h, int fd, const char *path, const char *base,
+			struct bpflb_daemon *d, struct bpflb_err *err)
 {
-	char base[NAME_MAX + 1];
 	const struct bpflb_plugin *p;
 	struct bpflb_plugin_ctx *c;
-	const char *slash = strrchr(path, '/');
-	size_t blen;
-	void *dl;
+	char name[32];
+	void *dl, *pin;
 	int ret;
 
-	snprintf(base, sizeof(base), "%s", slash ? slash + 1 : path);
-	blen = strlen(base);
-	if (blen > 3 && !strcmp(base + blen - 3, ".so"))
-		base[blen - 3] = '\0';
-
-	ret = check_file_safe(path, err);
-	if (ret)
-		return ret;
-	if (plugin_host_find(h, base))
-		return bpflb_err_set(err, "%s: refused: a plugin named '%s' is already loaded",
-				     path, base);
-	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+	fd_name(fd, name);
+	if (fd_names_object(fd))
+		return bpflb_err_set(err, "%s: refused: %s already names a loaded object", path,
+				     name);
+	/* Without RTLD_NODELETE for now, so that a refused file is unmapped again. */
+	dl = dlopen(name, RTLD_NOW | RTLD_LOCAL);
 	if (!dl)
 		return bpflb_err_set(err, "%s: refused: cannot load: %s", path, dlerror());
 	p = dlsym(dl, BPFLB_PLUGIN_SYMBOL);
 	if (!p) {
-		dlclose(dl);
-		return bpflb_err_set(err,
-				     "%s: refused: no '%s' descriptor; a plugin must define "
-				     "one with BPFLB_PLUGIN_DEFINE() from <bpflb/plugin.h>",
-				     path, BPFLB_PLUGIN_SYMBOL);
+		ret = bpflb_err_set(err,
+				    "%s: refused: no '%s' descriptor; a plugin must define "
+				    "one with BPFLB_PLUGIN_DEFINE() from <bpflb/plugin.h>",
+				    path, BPFLB_PLUGIN_SYMBOL);
+		goto fail;
 	}
 	ret = check_descriptor(p, path, base, err);
-	if (ret) {
-		dlclose(dl);
-		return ret;
-	}
+	if (ret)
+		goto fail;
 	c = calloc(1, sizeof(*c));
 	if (!c || !(c->path = strdup(path))) {
 		free(c);
-		dlclose(dl);
-		return bpflb_err_set(err, "%s: out of memory", path);
+		ret = bpflb_err_set(err, "%s: out of memory", path);
+		goto fail;
 	}
+	/* Accepted: keep it mapped for good (the core keeps pointers into it). */
+	pin = dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD | RTLD_NODELETE);
+	if (!pin) {
+		free(c->path);
+		free(c);
+		ret = bpflb_err_set(err, "%s: refused: cannot load: %s", path, dlerror());
+		goto fail;
+	}
+	dlclose(pin);
 	c->desc = p;
 	c->dl = dl;
+	c->fd = fd;
 	c->daemon = d;
 	c->state = PLUGIN_LOADED;
 	snprintf(c->log_prefix, sizeof(c->log_prefix), "plugin %s", p->name);
@@ -140,6 +425,127 @@ int plugin_host_load(struct plugin_host *h, const char *path, struct bpflb_daemo
 	pr_info("loaded plugin %s %s (%s) from %s", p->name, p->version ? p->version : "?",
 		p->kind == BPFLB_PLUGIN_MODE ? "mode" : "feature", path);
 	return 0;
+fail:
+	dlclose(dl);
+	return ret;
+}
+
+/* name without ".so" into base; false when name is not "<something>.so". */
+static bool plugin_base(const char *name, char base[NAME_MAX + 1])
+{
+	size_t len = strlen(name);
+
+	if (len < 4 || len > NAME_MAX || strcmp(name + len - 3, ".so"))
+		return false;
+	snprintf(base, NAME_MAX + 1, "%.*s", (int)(len - 3), name);
+	return true;
+}
+
+/* Check and load the file name in the checked directory dfd (path for messages). */
+static int load_in(struct plugin_host *h, int dfd, const char *path, const char *name,
+		   struct bpflb_daemon *d, struct bpflb_err *err)
+{
+	char base[NAME_MAX + 1];
+	int fd, ret;
+
+	if (!plugin_base(name, base))
+		snprintf(base, sizeof(base), "%s", name);
+	if (plugin_host_find(h, base))
+		return bpflb_err_set(err, "%s: refused: a plugin named '%s' is already loaded",
+				     path, base);
+	fd = file_open_checked(dfd, path, name, err);
+	if (fd < 0)
+		return fd;
+	ret = load_checked(h, fd, path, base, d, err);
+	if (ret)
+		fd_release(fd);
+	return ret;
+}
+
+int plugin_host_load(struct plugin_host *h, const char *path, struct bpflb_daemon *d,
+		     struct bpflb_err *err)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int dfd, ret;
+
+	if (!slash)
+		return refuse(err, -EINVAL, "%s: refused: not an absolute path", path);
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path) ?: 1, path);
+	dfd = dir_open_checked(dir, err);
+	if (dfd < 0)
+		return dfd;
+	ret = load_in(h, dfd, path, slash + 1, d, err);
+	close(dfd);
+	return ret;
+}
+
+static void refusals_clear(struct plugin_host *h)
+{
+	struct plugin_refusal *r, *next;
+
+	for (r = h->refusals; r; r = next) {
+		next = r->next;
+		free(r);
+	}
+	h->refusals = NULL;
+	h->dir_refused[0] = '\0';
+}
+
+static void refusal_add(struct plugin_host *h, const char *base, const char *why)
+{
+	struct plugin_refusal *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return;
+	snprintf(r->name, sizeof(r->name), "%s", base);
+	snprintf(r->why, sizeof(r->why), "%s", why);
+	r->next = h->refusals;
+	h->refusals = r;
+}
+
+const char *plugin_host_refusal(struct plugin_host *h, const char *name)
+{
+	struct bpflb_plugin_ctx *c = plugin_host_find(h, name);
+
+	if (c)
+		return c->refused[0] ? c->refused : NULL;
+	for (struct plugin_refusal *r = h->refusals; r; r = r->next)
+		if (!strcmp(r->name, name))
+			return r->why;
+	return h->dir_refused[0] ? h->dir_refused : NULL;
+}
+
+/* dir/name into path, without doubling a trailing slash of dir. */
+static void plugin_path(char path[PATH_MAX], const char *dir, const char *name)
+{
+	size_t len = strlen(dir);
+
+	snprintf(path, PATH_MAX, "%s%s%s", dir, len && dir[len - 1] == '/' ? "" : "/", name);
+}
+
+/*
+ * A loaded plugin's file as it is now: one fixed or broken since it was
+ * loaded is judged again, so that a reload enabling it sees its state.
+ */
+static void recheck_loaded(struct bpflb_plugin_ctx *c, int dfd, const char *dir)
+{
+	char name[NAME_MAX + 1], path[PATH_MAX];
+	struct bpflb_err err;
+	int fd;
+
+	snprintf(name, sizeof(name), "%s.so", c->desc->name);
+	plugin_path(path, dir, name);
+	fd = file_open_checked(dfd, path, name, &err);
+	if (fd >= 0) {
+		close(fd);
+		c->refused[0] = '\0';
+		return;
+	}
+	if (strcmp(c->refused, err.msg))
+		pr_err("%s; plugin %s stays loaded, but no reload enables it until this is fixed",
+		       err.msg, c->desc->name);
+	snprintf(c->refused, sizeof(c->refused), "%s", err.msg);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -151,17 +557,40 @@ int plugin_host_scan(struct plugin_host *h, const char *dir, struct bpflb_daemon
 {
 	char **names = NULL;
 	size_t n = 0, cap = 0;
+	struct bpflb_err err;
 	struct dirent *de;
-	int refused = 0;
+	int dfd, rfd, refused = 0;
 	DIR *dp;
 
-	dp = opendir(dir);
-	if (!dp)
-		return -errno;
-	while ((de = readdir(dp))) {
-		size_t len = strlen(de->d_name);
+	refusals_clear(h);
+	dfd = dir_open_checked(dir, &err);
+	if (dfd < 0) {
+		if (dfd == -ENOENT)
+			pr_warn("%s; no plugin is loaded from %s", err.msg, dir);
+		else
+			pr_err("%s; no plugin is loaded from %s", err.msg, dir);
+		snprintf(h->dir_refused, sizeof(h->dir_refused), "%s", err.msg);
+		for (struct bpflb_plugin_ctx *c = h->head; c; c = c->next)
+			snprintf(c->refused, sizeof(c->refused), "%s", err.msg);
+		return dfd;
+	}
+	for (struct bpflb_plugin_ctx *c = h->head; c; c = c->next)
+		recheck_loaded(c, dfd, dir);
 
-		if (len < 4 || strcmp(de->d_name + len - 3, ".so"))
+	rfd = dup(dfd);
+	dp = rfd >= 0 ? fdopendir(rfd) : NULL;
+	if (!dp) {
+		refused = -errno;
+		if (rfd >= 0)
+			close(rfd);
+		pr_err("plugin dir %s: cannot read: %s", dir, strerror(-refused));
+		close(dfd);
+		return refused;
+	}
+	while ((de = readdir(dp))) {
+		char base[NAME_MAX + 1];
+
+		if (!plugin_base(de->d_name, base) || plugin_host_find(h, base))
 			continue;
 		if (n == cap) {
 			char **nn = realloc(names, (cap = cap ? cap * 2 : 16) * sizeof(*names));
@@ -174,26 +603,24 @@ int plugin_host_scan(struct plugin_host *h, const char *dir, struct bpflb_daemon
 			n++;
 	}
 	closedir(dp);
-	qsort(names, n, sizeof(*names), cmp_str);
+	/* qsort() must not be given NULL, even for no elements (UBSan). */
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_str);
 	for (size_t i = 0; i < n; i++) {
-		char path[PATH_MAX];
-		struct bpflb_err err;
-		char base[NAME_MAX + 1];
+		char path[PATH_MAX], base[NAME_MAX + 1];
 
-		snprintf(base, sizeof(base), "%.*s", (int)(strlen(names[i]) - 3), names[i]);
-		if (plugin_host_find(h, base)) {
-			free(names[i]);
-			continue;
-		}
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		if (plugin_host_load(h, path, d, &err)) {
+		plugin_path(path, dir, names[i]);
+		if (load_in(h, dfd, path, names[i], d, &err)) {
 			pr_err("%s", err.msg);
+			plugin_base(names[i], base);
+			refusal_add(h, base, err.msg);
 			h->nrefused++;
 			refused++;
 		}
 		free(names[i]);
 	}
 	free(names);
+	close(dfd);
 	return refused;
 }
 
@@ -205,8 +632,10 @@ void plugin_host_free(struct plugin_host *h)
 		next = c->next;
 		/* RTLD_NODELETE: the code stays mapped; dropping the handle is enough. */
 		dlclose(c->dl);
+		fd_release(c->fd);
 		free(c->path);
 		free(c);
 	}
 	h->head = NULL;
+	refusals_clear(h);
 }
