@@ -113,8 +113,8 @@ static int check_enabled_plugins(struct bpflb_daemon *d, const struct bpflb_conf
 		struct bpflb_plugin_ctx *c = plugin_host_find(&d->plugins, mode);
 
 		if ((why = plugin_refused(d, mode)))
-			return bpflb_cfg_error(err, ds, "mode", 0, "plugin '%s' cannot be enabled: %s",
-					       mode, why);
+			return bpflb_cfg_error(err, ds, "mode", 0,
+					       "plugin '%s' cannot be enabled: %s", mode, why);
 		if (!c)
 			return bpflb_cfg_error(err, ds, "mode", 0,
 					       "no mode plugin '%s' is loaded from %s; "

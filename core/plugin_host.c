@@ -59,16 +59,17 @@ __attribute__((format(printf, 3, 4))) static int refuse(struct bpflb_err *err, i
 	return ret;
 }
 
-/* Whether two paths name the same string, ignoring trailing slashes. */
-static bool same_path(const char *a, const char *b)
+/* Whether the path left to walk leads nowhere further ("", "/", "./."). */
+static bool walk_ends(const char *p)
 {
-	size_t la = strlen(a), lb = strlen(b);
-
-	while (la > 1 && a[la - 1] == '/')
-		la--;
-	while (lb > 1 && b[lb - 1] == '/')
-		lb--;
-	return la == lb && !strncmp(a, b, la);
+	for (;;) {
+		p += strspn(p, "/");
+		if (!*p)
+			return true;
+		if (p[0] != '.' || (p[1] && p[1] != '/'))
+			return false;
+		p++;
+	}
 }
 
 /*
@@ -76,14 +77,14 @@ static bool same_path(const char *a, const char *b)
  * sshd accepts root or the user) and, unless it is a symlink (whose mode
  * means nothing), not writable by group or others.  what says what path is
  * ("plugin dir " or "" for a plugin file); dir is the plugin_dir being
- * opened.  For an ancestor of plugin_dir (/tmp, a home) changing it is rarely
- * the fix: the message says that plugin_dir is in the wrong place instead.
+ * opened when path is above it, else NULL.  For an ancestor of plugin_dir (/tmp, a home) changing
+ * it is rarely the fix: the message says that plugin_dir is in the wrong place instead.
  */
 static int check_component(const struct stat *st, const char *what, const char *path,
 			   const char *dir, struct bpflb_err *err)
 {
 	char owner[48] = "root", fix[2 * PATH_MAX + 80];
-	bool link = S_ISLNK(st->st_mode), above = dir && !same_path(dir, path);
+	bool link = S_ISLNK(st->st_mode);
 	const char *problem = "";
 
 	if (geteuid())
@@ -94,7 +95,7 @@ static int check_component(const struct stat *st, const char *what, const char *
 		problem = "mode";
 	if (!*problem)
 		return 0;
-	if (above)
+	if (dir)
 		snprintf(fix, sizeof(fix),
 			 "it is on the way to plugin_dir %s, which must be a path only root can "
 			 "change",
@@ -105,9 +106,9 @@ static int check_component(const struct stat *st, const char *what, const char *
 	else
 		snprintf(fix, sizeof(fix), "run 'chmod go-w %s' if you trust it", path);
 	if (*problem == 'o')
-		return refuse(err, -EPERM, "%s%s: refused: %sowned by uid %u, must be owned by %s; %s",
-			      what, path, link ? "symlink " : "", (unsigned int)st->st_uid, owner,
-			      fix);
+		return refuse(err, -EPERM,
+			      "%s%s: refused: %sowned by uid %u, must be owned by %s; %s", what,
+			      path, link ? "symlink " : "", (unsigned int)st->st_uid, owner, fix);
 	return refuse(err, -EPERM,
 		      "%s%s: refused: mode %04o is group or world writable, must not be; %s", what,
 		      path, st->st_mode & 07777, fix);
@@ -121,7 +122,8 @@ static int stat_fd(int fd, struct stat *st, const char *what, const char *path,
 	return 0;
 }
 
-static int open_root(const char *dir, struct bpflb_err *err)
+/* "/", checked; rest is what is left to walk below it. */
+static int open_root(const char *dir, const char *rest, struct bpflb_err *err)
 {
 	struct stat st;
 	int fd, ret;
@@ -129,7 +131,8 @@ static int open_root(const char *dir, struct bpflb_err *err)
 	fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return refuse(err, -errno, "plugin dir /: cannot open: %s", strerror(errno));
-	ret = stat_fd(fd, &st, "plugin dir ", "/", err) ?: check_component(&st, "plugin dir ", "/", dir, err);
+	ret = stat_fd(fd, &st, "plugin dir ", "/", err)
+		  ?: check_component(&st, "plugin dir ", "/", walk_ends(rest) ? NULL : dir, err);
 	if (ret) {
 		close(fd);
 		return ret;
@@ -172,7 +175,7 @@ static int dir_open_checked(const char *dir, struct bpflb_err *err)
 		return refuse(err, -EINVAL, "plugin dir %s: refused: not an absolute path", dir);
 	if ((size_t)snprintf(todo, sizeof(todo), "%s", dir) >= sizeof(todo))
 		return refuse(err, -ENAMETOOLONG, "plugin dir %s: path too long", dir);
-	cur = open_root(dir, err);
+	cur = open_root(dir, todo, err);
 	if (cur < 0)
 		return cur;
 	strcpy(at, "/");
@@ -209,7 +212,8 @@ static int dir_open_checked(const char *dir, struct bpflb_err *err)
 			ret = refuse(err, -ENOTDIR, "plugin dir %s: refused: not a directory",
 				     next_path);
 		if (!ret)
-			ret = check_component(&st, "plugin dir ", next_path, dir, err);
+			ret = check_component(&st, "plugin dir ", next_path,
+					      walk_ends(p) ? NULL : dir, err);
 		if (ret)
 			goto out;
 		if (S_ISLNK(st.st_mode)) {
@@ -238,7 +242,7 @@ static int dir_open_checked(const char *dir, struct bpflb_err *err)
 			p = todo;
 			if (target[0] == '/') {
 				close(cur);
-				cur = open_root(dir, err);
+				cur = open_root(dir, todo, err);
 				if (cur < 0) {
 					ret = cur;
 					goto out;
