@@ -180,20 +180,34 @@ int sys_bpffs_prepare(const char *dir, struct bpflb_err *err)
 
 int sys_bpffs_private(const char *dir)
 {
-	char path[PATH_MAX], host_view[PATH_MAX + 16];
-	struct stat self_ns, init_ns, here, there;
+	char path[PATH_MAX], ref[64], ref_ns[96], host_view[PATH_MAX + 64];
+	struct stat self_ns, other_ns, here, there;
 	size_t len = strlen(dir);
 
-	/* Not readable (no privileges, no /proc): cannot tell, say nothing. */
-	if (stat("/proc/self/ns/mnt", &self_ns) || stat("/proc/1/ns/mnt", &init_ns))
+	/*
+	 * Compare with PID 1 (the host's init), or, where its namespaces are
+	 * hidden from us (a sandbox without CAP_SYS_PTRACE over it), with the
+	 * process that started us: `ip netns exec` makes the new mount
+	 * namespace for the command it runs, so its caller is still outside.
+	 */
+	if (stat("/proc/self/ns/mnt", &self_ns))
 		return 0;
-	if (self_ns.st_ino == init_ns.st_ino && self_ns.st_dev == init_ns.st_dev)
+	snprintf(ref, sizeof(ref), "/proc/1");
+	snprintf(ref_ns, sizeof(ref_ns), "%s/ns/mnt", ref);
+	if (stat(ref_ns, &other_ns)) {
+		snprintf(ref, sizeof(ref), "/proc/%d", (int)getppid());
+		snprintf(ref_ns, sizeof(ref_ns), "%s/ns/mnt", ref);
+		if (stat(ref_ns, &other_ns))
+			return 0; /* cannot tell: say nothing */
+	}
+	if (self_ns.st_ino == other_ns.st_ino && self_ns.st_dev == other_ns.st_dev)
 		return 0;
 	/*
 	 * Another mount namespace (ip netns exec, a container): the pins survive
-	 * us only if the file system they are on is the one PID 1 sees at that
-	 * path (a bind mount of the host's bpffs), not a mount of our namespace.
-	 * A root that does not exist yet is judged by its nearest ancestor.
+	 * us only if the file system they are on is the one the other process
+	 * sees at that path (a bind mount of the host's bpffs), not a mount of
+	 * our namespace.  A root that does not exist yet is judged by its
+	 * nearest existing ancestor.
 	 */
 	if (dir[0] != '/' || len >= sizeof(path))
 		return 0;
@@ -205,7 +219,8 @@ int sys_bpffs_private(const char *dir)
 			return 0;
 		*slash = '\0';
 	}
-	snprintf(host_view, sizeof(host_view), "/proc/1/root%s", path);
+	if (snprintf(host_view, sizeof(host_view), "%s/root%s", ref, path) >= (int)sizeof(host_view))
+		return 0;
 	if (stat(host_view, &there) == 0 && there.st_dev == here.st_dev)
 		return 0;
 	return 1;

@@ -24,7 +24,8 @@ int sys_bpffs_check(const char *dir, bool start_mounts, struct bpflb_err *err);
 int sys_bpffs_prepare(const char *dir, struct bpflb_err *err);
 /*
  * 1 when dir's bpffs is private to this process's mount namespace (not the one
- * PID 1 sees at that path), so that pins vanish with the namespace; else 0.
+ * PID 1, or else our parent, sees at that path), so that pins vanish with the
+ * namespace; else 0 (also when it cannot tell).
  * sys_bpffs_private_msg() says so and what to do instead.
  */
 int sys_bpffs_private(const char *dir);
