@@ -214,6 +214,7 @@ static int run_services(const char *path, const char *changed, const char *pin_b
 	struct bpflb_services *s = NULL;
 	struct bpflb_err err = {{0}};
 	struct pipeline pl = {0};
+	struct bpflb_map_sizes sizes;
 	int ret;
 
 	snprintf(pin_dir, sizeof(pin_dir), "%s/ctrl-bench-XXXXXX", pin_base);
@@ -232,10 +233,11 @@ static int run_services(const char *path, const char *changed, const char *pin_b
 	if (validate(cfg, &t_val))
 		return 1;
 
-	pl.stages_fd = pl.schema_fd = -1;
+	pl.stages_fd = pl.schema_fd = pl.pins_fd = -1;
+	bpflb_services_map_sizes(cfg, &sizes);
 	ret = pipeline_open(&pl, pin_dir, 0x1b1b0000, 1,
 			    bpflb_cfg_u32(bpflb_cfg_section(cfg, "lb", 0), "maglev_table_size"),
-			    &err);
+			    &sizes, &err);
 	if (!ret)
 		ret = bpflb_services_open(pin_dir, NULL, &s, &err);
 	if (ret) {

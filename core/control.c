@@ -251,6 +251,8 @@ static int h_status(struct bpflb_daemon *d, struct control_conn *c, json_object 
 	}
 	json_object_object_add(o, "devices", a);
 	json_object_object_add(o, "bpffs_root", json_object_new_string(d->pipeline.pin_root));
+	/* true: the pins vanish with this process's mount namespace (ip netns exec) */
+	json_object_object_add(o, "bpffs_private", json_object_new_boolean(d->bpffs_private));
 
 	x = json_object_new_object();
 	json_object_object_add(x, "path",
@@ -318,7 +320,7 @@ static int h_status(struct bpflb_daemon *d, struct control_conn *c, json_object 
 		x = json_object_new_object();
 		json_object_object_add(x, "entries",
 				       json_object_new_int64(svcq_ct_count(d->services)));
-		json_object_object_add(x, "capacity", json_object_new_int64(BPFLB_CT_SIZE));
+		json_object_object_add(x, "capacity", json_object_new_int64(d->pipeline.sizes.ct));
 		json_object_object_add(x, "gc_runs", json_object_new_uint64(gc.runs));
 		json_object_object_add(x, "gc_expired", json_object_new_uint64(gc.total.expired));
 		json_object_object_add(x, "gc_orphaned", json_object_new_uint64(gc.total.orphaned));

@@ -9,6 +9,7 @@
  * their stages (an atomic slot swap), old programs out.  A failure part way
  * re-applies the previous configuration to whatever had already moved.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
@@ -85,6 +86,117 @@ int daemon_load_config(struct bpflb_daemon *d, const char *path, struct bpflb_co
 	return bpflb_config_load(path, schemas, n, 0, out, err);
 }
 
+/* Re-word err's message as an error at key of sec (file:line, key and value). */
+static int key_error(struct bpflb_err *err, const struct bpflb_cfg_section *sec, const char *key,
+		     int ret)
+{
+	char msg[sizeof(err->msg)];
+
+	snprintf(msg, sizeof(msg), "%s", err->msg);
+	bpflb_cfg_error(err, sec, key, 0, "%s", msg);
+	return ret ? ret : -EINVAL;
+}
+
+/*
+ * An address the daemon binds (a listener) or sends from (the node address)
+ * must be one of this network namespace's: start would fail on it, so the
+ * check fails here already.  Binding port 0 tests it without taking a port.
+ */
+static int check_local_addr(const struct bpflb_cfg_section *sec, const char *key, uint32_t addr,
+			    const char *why, struct bpflb_err *err)
+{
+	char abuf[INET_ADDRSTRLEN];
+	int ret = sys_addr_local(addr);
+
+	if (ret > 0)
+		return 0;
+	inet_ntop(AF_INET, &addr, abuf, sizeof(abuf));
+	if (ret < 0)
+		return bpflb_cfg_error(err, sec, key, 0, "cannot check whether %s is local: %s",
+				       abuf, strerror(-ret));
+	return bpflb_cfg_error(err, sec, key, 0,
+			       "%s is not an address of any interface in this network "
+			       "namespace (%s); expected an address shown by 'ip -4 addr'",
+			       abuf, why);
+}
+
+/* The addresses start binds or uses as its own: [node] address, healthz_bind, metrics_listen. */
+static int check_addresses(const struct bpflb_config *cfg, struct bpflb_err *err)
+{
+	const struct bpflb_cfg_section *ns = bpflb_cfg_section(cfg, "node", 0);
+	const struct bpflb_cfg_section *lb = bpflb_cfg_section(cfg, "lb", 0);
+	const struct bpflb_cfg_section *ds = daemon_sec(cfg);
+	int ret;
+
+	if (ns && bpflb_cfg_has(ns, "address")) {
+		ret = check_local_addr(ns, "address", bpflb_cfg_ipv4(ns, "address"),
+				       "the node's InternalIP: SNAT sends from it and health "
+				       "checks listen on it",
+				       err);
+		if (ret)
+			return ret;
+	}
+	if (lb && bpflb_cfg_has(lb, "healthz_bind") && bpflb_cfg_ipv4(lb, "healthz_bind")) {
+		ret = check_local_addr(lb, "healthz_bind", bpflb_cfg_ipv4(lb, "healthz_bind"),
+				       "health check node ports listen on it; 0.0.0.0 listens on "
+				       "all",
+				       err);
+		if (ret)
+			return ret;
+	}
+	if (bpflb_cfg_has(ds, "metrics_listen")) {
+		const char *ml = bpflb_cfg_str(ds, "metrics_listen");
+		char addr[INET_ADDRSTRLEN];
+		struct in_addr a;
+
+		/* daemon_check (config_core.c) validated ADDR:PORT */
+		snprintf(addr, sizeof(addr), "%.*s", (int)(strrchr(ml, ':') - ml), ml);
+		if (inet_pton(AF_INET, addr, &a) == 1 && a.s_addr) {
+			ret = check_local_addr(ds, "metrics_listen", a.s_addr,
+					       "the metrics endpoint listens on it; 0.0.0.0 "
+					       "listens on all",
+					       err);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+/*
+ * bpffs_root must be on a bpffs: start creates and pins there and --cleanup
+ * removes from there.  With pins already there, the shared maps must have the
+ * sizes [lb] asks for.  Warn when the bpffs is private to this mount namespace.
+ */
+static int check_bpffs_root(const struct bpflb_config *cfg, struct bpflb_err *err)
+{
+	const struct bpflb_cfg_section *ds = daemon_sec(cfg);
+	const char *root = bpflb_cfg_str(ds, "bpffs_root"), *key = NULL;
+	struct bpflb_map_sizes sizes;
+	int ret;
+
+	ret = sys_bpffs_check(root, true, err);
+	if (ret)
+		return key_error(err, ds, "bpffs_root", ret);
+	bpflb_services_map_sizes(cfg, &sizes);
+	ret = pipeline_sizes_check(root, &sizes, &key, err);
+	if (ret && key) {
+		const struct bpflb_cfg_section *lb = bpflb_cfg_section(cfg, "lb", 0);
+
+		if (lb && bpflb_cfg_has(lb, key))
+			return key_error(err, lb, key, ret);
+		return bpflb_err_set(err, "%s: [lb] %s (default): %s", bpflb_cfg_path(cfg), key,
+				     err->msg),
+		       ret;
+	}
+	return ret;
+}
+
+static void warn_private_bpffs(const char *root, const char *what)
+{
+	if (sys_bpffs_private(root))
+		pr_warn("bpffs_root %s: %s; %s", root, sys_bpffs_private_msg(), what);
+}
 /*
  * Why the plugin name cannot be enabled by the next configuration: the last
  * scan of plugin_dir refused its file (or the directory).  A plugin that runs
@@ -171,6 +283,16 @@ static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *ne
 		return bpflb_cfg_error(err, ds, "devices", 0, "%s", msg);
 	}
 
+	ret = check_addresses(next, err);
+	if (ret)
+		return ret;
+	/* At start and --check-config; on reload bpffs_root and the sizes are fixed (below). */
+	if (!d->cfg) {
+		ret = check_bpffs_root(next, err);
+		if (ret)
+			return ret;
+	}
+
 	/* Settings that name pinned or attached state cannot move under a running daemon. */
 	if (d->cfg) {
 		static const char *const fixed[] = {"bpffs_root",     "tc_handle",
@@ -191,11 +313,30 @@ static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *ne
 		const struct bpflb_cfg_section *ol = bpflb_cfg_section(d->cfg, "lb", 0);
 		const struct bpflb_cfg_section *nl = bpflb_cfg_section(next, "lb", 0);
 
+		struct bpflb_map_sizes os, ns;
+		static const char *const maps[] = {"bpflb_svc",	 "bpflb_backends", "bpflb_slots",
+						   "bpflb_maglev", "bpflb_ct",	     "bpflb_peers",
+						   NULL};
+
 		if (bpflb_cfg_u32(ol, "maglev_table_size") != bpflb_cfg_u32(nl, "maglev_table_size"))
 			return bpflb_cfg_error(err, nl, "maglev_table_size", 0,
 					       "cannot change on reload (the datapath's tables "
 					       "have %u entries); restart bpflbd to change it",
 					       bpflb_cfg_u32(ol, "maglev_table_size"));
+		bpflb_services_map_sizes(d->cfg, &os);
+		bpflb_services_map_sizes(next, &ns);
+		for (int i = 0; maps[i]; i++) {
+			uint32_t was = 0, now = 0;
+			const char *key = bpflb_map_size_key(maps[i], &os, &was);
+
+			bpflb_map_size_key(maps[i], &ns, &now);
+			if (was != now)
+				return bpflb_cfg_error(err, nl, key, 0,
+						       "cannot change on reload (the pinned map "
+						       "%s has %u entries); restart bpflbd to "
+						       "change it",
+						       maps[i], was);
+		}
 	}
 
 	ret = bpflb_services_validate(next, err);
@@ -454,8 +595,14 @@ static void on_signal(uv_signal_t *h, int signum)
 		daemon_reload(d);
 		return;
 	}
-	pr_notice("%s: stopping; datapath and pinned state stay in place",
-		  signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	if (d->bpffs_private)
+		pr_warn("%s: stopping; the datapath stays attached but the pinned state "
+			"under %s goes with this private mount namespace (see the warning at "
+			"start)",
+			signum == SIGTERM ? "SIGTERM" : "SIGINT", d->pipeline.pin_root);
+	else
+		pr_notice("%s: stopping; datapath and pinned state stay in place",
+			  signum == SIGTERM ? "SIGTERM" : "SIGINT");
 	sd_notify(0, "STOPPING=1");
 	uv_stop(d->loop);
 }
@@ -503,6 +650,7 @@ static int scan_plugins(struct bpflb_daemon *d, const char *path, struct bpflb_e
 int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_err *err)
 {
 	const struct bpflb_cfg_section *ds;
+	struct bpflb_map_sizes sizes;
 	struct bpflb_config *cfg = NULL;
 	struct utsname u;
 	int ret;
@@ -510,7 +658,7 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	memset(d, 0, sizeof(*d));
 	d->started_at = time(NULL);
 	d->config_path = strdup(config_path);
-	d->pipeline.stages_fd = d->pipeline.schema_fd = -1;
+	d->pipeline.stages_fd = d->pipeline.schema_fd = d->pipeline.pins_fd = -1;
 
 	uname(&u);
 	ret = sys_kernel_check(u.release, err);
@@ -531,11 +679,19 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	if (ret)
 		goto out;
 	ret = sys_bpffs_prepare(bpflb_cfg_str(ds, "bpffs_root"), err);
-	if (ret)
+	if (ret) {
+		key_error(err, ds, "bpffs_root", ret);
 		goto out;
+	}
+	d->bpffs_private = sys_bpffs_private(bpflb_cfg_str(ds, "bpffs_root"));
+	if (d->bpffs_private)
+		pr_warn("bpffs_root %s: %s; the pins made now vanish when bpflbd exits",
+			bpflb_cfg_str(ds, "bpffs_root"), sys_bpffs_private_msg());
+	bpflb_services_map_sizes(cfg, &sizes);
 	ret = pipeline_open(&d->pipeline, bpflb_cfg_str(ds, "bpffs_root"),
 			    bpflb_cfg_u32(ds, "tc_handle"), bpflb_cfg_u32(ds, "tc_priority"),
-			    bpflb_cfg_u32(bpflb_cfg_section(cfg, "lb", 0), "maglev_table_size"), err);
+			    bpflb_cfg_u32(bpflb_cfg_section(cfg, "lb", 0), "maglev_table_size"),
+			    &sizes, err);
 	if (ret)
 		goto out;
 	d->pipeline_ready = true;
@@ -657,6 +813,9 @@ int daemon_check_config(const char *config_path, struct bpflb_err *err)
 		ret = daemon_load_config(&d, config_path, &cfg, err);
 	if (!ret)
 		ret = validate_config(&d, cfg, err);
+	if (!ret)
+		warn_private_bpffs(bpflb_cfg_str(daemon_sec(cfg), "bpffs_root"),
+				   "bpflbd started like this keeps its pins only while it runs");
 	bpflb_config_free(cfg);
 	plugin_host_free(&d.plugins);
 	return ret;
@@ -668,7 +827,7 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 	struct bpflb_config *cfg = NULL;
 	const struct bpflb_cfg_section *ds;
 	char words[PIPELINE_MAX_DEVICES][64];
-	const char *devs[PIPELINE_MAX_DEVICES];
+	const char *devs[PIPELINE_MAX_DEVICES], *root;
 	int n, ret;
 
 	/* --cleanup enables no plugin: what the file enables does not matter. */
@@ -677,18 +836,25 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 	if (ret)
 		goto out;
 	ds = daemon_sec(cfg);
+	root = bpflb_cfg_str(ds, "bpffs_root");
+	/* Refuse before removing anything: not even the tc hooks of a wrong file. */
+	ret = sys_bpffs_check(root, false, err);
+	if (ret) {
+		if (sys_bpffs_private(root))
+			pr_warn("bpffs_root %s: %s", root, sys_bpffs_private_msg());
+		key_error(err, ds, "bpffs_root", ret);
+		goto out;
+	}
+	warn_private_bpffs(root, "the pins removed now are only this namespace's; the host's "
+				 "bpffs is not touched");
 	n = split_list(bpflb_cfg_str(ds, "devices"), words, PIPELINE_MAX_DEVICES);
 	for (int i = 0; i < n; i++)
 		devs[i] = words[i];
 	pipeline_detach_devices(devs, n, bpflb_cfg_u32(ds, "tc_handle"),
 				bpflb_cfg_u32(ds, "tc_priority"));
-	ret = sys_rm_pins(bpflb_cfg_str(ds, "bpffs_root"));
-	if (ret)
-		bpflb_err_set(err, "cannot remove pins under %s: %s",
-			      bpflb_cfg_str(ds, "bpffs_root"), strerror(-ret));
-	else
-		pr_notice("removed hooks on %s and pins under %s", bpflb_cfg_str(ds, "devices"),
-			  bpflb_cfg_str(ds, "bpffs_root"));
+	ret = pipeline_remove_pins(root, err);
+	if (!ret)
+		pr_notice("removed hooks on %s", bpflb_cfg_str(ds, "devices"));
 out:
 	bpflb_config_free(cfg);
 	plugin_host_free(&d.plugins);

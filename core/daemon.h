@@ -26,6 +26,7 @@ struct bpflb_daemon {
 	struct plugin_host plugins;
 	struct pipeline pipeline;
 	bool pipeline_ready;
+	bool bpffs_private; /* bpffs_root's bpffs vanishes with our mount namespace */
 	struct bpflb_services *services;
 	struct bpflb_plugin_ctx *mode; /* active mode plugin, NULL for mode=none */
 	uint64_t reloads_ok;
@@ -51,7 +52,10 @@ void daemon_stop(struct bpflb_daemon *d);
 
 /* --check-config: everything daemon_start checks, without touching the system. */
 int daemon_check_config(const char *config_path, struct bpflb_err *err);
-/* --cleanup: remove the instance's tc filters and every pin. */
+/*
+ * --cleanup: remove the instance's tc filters and the pins it made (by name);
+ * refuses a bpffs_root that is not on a bpffs.
+ */
 int daemon_cleanup(const char *config_path, struct bpflb_err *err);
 
 /* Load and validate a configuration with the schema of the core and every loaded plugin. */

@@ -6,11 +6,13 @@
  * a restarted daemon swaps them in place without a gap, and they are never
  * detached on reload or stop (only by the cleanup command).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -105,14 +107,258 @@ static void maglev_resize(int schema_fd, const char *pin_root, uint32_t maglev_m
 		  maglev_m);
 }
 
-int pipeline_open(struct pipeline *pl, const char *pin_root, uint32_t tc_handle,
-		  uint32_t tc_priority, uint32_t maglev_m, struct bpflb_err *err)
+/*
+ * bpflb_pins: the name of every pin this instance made, written before the
+ * object that pins it is loaded.  --cleanup unlinks these names and nothing
+ * else: bpffs_root may hold pins of other tools, and a walk that deletes all it
+ * finds would also delete whatever a wrong bpffs_root points at.
+ */
+#define PINS_MAP "bpflb_pins"
+#define PINS_MAX 256
+
+struct pin_name {
+	char name[64];
+};
+
+static int pins_open(const char *root, bool create)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_NO_PREALLOC);
+	char path[PATH_MAX];
+	int fd, ret;
+
+	if (pin_path(path, sizeof(path), root, PINS_MAP))
+		return -ENAMETOOLONG;
+	fd = bpf_obj_get(path);
+	if (fd >= 0 || errno != ENOENT || !create)
+		return fd >= 0 ? fd : -errno;
+	fd = bpf_map_create(BPF_MAP_TYPE_HASH, PINS_MAP, sizeof(struct pin_name), sizeof(__u32),
+			    PINS_MAX, &mo);
+	if (fd < 0)
+		return -errno;
+	if (bpf_obj_pin(fd, path)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* A name to unlink under the root: one path component, no way out of it. */
+static bool pin_name_ok(const char *name)
+{
+	return name[0] && strcmp(name, ".") && strcmp(name, "..") && !strchr(name, '/');
+}
+
+static void pins_record(int fd, const char *name)
+{
+	struct pin_name k = {{0}};
+	__u32 one = 1;
+
+	if (fd <= 0 || strlen(name) >= sizeof(k.name) || !pin_name_ok(name))
+		return;
+	memcpy(k.name, name, strlen(name));
+	if (bpf_map_update_elem(fd, &k, &one, BPF_ANY))
+		pr_warn("cannot record pin %s in %s (%s): --cleanup will leave it", name, PINS_MAP,
+			strerror(errno));
+}
+
+/* The pin name of map when it is pinned by name under root, else NULL. */
+static const char *map_pin_name(const struct bpf_map *map, const char *root)
+{
+	const char *path = bpf_map__pin_path(map);
+	size_t len = strlen(root);
+
+	if (!path || strncmp(path, root, len) || path[len] != '/')
+		return NULL;
+	return path + len + 1;
+}
+
+int pipeline_pins_prepare(struct pipeline *pl, struct bpf_object *obj)
+{
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, obj) {
+		const char *name = map_pin_name(map, pl->pin_root), *key;
+		uint32_t want = 0;
+		int ret;
+
+		if (!name)
+			continue;
+		key = bpflb_map_size_key(bpf_map__name(map), &pl->sizes, &want);
+		if (key && want && bpf_map__max_entries(map) != want) {
+			ret = bpf_map__set_max_entries(map, want);
+			if (ret) {
+				pr_err("cannot size %s to [lb] %s = %u: %s", name, key, want,
+				       strerror(-ret));
+				return ret;
+			}
+		}
+		pins_record(pl->pins_fd, name);
+	}
+	return 0;
+}
+
+/* Entries of the map pinned at root/name: 0 when none is pinned there. */
+static uint32_t pinned_entries(const char *root, const char *name)
+{
+	struct bpf_map_info info = {0};
+	__u32 len = sizeof(info);
+	char path[PATH_MAX];
+	int fd;
+
+	if (pin_path(path, sizeof(path), root, name))
+		return 0;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.max_entries = 0;
+	close(fd);
+	return info.max_entries;
+}
+
+/*
+ * The sized maps of obj against their pins.  The Maglev outer map is derived
+ * state (see maglev_resize): a pin of another size is replaced, not refused.
+ */
+static int sizes_check_obj(struct bpf_object *obj, const char *root,
+			   const struct bpflb_map_sizes *sizes, bool fix_derived, const char **bad,
+			   struct bpflb_err *err)
+{
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, obj) {
+		const char *name = map_pin_name(map, root), *key;
+		uint32_t want = 0, have;
+		char path[PATH_MAX];
+
+		if (!name || !(key = bpflb_map_size_key(bpf_map__name(map), sizes, &want)))
+			continue;
+		have = pinned_entries(root, name);
+		if (!have || have == want)
+			continue;
+		if (!strcmp(name, "bpflb_maglev")) {
+			if (fix_derived && !pin_path(path, sizeof(path), root, name) && !unlink(path))
+				pr_notice("[lb] %s changed from %u to %u: the Maglev tables are "
+					  "rebuilt", key, have, want);
+			continue;
+		}
+		*bad = key;
+		return bpflb_err_set(err,
+				     "%u entries, but the map %s pinned under %s has %u and a "
+				     "pinned map keeps its size: set %s = %u, or stop traffic to "
+				     "this node and run 'bpflbd --config FILE --cleanup' (it resets "
+				     "conntrack and the service maps) before starting with the new "
+				     "size",
+				     want, name, root, have, key, have),
+		       -EMSGSIZE;
+	}
+	return 0;
+}
+
+int pipeline_sizes_check(const char *pin_root, const struct bpflb_map_sizes *sizes,
+			 const char **key, struct bpflb_err *err)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = pin_root);
+	struct bpflb_entry *skel = bpflb_entry__open_opts(&oo);
+	int ret;
+
+	if (!skel)
+		return bpflb_err_set(err, "cannot open the core BPF object: %s", strerror(errno)),
+		       -errno;
+	ret = sizes_check_obj(skel->obj, pin_root, sizes, false, key, err);
+	bpflb_entry__destroy(skel);
+	return ret;
+}
+
+static int unlink_pin(const char *root, const char *name, int *removed)
+{
+	char path[PATH_MAX];
+
+	if (!pin_name_ok(name) || pin_path(path, sizeof(path), root, name))
+		return 0;
+	if (unlink(path) == 0) {
+		(*removed)++;
+		return 0;
+	}
+	return errno == ENOENT ? 0 : -errno;
+}
+
+int pipeline_remove_pins(const char *pin_root, struct bpflb_err *err)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = pin_root);
+	struct bpflb_entry *skel = NULL;
+	struct pin_name k, next;
+	char left[512] = "";
+	int fd, removed = 0, nleft = 0, ret = 0;
+	struct bpf_map *map;
+	struct dirent *de;
+	DIR *dir;
+
+	/* The core's own maps, by name: also when bpflb_pins was never made. */
+	skel = bpflb_entry__open_opts(&oo);
+	if (!skel)
+		return bpflb_err_set(err, "cannot open the core BPF object: %s", strerror(errno)),
+		       -errno;
+	bpf_object__for_each_map(map, skel->obj) {
+		const char *name = map_pin_name(map, pin_root);
+
+		if (name)
+			ret = unlink_pin(pin_root, name, &removed) ?: ret;
+	}
+	bpflb_entry__destroy(skel);
+
+	/* What the plugins pinned, as recorded when they loaded. */
+	fd = pins_open(pin_root, false);
+	if (fd >= 0) {
+		void *prev = NULL;
+
+		while (!bpf_map_get_next_key(fd, prev, &next)) {
+			next.name[sizeof(next.name) - 1] = '\0';
+			ret = unlink_pin(pin_root, next.name, &removed) ?: ret;
+			k = next;
+			prev = &k;
+		}
+		close(fd);
+		ret = unlink_pin(pin_root, PINS_MAP, &removed) ?: ret;
+	}
+	if (ret)
+		return bpflb_err_set(err, "cannot remove a pin under %s: %s", pin_root,
+				     strerror(-ret)),
+		       ret;
+
+	if (rmdir(pin_root) == 0 || errno == ENOENT) {
+		pr_notice("removed %d pins and %s", removed, pin_root);
+		return 0;
+	}
+	/* Not ours: leave it, and say what it is. */
+	dir = opendir(pin_root);
+	while (dir && (de = readdir(dir))) {
+		size_t n = strlen(left);
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (nleft++ < 8)
+			snprintf(left + n, sizeof(left) - n, "%s%s", n ? ", " : "", de->d_name);
+	}
+	if (dir)
+		closedir(dir);
+	pr_warn("removed %d pins under %s; left %d entries bpflb did not make there: %s%s",
+		removed, pin_root, nleft, left, nleft > 8 ? ", ..." : "");
+	return 0;
+}
+
+int pipeline_open(struct pipeline *pl, const char *pin_root, uint32_t tc_handle,
+		  uint32_t tc_priority, uint32_t maglev_m, const struct bpflb_map_sizes *sizes,
+		  struct bpflb_err *err)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = pin_root);
+	const char *bad_key = NULL;
 	int fd, inner_fd, ret;
 
 	memset(pl, 0, sizeof(*pl));
-	pl->stages_fd = pl->schema_fd = -1;
+	pl->stages_fd = pl->schema_fd = pl->pins_fd = -1;
+	pl->sizes = *sizes;
 	snprintf(pl->pin_root, sizeof(pl->pin_root), "%s", pin_root);
 	pl->tc_handle = tc_handle;
 	pl->tc_priority = tc_priority;
@@ -134,6 +380,21 @@ int pipeline_open(struct pipeline *pl, const char *pin_root, uint32_t tc_handle,
 	if (!pl->skel)
 		return bpflb_err_set(err, "cannot open the core BPF object: %s", strerror(errno)),
 		       -errno;
+	ret = sizes_check_obj(pl->skel->obj, pin_root, sizes, true, &bad_key, err);
+	if (!ret) {
+		pl->pins_fd = pins_open(pin_root, true);
+		if (pl->pins_fd < 0) {
+			ret = pl->pins_fd;
+			bpflb_err_set(err, "cannot pin %s under %s: %s", PINS_MAP, pin_root,
+				      strerror(-ret));
+		}
+	}
+	if (!ret)
+		ret = pipeline_pins_prepare(pl, pl->skel->obj);
+	if (ret) {
+		pipeline_close(pl);
+		return ret;
+	}
 	/*
 	 * Every Maglev table has [lb] maglev_table_size entries: give the outer
 	 * map a template of that size (libbpf 1.1 cannot resize its own).
@@ -144,8 +405,7 @@ int pipeline_open(struct pipeline *pl, const char *pin_root, uint32_t tc_handle,
 	if (ret) {
 		if (inner_fd >= 0)
 			close(inner_fd);
-		bpflb_entry__destroy(pl->skel);
-		pl->skel = NULL;
+		pipeline_close(pl);
 		return bpflb_err_set(err, "cannot size the Maglev tables to %u: %s", maglev_m,
 				     strerror(-ret)), ret;
 	}
@@ -158,8 +418,7 @@ int pipeline_open(struct pipeline *pl, const char *pin_root, uint32_t tc_handle,
 			      "--config FILE --cleanup' (it resets conntrack); the libbpf "
 			      "messages above name the map",
 			      pin_root, strerror(-ret));
-		bpflb_entry__destroy(pl->skel);
-		pl->skel = NULL;
+		pipeline_close(pl);
 		return ret;
 	}
 	pl->stages_fd = bpf_map__fd(pl->skel->maps.bpflb_stages);
@@ -181,6 +440,9 @@ void pipeline_close(struct pipeline *pl)
 	if (pl->schema_fd >= 0)
 		close(pl->schema_fd);
 	pl->schema_fd = -1;
+	if (pl->pins_fd >= 0)
+		close(pl->pins_fd);
+	pl->pins_fd = -1;
 	if (pl->skel)
 		bpflb_entry__destroy(pl->skel); /* tc filters keep the programs alive */
 	pl->skel = NULL;

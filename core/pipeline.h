@@ -12,6 +12,10 @@
 #include <bpflb/config.h>
 #include <bpflb/stages.h>
 
+#include "services.h"
+
+struct bpf_object;
+
 #define PIPELINE_MAX_DEVICES 32
 
 struct pipeline_dev {
@@ -26,6 +30,8 @@ struct pipeline {
 	struct bpflb_entry *skel; /* the core's BPF object (entry programs, shared maps) */
 	int stages_fd;
 	int schema_fd;
+	int pins_fd;			/* bpflb_pins: the names this instance pinned */
+	struct bpflb_map_sizes sizes;	/* of the shared maps, fixed while running */
 	struct pipeline_dev devs[PIPELINE_MAX_DEVICES];
 	int ndevs;
 	int ifindexes[PIPELINE_MAX_DEVICES]; /* mirror of devs[].ifindex for plugins */
@@ -36,7 +42,30 @@ struct pipeline {
  * reusing the pinned maps) and record the schema.  Nothing is attached yet.
  */
 int pipeline_open(struct pipeline *pl, const char *pin_root, uint32_t tc_handle,
-		  uint32_t tc_priority, uint32_t maglev_m, struct bpflb_err *err);
+		  uint32_t tc_priority, uint32_t maglev_m, const struct bpflb_map_sizes *sizes,
+		  struct bpflb_err *err);
+/*
+ * Would the shared maps pinned under pin_root take sizes?  0, or -EMSGSIZE
+ * with *key the [lb] key of the first map pinned with another size and err
+ * saying what to do (the pin keeps its size: a restart after --cleanup, which
+ * resets conntrack, or the pinned size in the file).  Read only (--check-config).
+ */
+int pipeline_sizes_check(const char *pin_root, const struct bpflb_map_sizes *sizes,
+			 const char **key, struct bpflb_err *err);
+/*
+ * Between bpf_object__open and load of any object with pin_root_path = the
+ * instance's root: give the shared maps their configured sizes (libbpf reuses
+ * a pin only when they match) and record the names of the object's pins in
+ * bpflb_pins, so that --cleanup removes exactly those.
+ */
+int pipeline_pins_prepare(struct pipeline *pl, struct bpf_object *obj);
+/*
+ * --cleanup: unlink the pins this instance made, by name (the core's own from
+ * its BPF object, the rest from bpflb_pins), then pin_root when empty.  Files
+ * not made by bpflb are left and named in err/the log.  pin_root must be on a
+ * bpffs (checked by the caller).  0 or -errno.
+ */
+int pipeline_remove_pins(const char *pin_root, struct bpflb_err *err);
 void pipeline_close(struct pipeline *pl);
 
 /*

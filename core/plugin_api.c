@@ -39,6 +39,11 @@ BPFLB_EXPORT const char *bpflb_pin_root(struct bpflb_plugin_ctx *ctx)
 	return ctx->daemon->pipeline.pin_root;
 }
 
+BPFLB_EXPORT int bpflb_pins_prepare(struct bpflb_plugin_ctx *ctx, struct bpf_object *obj)
+{
+	return pipeline_pins_prepare(&ctx->daemon->pipeline, obj);
+}
+
 BPFLB_EXPORT int bpflb_stage_set(struct bpflb_plugin_ctx *ctx, enum bpflb_stage stage, int prog_fd)
 {
 	int ret = pipeline_stage_set(&ctx->daemon->pipeline, stage, prog_fd);

@@ -317,8 +317,10 @@ static int compute(struct bpflb_services *s, const struct svc_model *m, struct d
 	int ret = -ENOMEM;
 
 	memset(D, 0, sizeof(*D));
-	if (idset_init(&be_used, BPFLB_MAX_BACKENDS) || idset_init(&svc_used, BPFLB_MAX_SERVICES) ||
-	    idset_init(&svc_taken, BPFLB_MAX_SERVICES))
+	/* Ids 1..size: as many as the maps ([lb] max_backends, max_services) hold. */
+	if (idset_init(&be_used, m->lb.sizes.backends + 1) ||
+	    idset_init(&svc_used, m->lb.sizes.services + 1) ||
+	    idset_init(&svc_taken, m->lb.sizes.services + 1))
 		goto out;
 
 	/* 1. backends: one per address:port of the services present here */
@@ -369,7 +371,8 @@ static int compute(struct bpflb_services *s, const struct svc_model *m, struct d
 
 		e->id = hit ? hit->e->id : idset_alloc(&be_used, &be_cursor);
 		if (!e->id) {
-			bpflb_err_set(err, "no free backend id: %u in use", BPFLB_MAX_BACKENDS);
+			bpflb_err_set(err, "no free backend id: %u in use ([lb] max_backends)",
+				      m->lb.sizes.backends);
 			ret = -ENOSPC;
 			goto out;
 		}
@@ -461,7 +464,8 @@ static int compute(struct bpflb_services *s, const struct svc_model *m, struct d
 			continue;
 		D->sp[i].id = idset_alloc(&svc_used, &svc_cursor);
 		if (!D->sp[i].id) {
-			bpflb_err_set(err, "no free service id: %u in use", BPFLB_MAX_SERVICES);
+			bpflb_err_set(err, "no free service id: %u in use ([lb] max_services)",
+				      m->lb.sizes.services);
 			ret = -ENOSPC;
 			goto out;
 		}
@@ -940,8 +944,9 @@ static void ids_from_state(struct bpflb_services *s)
 	for (size_t i = 0; i < s->cur.nsp; i++)
 		if (s->cur.sp[i].id > max_svc)
 			max_svc = s->cur.sp[i].id;
-	s->next_be_id = max_be + 1 < BPFLB_MAX_BACKENDS ? max_be + 1 : 1;
-	s->next_svc_id = max_svc + 1 < BPFLB_MAX_SERVICES ? max_svc + 1 : 1;
+	/* Past the id space the allocator wraps to 1 by itself. */
+	s->next_be_id = max_be + 1;
+	s->next_svc_id = max_svc + 1;
 }
 
 static void gc_tick(uv_timer_t *t);

@@ -35,6 +35,29 @@ extern const struct bpflb_cfg_section_def *const bpflb_services_sections[];
 struct bpflb_services;
 
 /*
+ * Entries of the shared pinned maps, [lb] max_services ... ct_size (defaults:
+ * BPFLB_MAX_* in lb.h).  A pinned map keeps the size it was made with, so these
+ * are fixed while a daemon runs and a pin of another size is refused.
+ */
+struct bpflb_map_sizes {
+	uint32_t services; /* bpflb_svc, bpflb_svc_stats: max_services */
+	uint32_t backends; /* bpflb_backends: max_backends */
+	uint32_t slots;	   /* bpflb_slots: max_slots */
+	uint32_t maglev;   /* bpflb_maglev: max_maglev_services */
+	uint32_t ct;	   /* bpflb_ct: ct_size */
+	uint32_t nodes;	   /* bpflb_peers: max_nodes */
+};
+
+/* The sizes cfg's [lb] asks for (the defaults when cfg or [lb] is absent). */
+void bpflb_services_map_sizes(const struct bpflb_config *cfg, struct bpflb_map_sizes *out);
+/*
+ * The [lb] key sizing the shared map named map, with its entries in sizes;
+ * NULL for a map of fixed size.
+ */
+const char *bpflb_map_size_key(const char *map, const struct bpflb_map_sizes *sizes,
+			       uint32_t *entries);
+
+/*
  * Open the maps pinned under pin_root (bpflb_svc, bpflb_slots, bpflb_backends,
  * bpflb_maglev, bpflb_node, bpflb_ct; bpflb_svc_stats when present) and read
  * their content: the id allocation and the "current" state the first apply

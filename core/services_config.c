@@ -77,6 +77,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +95,9 @@ static const char *const etp_choices[] = {"cluster", "local", NULL};
 static const char *const nobe_choices[] = {"drop", "reject", NULL};
 static const char *const fwd_choices[] = {"auto", "snat", "dsr", NULL};
 static const char *const dispatch_choices[] = {"option", "ipip", NULL};
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static const struct bpflb_cfg_key lb_keys[] = {
     {"algorithm", BPFLB_CFG_ENUM, 0, "random", 0, 0, alg_choices,
@@ -125,6 +130,19 @@ static const struct bpflb_cfg_key lb_keys[] = {
     {"events_per_sec", BPFLB_CFG_U32, 0, "1000", 1, 1000000, NULL,
      "flow events the datapath reports per second and CPU; the rest is counted as "
      "suppressed"},
+    /* Sizes of the shared pinned maps (map_size_keys below); fixed while running. */
+    {"max_services", BPFLB_CFG_U32, 0, STR(BPFLB_MAX_SERVICES), 16, 4194304, NULL,
+     "frontends (address, port, protocol) the datapath holds; also bounds the service ports"},
+    {"max_backends", BPFLB_CFG_U32, 0, STR(BPFLB_MAX_BACKENDS), 16, 4194304, NULL,
+     "distinct backends (address:port) the datapath holds"},
+    {"max_slots", BPFLB_CFG_U32, 0, STR(BPFLB_MAX_SLOTS), 16, 16777216, NULL,
+     "active backends summed over all service ports (random selection slots)"},
+    {"max_maglev_services", BPFLB_CFG_U32, 0, STR(BPFLB_MAX_MAGLEV), 1, 65536, NULL,
+     "service ports with a Maglev table (algorithm = maglev)"},
+    {"ct_size", BPFLB_CFG_U32, 0, STR(BPFLB_CT_SIZE), 1024, 16777216, NULL,
+     "conntrack entries (two per translated flow); the least recently used go when full"},
+    {"max_nodes", BPFLB_CFG_U32, 0, STR(BPFLB_MAX_NODES), 16, 1048576, NULL,
+     "nodes of the cluster whose IP-in-IP the datapath accepts"},
     {NULL},
 };
 
@@ -377,6 +395,47 @@ static const char *lb_val(const struct bpflb_cfg_section *sec, const char *key)
 	return v;
 }
 
+/* The [lb] key that sizes each shared map (sdk/bpf/bpflb/lb_maps.h). */
+static const struct {
+	const char *map, *key;
+	size_t off;
+} map_size_keys[] = {
+    {"bpflb_svc", "max_services", offsetof(struct bpflb_map_sizes, services)},
+    {"bpflb_svc_stats", "max_services", offsetof(struct bpflb_map_sizes, services)},
+    {"bpflb_backends", "max_backends", offsetof(struct bpflb_map_sizes, backends)},
+    {"bpflb_slots", "max_slots", offsetof(struct bpflb_map_sizes, slots)},
+    {"bpflb_maglev", "max_maglev_services", offsetof(struct bpflb_map_sizes, maglev)},
+    {"bpflb_ct", "ct_size", offsetof(struct bpflb_map_sizes, ct)},
+    {"bpflb_peers", "max_nodes", offsetof(struct bpflb_map_sizes, nodes)},
+};
+
+static void lb_sizes(const struct bpflb_cfg_section *sec, struct bpflb_map_sizes *out)
+{
+	for (size_t i = 0; i < sizeof(map_size_keys) / sizeof(map_size_keys[0]); i++) {
+		uint32_t v = 0;
+
+		/* The schema checked the range; a default always parses. */
+		bpflb_parse_u32(lb_val(sec, map_size_keys[i].key), 1, UINT32_MAX, &v);
+		*(uint32_t *)((char *)out + map_size_keys[i].off) = v;
+	}
+}
+
+void bpflb_services_map_sizes(const struct bpflb_config *cfg, struct bpflb_map_sizes *out)
+{
+	lb_sizes(cfg ? bpflb_cfg_section(cfg, "lb", 0) : NULL, out);
+}
+
+const char *bpflb_map_size_key(const char *map, const struct bpflb_map_sizes *sizes,
+			       uint32_t *entries)
+{
+	for (size_t i = 0; i < sizeof(map_size_keys) / sizeof(map_size_keys[0]); i++)
+		if (!strcmp(map, map_size_keys[i].map)) {
+			*entries = *(const uint32_t *)((const char *)sizes + map_size_keys[i].off);
+			return map_size_keys[i].key;
+		}
+	return NULL;
+}
+
 static int dur_ns(const struct bpflb_cfg_section *sec, const char *key, uint64_t *out,
 		  struct bpflb_err *err)
 {
@@ -456,6 +515,8 @@ static int lb_parse(const struct bpflb_cfg_section *sec, struct svc_lb *lb, stru
 		lb->hz_bind = bpflb_cfg_ipv4(sec, "healthz_bind");
 		lb->hz_bind_set = true;
 	}
+	lb_sizes(sec, &lb->sizes);
+	lb->sec = sec;
 	return 0;
 }
 
@@ -1078,6 +1139,44 @@ static int be_use_cmp(const void *a, const void *b)
 }
 
 /*
+ * A capacity of the datapath maps is exceeded: name the [lb] key that sets it,
+ * at its line when the file has one, else the file and the default in force.
+ */
+static int __attribute__((format(printf, 4, 5)))
+limit_error(const struct svc_model *m, struct bpflb_err *err, const char *key, const char *fmt,
+	    ...)
+{
+	const char *path = "the configuration";
+	char what[512];
+	uint32_t limit = 0;
+	va_list ap;
+
+	for (unsigned int i = 0; i < m->nsvcs; i++)
+		if (m->svcs[i].sec) {
+			path = bpflb_cfg_path(bpflb_cfg_section_config(m->svcs[i].sec));
+			break;
+		}
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	for (size_t i = 0; i < sizeof(map_size_keys) / sizeof(map_size_keys[0]); i++)
+		if (!strcmp(map_size_keys[i].key, key))
+			limit = *(const uint32_t *)((const char *)&m->lb.sizes +
+						    map_size_keys[i].off);
+	if (m->lb.sec && bpflb_cfg_has(m->lb.sec, key))
+		return bpflb_cfg_error(err, m->lb.sec, key, 0,
+				       "%s, more than the %u the datapath maps are sized for; "
+				       "raise [lb] %s (takes effect at a restart)",
+				       what, limit, key);
+	bpflb_err_set(err,
+		      "%s: %s, more than the %u the datapath maps are sized for ([lb] %s, "
+		      "default %u); set a larger [lb] %s (takes effect at a restart)",
+		      path, what, limit, key, limit, key);
+	return -EINVAL;
+}
+
+/*
  * One address:port is one backend (one id in the datapath) whatever service
  * lists it, so the services must agree on where it runs and in which state.
  */
@@ -1107,14 +1206,11 @@ static int check_backends_agree(const struct svc_model *m, struct bpflb_err *err
 	qsort(u, n, sizeof(*u), be_use_cmp);
 	for (i = 0; i < n; i++)
 		distinct += !i || u[i].addr != u[i - 1].addr || u[i].port != u[i - 1].port;
-	if (distinct >= BPFLB_MAX_BACKENDS) {
-		ret = bpflb_err_set(err,
-				    "%s: %zu distinct backends (address:port); the datapath "
-				    "holds at most %u",
-				    bpflb_cfg_path(bpflb_cfg_section_config(m->svcs[0].sec)),
-				    distinct, BPFLB_MAX_BACKENDS - 1);
+	if (distinct > m->lb.sizes.backends) {
+		ret = limit_error(m, err, "max_backends",
+				  "the services have %zu distinct backends (address:port)", distinct);
 		free(u);
-		return -EINVAL;
+		return ret;
 	}
 	for (i = 1; i < n; i++) {
 		const struct svc_def *da = &m->svcs[u[i - 1].svc], *db = &m->svcs[u[i].svc];
@@ -1339,17 +1435,19 @@ static int check_frontends(const struct svc_model *m, struct bpflb_err *err)
 				      da->ports[a->pi].line);
 		goto out;
 	}
-	if (n > BPFLB_MAX_SERVICES || svc_ports >= BPFLB_MAX_SERVICES || slots > BPFLB_MAX_SLOTS ||
-	    maglev > BPFLB_MAX_MAGLEV) {
-		ret = bpflb_err_set(err,
-				    "%s: the services need %zu frontends (at most %u), %zu service "
-				    "ports (%u), %zu slots (%u), %zu Maglev tables (%u): more than "
-				    "the datapath maps hold",
-				    bpflb_cfg_path(bpflb_cfg_section_config(m->svcs[0].sec)), n,
-				    BPFLB_MAX_SERVICES, svc_ports, BPFLB_MAX_SERVICES - 1, slots,
-				    BPFLB_MAX_SLOTS, maglev, BPFLB_MAX_MAGLEV);
-		ret = -EINVAL;
-	}
+	if (n > m->lb.sizes.services)
+		ret = limit_error(m, err, "max_services",
+				  "the services need %zu frontends (address, port, protocol)", n);
+	else if (svc_ports > m->lb.sizes.services)
+		ret = limit_error(m, err, "max_services",
+				  "the services have %zu service ports with a frontend on this node",
+				  svc_ports);
+	else if (slots > m->lb.sizes.slots)
+		ret = limit_error(m, err, "max_slots",
+				  "the service ports have %zu active backends together", slots);
+	else if (maglev > m->lb.sizes.maglev)
+		ret = limit_error(m, err, "max_maglev_services",
+				  "%zu service ports use a Maglev table", maglev);
 out:
 	free(u);
 	return ret;
@@ -1403,6 +1501,7 @@ int svc_model_build(const struct bpflb_config *cfg, struct svc_model *m, struct 
 out:
 	for (i = 0; i < m->nsvcs; i++)
 		m->svcs[i].sec = NULL;
+	m->lb.sec = NULL;
 	if (ret)
 		svc_model_free(m);
 	return ret;

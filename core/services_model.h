@@ -99,6 +99,8 @@ struct svc_lb {
 	uint32_t hz_bind;	 /* network order */
 	bool hz_bind_set;
 	bool dsr_ipip; /* [lb] dsr_dispatch = ipip: BPFLB_NODE_F_DSR_IPIP */
+	struct bpflb_map_sizes sizes; /* [lb] max_services ... ct_size */
+	const struct bpflb_cfg_section *sec; /* [lb], NULL when absent; only while building */
 };
 
 struct svc_model {

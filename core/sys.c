@@ -2,16 +2,19 @@
 /*
  * System checks at start: the kernel must be 5.7 or newer (the module's stated
  * minimum; the datapath also relies on features of that era), the pin root must
- * be on a bpffs, and every BPF feature an enabled plugin declares must probe ok.
+ * be on a bpffs (checked before anything is created or removed there: a typo in
+ * bpffs_root must not make --cleanup delete files of an ordinary directory),
+ * and every BPF feature an enabled plugin declares must probe ok.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -46,6 +49,91 @@ static bool on_bpffs(const char *path)
 	return statfs(path, &sfs) == 0 && sfs.f_type == BPF_FS_MAGIC;
 }
 
+/* The standard bpffs mount point, which start mounts when nothing is there. */
+#define STD_BPFFS "/sys/fs/bpf"
+
+static bool under_std_bpffs(const char *dir)
+{
+	size_t n = strlen(STD_BPFFS);
+
+	return !strncmp(dir, STD_BPFFS, n) && (dir[n] == '/' || dir[n] == '\0');
+}
+
+/*
+ * The file system type of dir or, when dir does not exist yet, of its nearest
+ * existing ancestor (which start would create dir on): 0 and *magic set, or
+ * -errno.
+ */
+static int fs_magic_of(const char *dir, long *magic)
+{
+	char buf[PATH_MAX];
+	struct statfs sfs;
+	size_t len = strlen(dir);
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, dir, len + 1);
+	for (;;) {
+		char *slash;
+
+		if (statfs(buf[0] ? buf : "/", &sfs) == 0) {
+			*magic = (long)sfs.f_type;
+			return 0;
+		}
+		if (errno != ENOENT)
+			return -errno;
+		slash = strrchr(buf, '/');
+		if (!slash)
+			return -ENOENT;
+		*slash = '\0';
+	}
+}
+
+static const char *fs_name(long magic)
+{
+	switch (magic) {
+	case TMPFS_MAGIC:
+		return "tmpfs";
+	case EXT4_SUPER_MAGIC:
+		return "ext2/3/4";
+	case SYSFS_MAGIC:
+		return "sysfs";
+	case PROC_SUPER_MAGIC:
+		return "proc";
+	case OVERLAYFS_SUPER_MAGIC:
+		return "overlayfs";
+	case XFS_SUPER_MAGIC:
+		return "xfs";
+	case BTRFS_SUPER_MAGIC:
+		return "btrfs";
+	default:
+		return "not bpffs";
+	}
+}
+
+int sys_bpffs_check(const char *dir, bool start_mounts, struct bpflb_err *err)
+{
+	long magic = 0;
+	int ret;
+
+	if (dir[0] != '/')
+		return bpflb_err_set(err, "'%s' is not an absolute path", dir), -EINVAL;
+	/* Start mounts a bpffs at /sys/fs/bpf when none is there: nothing to refuse yet. */
+	if (start_mounts && under_std_bpffs(dir) && !on_bpffs(STD_BPFFS))
+		return 0;
+	ret = fs_magic_of(dir, &magic);
+	if (ret)
+		return bpflb_err_set(err, "cannot inspect %s: %s", dir, strerror(-ret)), ret;
+	if (magic == BPF_FS_MAGIC)
+		return 0;
+	return bpflb_err_set(err,
+			     "%s is not on a bpf filesystem (it is on %s, f_type 0x%lx); "
+			     "expected a directory of a bpffs mount, such as /sys/fs/bpf/bpflb "
+			     "(mount one with: mount -t bpf bpf DIR)",
+			     dir, fs_name(magic), (unsigned long)magic),
+	       -ENOTDIR;
+}
+
 static int mkdir_p(const char *dir, mode_t mode)
 {
 	char buf[PATH_MAX];
@@ -69,26 +157,83 @@ static int mkdir_p(const char *dir, mode_t mode)
 
 int sys_bpffs_prepare(const char *dir, struct bpflb_err *err)
 {
-	const char *std_mnt = "/sys/fs/bpf";
 	int ret;
 
-	if (strncmp(dir, std_mnt, strlen(std_mnt)) == 0 && !on_bpffs(std_mnt)) {
-		if (mount("bpf", std_mnt, "bpf", 0, "mode=0700") < 0)
+	if (under_std_bpffs(dir) && !on_bpffs(STD_BPFFS)) {
+		if (mount("bpf", STD_BPFFS, "bpf", 0, "mode=0700") < 0)
 			return bpflb_err_set(
-			    err, "bpffs is not mounted at %s and mounting it failed: %s", std_mnt,
+			    err, "bpffs is not mounted at %s and mounting it failed: %s", STD_BPFFS,
 			    strerror(errno));
-		pr_notice("mounted bpffs at %s", std_mnt);
+		pr_notice("mounted bpffs at %s", STD_BPFFS);
 	}
+	/* Checked before mkdir: nothing is created on another file system. */
+	ret = sys_bpffs_check(dir, false, err);
+	if (ret)
+		return ret;
 	ret = mkdir_p(dir, 0700);
 	if (ret)
-		return bpflb_err_set(err, "cannot create bpffs_root %s: %s", dir, strerror(-ret));
+		return bpflb_err_set(err, "cannot create %s: %s", dir, strerror(-ret));
 	if (!on_bpffs(dir))
-		return bpflb_err_set(
-		    err,
-		    "bpffs_root %s is not on a bpf filesystem; "
-		    "mount one (mount -t bpf bpf DIR) or use a path under /sys/fs/bpf",
-		    dir);
+		return sys_bpffs_check(dir, false, err);
 	return 0;
+}
+
+int sys_bpffs_private(const char *dir)
+{
+	char path[PATH_MAX], ref[64], ref_ns[96], host_view[PATH_MAX + 64];
+	struct stat self_ns, other_ns, here, there;
+	size_t len = strlen(dir);
+
+	/*
+	 * Compare with PID 1 (the host's init), or, where its namespaces are
+	 * hidden from us (a sandbox without CAP_SYS_PTRACE over it), with the
+	 * process that started us: `ip netns exec` makes the new mount
+	 * namespace for the command it runs, so its caller is still outside.
+	 */
+	if (stat("/proc/self/ns/mnt", &self_ns))
+		return 0;
+	snprintf(ref, sizeof(ref), "/proc/1");
+	snprintf(ref_ns, sizeof(ref_ns), "%s/ns/mnt", ref);
+	if (stat(ref_ns, &other_ns)) {
+		snprintf(ref, sizeof(ref), "/proc/%d", (int)getppid());
+		snprintf(ref_ns, sizeof(ref_ns), "%s/ns/mnt", ref);
+		if (stat(ref_ns, &other_ns))
+			return 0; /* cannot tell: say nothing */
+	}
+	if (self_ns.st_ino == other_ns.st_ino && self_ns.st_dev == other_ns.st_dev)
+		return 0;
+	/*
+	 * Another mount namespace (ip netns exec, a container): the pins survive
+	 * us only if the file system they are on is the one the other process
+	 * sees at that path (a bind mount of the host's bpffs), not a mount of
+	 * our namespace.  A root that does not exist yet is judged by its
+	 * nearest existing ancestor.
+	 */
+	if (dir[0] != '/' || len >= sizeof(path))
+		return 0;
+	memcpy(path, dir, len + 1);
+	while (stat(path[0] ? path : "/", &here)) {
+		char *slash = strrchr(path, '/');
+
+		if (errno != ENOENT || !slash)
+			return 0;
+		*slash = '\0';
+	}
+	if (snprintf(host_view, sizeof(host_view), "%s/root%s", ref, path) >= (int)sizeof(host_view))
+		return 0;
+	if (stat(host_view, &there) == 0 && there.st_dev == here.st_dev)
+		return 0;
+	return 1;
+}
+
+const char *sys_bpffs_private_msg(void)
+{
+	return "this process runs in a mount namespace other than PID 1's (as under "
+	       "'ip netns exec', which mounts a fresh /sys) and its bpffs is not the host's: "
+	       "pins vanish when the namespace's last process exits, so the datapath state "
+	       "does not outlive this process and other processes cannot see it. Run bpflbd "
+	       "with 'nsenter --net=/run/netns/NAME' (network namespace only), or mount the "
+	       "host's bpffs into the namespace";
 }
 
 static const char *map_type_name(uint32_t t)
@@ -131,37 +276,18 @@ int sys_probe_features(const struct bpflb_feature *list, const char *who, struct
 	return 0;
 }
 
-static int rm_tree(const char *dir)
+int sys_addr_local(uint32_t addr)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int ret = 0;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = addr};
+	int fd, ret = 1;
 
-	if (!d)
-		return errno == ENOENT ? 0 : -errno;
-	while ((de = readdir(d))) {
-		char p[PATH_MAX];
-		struct stat st;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		if (lstat(p, &st) < 0)
-			continue;
-		if (S_ISDIR(st.st_mode))
-			ret = rm_tree(p) ?: ret;
-		else if (unlink(p) < 0)
-			ret = -errno;
-	}
-	closedir(d);
-	if (rmdir(dir) < 0 && errno != ENOENT)
-		ret = -errno;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		ret = errno == EADDRNOTAVAIL ? 0 : -errno;
+	close(fd);
 	return ret;
-}
-
-int sys_rm_pins(const char *dir)
-{
-	return rm_tree(dir);
 }
 
 int sys_sysctl_ensure(const char *key, const char *value, bool *changed)

@@ -66,8 +66,12 @@ static int lbm_init(struct bpflb_plugin_ctx *ctx)
 		goto out;
 	}
 	priv->skel->rodata->bpflb_lb_policy = LB_MODE_POLICY;
-	/* Loading reuses the maps pinned under the instance's root (or creates them). */
-	err = LBM_SKEL_FN(load)(priv->skel);
+	/*
+	 * Loading reuses the maps pinned under the instance's root (or creates
+	 * them) once they have the configured sizes; our pins are recorded for
+	 * --cleanup.
+	 */
+	err = bpflb_pins_prepare(ctx, priv->skel->obj) ?: LBM_SKEL_FN(load)(priv->skel);
 	if (err) {
 		bpflb_log(ctx, LOG_ERR, "loading the BPF programs failed (%d); see the verifier log above",
 			  err);

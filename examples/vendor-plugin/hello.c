@@ -28,7 +28,8 @@ static int hello_init(struct bpflb_plugin_ctx *ctx)
 
 	if (!skel)
 		return -errno;
-	ret = hello__load(skel);
+	/* Before load: sizes of the shared maps, and our pins recorded for --cleanup. */
+	ret = bpflb_pins_prepare(ctx, skel->obj) ?: hello__load(skel);
 	if (ret) {
 		hello__destroy(skel);
 		return ret;

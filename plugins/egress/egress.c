@@ -1118,7 +1118,8 @@ static int egress_init(struct bpflb_plugin_ctx *ctx)
 		bpflb_log(ctx, LOG_ERR, "opening the BPF object failed: %d", err);
 		goto out;
 	}
-	err = egress_bpf__load(priv->skel);
+	/* Shared map sizes from the configuration; our pins recorded for --cleanup. */
+	err = bpflb_pins_prepare(ctx, priv->skel->obj) ?: egress_bpf__load(priv->skel);
 	if (err) {
 		bpflb_log(ctx, LOG_ERR,
 			  "loading the BPF programs failed (%d); "

@@ -547,7 +547,8 @@ static int policy_init(struct bpflb_plugin_ctx *ctx)
 		bpflb_log(ctx, LOG_ERR, "opening the BPF object failed: %d", err);
 		goto out;
 	}
-	err = policy_bpf__load(pp->skel);
+	/* Shared map sizes from the configuration; our pins recorded for --cleanup. */
+	err = bpflb_pins_prepare(ctx, pp->skel->obj) ?: policy_bpf__load(pp->skel);
 	if (err) {
 		bpflb_log(ctx, LOG_ERR,
 			  "loading the BPF programs failed (%d); see the verifier log "

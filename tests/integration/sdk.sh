@@ -6,6 +6,11 @@
 # pkg-config bpflb-sdk, then run it in bpflbd inside a network namespace and
 # see its BPF program count real packets.
 #
+# The install goes into a DESTDIR under the test's own directory, and every
+# file it wrote must lie below DESTDIR/PREFIX: an install that reaches outside
+# its prefix (the example config to /etc/bpflb) fails here instead of writing
+# into the machine.
+#
 # Usage: sdk.sh BUILD_DIR
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,11 +29,17 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [[ -f $TMP/log ]] && cat "$TMP/log" >&2; exit 1; }
 
-cmake --install "$BUILD" --prefix "$TMP/prefix" >/dev/null
+DEST=$TMP/dest
+PFX=$DEST$TMP/prefix
+DESTDIR=$DEST cmake --install "$BUILD" --prefix "$TMP/prefix" >/dev/null
+outside=$(find "$DEST" ! -type d | grep -v "^$PFX/" || true)
+[[ -z $outside ]] || fail "cmake --install --prefix $TMP/prefix wrote outside the prefix: $outside"
+[[ -f $PFX/etc/bpflb/bpflb.ini ]] || fail "the example config is not in PREFIX/etc/bpflb"
+echo "ok - cmake --install --prefix P writes only below P (config in P/etc/bpflb)"
 cp -r "$SRC/examples/vendor-plugin" "$TMP/plugin"
-PKG_CONFIG_PATH="$TMP/prefix/share/pkgconfig" make -s -C "$TMP/plugin" >/dev/null ||
+PKG_CONFIG_PATH="$PFX/share/pkgconfig" make -s -C "$TMP/plugin" >/dev/null ||
 	fail "the example plugin does not build against the installed SDK"
-[[ $(PKG_CONFIG_PATH="$TMP/prefix/share/pkgconfig" pkg-config --modversion bpflb-sdk) == [0-9]* ]] ||
+[[ $(PKG_CONFIG_PATH="$PFX/share/pkgconfig" pkg-config --modversion bpflb-sdk) == [0-9]* ]] ||
 	fail "pkg-config bpflb-sdk has no version"
 mkdir "$TMP/plugins" && cp "$TMP/plugin/hello.so" "$TMP/plugins/" && chmod 0755 "$TMP/plugins/hello.so"
 echo "ok - example plugin built out of tree with pkg-config bpflb-sdk"
@@ -51,9 +62,9 @@ address = 10.97.0.1
 [hello]
 greeting = grüezi
 INI
-nsenter --net=/run/netns/"${P}a" "$TMP/prefix/sbin/bpflbd" --config "$TMP/bpflb.ini" --check-config 2>"$TMP/log" ||
+nsenter --net=/run/netns/"${P}a" "$PFX/sbin/bpflbd" --config "$TMP/bpflb.ini" --check-config 2>"$TMP/log" ||
 	fail "installed bpflbd rejects a config enabling the example plugin"
-nsenter --net=/run/netns/"${P}a" "$TMP/prefix/sbin/bpflbd" --config "$TMP/bpflb.ini" >"$TMP/log" 2>&1 &
+nsenter --net=/run/netns/"${P}a" "$PFX/sbin/bpflbd" --config "$TMP/bpflb.ini" >"$TMP/log" 2>&1 &
 DPID=$!
 for _ in $(seq 50); do grep -q "running: mode" "$TMP/log" && break; sleep 0.1; done
 grep -q "plugin hello: grüezi from an out-of-tree plugin" "$TMP/log" || fail "plugin did not apply"

@@ -64,6 +64,14 @@ struct bad_case {
 	const char *expect; /* the message contains it */
 };
 
+/* 17 backends of one service, and a service with 9 ports: just over limits of 16. */
+#define BE(n) "backend = 10.244.9." #n " node=node1\n"
+#define BE17                                                                                       \
+	BE(1) BE(2) BE(3) BE(4) BE(5) BE(6) BE(7) BE(8) BE(9) BE(10) BE(11) BE(12) BE(13) BE(14)   \
+	    BE(15) BE(16) BE(17)
+#define PORT(n) "port = p" #n " tcp 8" #n " nodeport=3008" #n "\n"
+#define PORTS9 PORT(1) PORT(2) PORT(3) PORT(4) PORT(5) PORT(6) PORT(7) PORT(8) PORT(9)
+
 static const struct bad_case bad_cases[] = {
     {"[service a]\ntype = nodeport\nport = http sctp 80 nodeport=30080\n", 3,
      "'sctp' is not a protocol; expected tcp or udp"},
@@ -144,6 +152,24 @@ static const struct bad_case bad_cases[] = {
     {"[lb]\nsnat_ports = 80-1000\nnodeport_range = 30000-32767\n", 2, "80 is a privileged port"},
     {"[lb]\nct_tcp_timeout = 0\n", 2, "ct_tcp_timeout"},
     {"[lb]\ndsr_dispatch = ipip4\n", 2, "unknown value (did you mean ipip?)"},
+    /* every capacity of the datapath maps names the [lb] key that sets it */
+    {"[lb]\nmax_backends = 16\n[service a]\ntype = nodeport\n"
+     "port = http tcp 80 nodeport=30080\n" BE17,
+     2, "[lb] max_backends = 16: the services have 17 distinct backends (address:port), more "
+        "than the 16 the datapath maps are sized for; raise [lb] max_backends"},
+    {"[lb]\nmax_slots = 16\n[service a]\ntype = nodeport\n"
+     "port = http tcp 80 nodeport=30080\n" BE17,
+     2, "[lb] max_slots = 16: the service ports have 17 active backends together, more than "
+        "the 16 the datapath maps are sized for; raise [lb] max_slots"},
+    {"[lb]\nmax_services = 16\n[service a]\ntype = nodeport\n" PORTS9, 2,
+     "[lb] max_services = 16: the services need 18 frontends (address, port, protocol), "
+     "more than the 16 the datapath maps are sized for; raise [lb] max_services"},
+    {"[lb]\nalgorithm = maglev\nmax_maglev_services = 1\n[service a]\ntype = nodeport\n"
+     "port = http tcp 80 nodeport=30080\nport = dns udp 53 nodeport=30053\n"
+     "backend = 10.244.1.5 node=node1\n",
+     3, "[lb] max_maglev_services = 1: 2 service ports use a Maglev table, more than the 1 the "
+        "datapath maps are sized for; raise [lb] max_maglev_services"},
+    {"[lb]\nct_size = 100\n", 2, "ct_size = 100: out of range; expected an integer from 1024"},
 };
 
 START_TEST(test_bad_config)

@@ -139,6 +139,17 @@ BPFLB_API const struct bpflb_config *bpflb_config(struct bpflb_plugin_ctx *ctx);
  */
 BPFLB_API const char *bpflb_pin_root(struct bpflb_plugin_ctx *ctx);
 
+struct bpf_object;
+/*
+ * Call between opening and loading every BPF object opened with
+ * bpflb_pin_root(): it gives the shared maps the sizes the configuration asks
+ * for ([lb] max_services, ct_size, ...; libbpf reuses a pin only when the sizes
+ * match) and records the names of the object's pins, so that
+ * `bpflbd --cleanup` removes them (it removes nothing it did not record).
+ * Returns 0 or -errno.
+ */
+BPFLB_API int bpflb_pins_prepare(struct bpflb_plugin_ctx *ctx, struct bpf_object *obj);
+
 /* Put prog_fd into a stage slot (atomic replacement), or empty the slot. */
 BPFLB_API int bpflb_stage_set(struct bpflb_plugin_ctx *ctx, enum bpflb_stage stage, int prog_fd);
 BPFLB_API int bpflb_stage_clear(struct bpflb_plugin_ctx *ctx, enum bpflb_stage stage);

@@ -47,7 +47,7 @@ static int testplug_init(struct bpflb_plugin_ctx *ctx)
 		ret = -errno;
 		goto err;
 	}
-	ret = testplug_bpf__load(tp->skel);
+	ret = bpflb_pins_prepare(ctx, tp->skel->obj) ?: testplug_bpf__load(tp->skel);
 	if (ret)
 		goto err;
 	bpflb_set_priv(ctx, tp);
