@@ -3,8 +3,9 @@
 # Build the libFuzzer targets (fuzz/, clang with ASan + UBSan) into
 # ${BUILD:-build-fuzz} and run each for SECONDS (default 60), starting from its
 # seed corpus fuzz/corpus/<target>/ (which holds the regression inputs of
-# every fixed finding).  Fails on any crash, leak, UBSan report, timeout
-# (-timeout, default 10 s per input) or out-of-memory.
+# every fixed finding) and the words of fuzz/<target>.dict.  Fails on any
+# crash, leak, UBSan report, timeout (-timeout, default 10 s per input) or
+# out-of-memory.
 #   fuzz.sh [SECONDS] [TARGET...]
 # New inputs go to $BUILD/corpus/<target>/ (kept between runs), findings to
 # $BUILD/findings/<target>/; to reproduce one: $BUILD/fuzz/fuzz_<target> FILE.
@@ -26,7 +27,9 @@ failed=()
 for t in "${TARGETS[@]}"; do
 	mkdir -p "$BUILD/corpus/$t" "$BUILD/findings/$t"
 	echo "fuzz: $t for ${SECONDS_EACH}s"
-	if ! "$BUILD/fuzz/fuzz_$t" -max_total_time="$SECONDS_EACH" -timeout="${FUZZ_TIMEOUT:-10}" \
+	dict=()
+	[[ -f fuzz/$t.dict ]] && dict=(-dict="fuzz/$t.dict")
+	if ! "$BUILD/fuzz/fuzz_$t" "${dict[@]}" -max_total_time="$SECONDS_EACH" -timeout="${FUZZ_TIMEOUT:-10}" \
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$BUILD/findings/$t/" \
 		"$BUILD/corpus/$t" "fuzz/corpus/$t" >"$BUILD/findings/$t.log" 2>&1; then
 		tail -n 60 "$BUILD/findings/$t.log" >&2
