@@ -697,6 +697,7 @@ char *control_dispatch(struct bpflb_daemon *d, struct control_conn *c, const cha
 	struct bpflb_plugin_ctx *plugin = NULL;
 	struct bpflb_err err = {""};
 	const char *name, *sub = NULL;
+	size_t end;
 	char *out;
 	int ret;
 
@@ -709,8 +710,10 @@ char *control_dispatch(struct bpflb_daemon *d, struct control_conn *c, const cha
 		goto out;
 	}
 	req = json_tokener_parse_ex(tok, line, (int)len);
-	if (!req || json_tokener_get_error(tok) != json_tokener_success ||
-	    (size_t)tok->char_offset + strspn(line + tok->char_offset, " \t") < len) {
+	/* Blanks may follow the object; line is not NUL-terminated. */
+	for (end = tok->char_offset; end < len && (line[end] == ' ' || line[end] == '\t'); end++)
+		;
+	if (!req || json_tokener_get_error(tok) != json_tokener_success || end < len) {
 		enum json_tokener_error e = json_tokener_get_error(tok);
 		char msg[256];
 

@@ -22,10 +22,11 @@ int egress_prefix_contains(const struct egress_prefix *a, const struct egress_pr
 
 int egress_prefix_add(struct egress_prefix_set *s, uint32_t addr, uint8_t plen)
 {
-	struct egress_prefix p = {.addr = addr & mask_of(plen), .plen = plen};
+	struct egress_prefix p = {.plen = plen};
 
 	if (plen > 32)
 		return -EINVAL;
+	p.addr = addr & mask_of(plen); /* a shift by 32 - plen < 0 is undefined */
 	for (size_t i = 0; i < s->n; i++)
 		if (s->v[i].addr == p.addr && s->v[i].plen == p.plen)
 			return 0;

@@ -20,6 +20,20 @@
 /* Messages name the file, the line and the field: "FILE:LINE: spec.ingress[0]...: ..." */
 #define POL_ERR_MAX 1024
 
+/*
+ * Limits of one policy file, checked before anything else reads it: a file is
+ * read whole with one bounded read, and libyaml's events are counted before
+ * the document is built, so that a hostile or broken file costs at most a few
+ * milliseconds of the reload that reads it.  libyaml's scanner is quadratic in
+ * the nesting depth (70k nested '[' took 14 s), so the depth check runs on the
+ * event stream, where the scanner never gets deeper than the limit plus its
+ * 1024-character lookahead.
+ */
+#define POL_FILE_MAX  (1u << 20) /* bytes per file: larger ones are refused */
+#define POL_DEPTH_MAX 32	 /* nested lists and mappings */
+#define POL_NODES_MAX (1u << 18) /* scalars, lists and mappings per file */
+#define POL_KEYS_MAX  256	 /* keys of one mapping */
+
 /* The metadata annotation that puts one policy in audit mode. */
 #define POL_AUDIT_ANNOTATION "policy.bpflb.io/audit-mode"
 

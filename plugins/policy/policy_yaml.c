@@ -23,12 +23,14 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <yaml.h>
 
@@ -37,8 +39,7 @@
 /* Paths and messages are cut at their buffer's size on purpose. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
-#define POL_FILE_MAX (16u << 20) /* bigger policy files are refused */
-#define PATH_LEN     256
+#define PATH_LEN 256
 
 struct yp {
 	const char *file;
@@ -1393,15 +1394,115 @@ static int parse_list(struct yp *p, const yaml_node_t *root, struct pol_set *set
 	return ret;
 }
 
+static int syntax_error(const char *name, const yaml_parser_t *parser, char msg[POL_ERR_MAX])
+{
+	snprintf(msg, POL_ERR_MAX, "%s:%zu: YAML syntax error: %s%s%s", name,
+		 parser->problem_mark.line + 1, parser->problem ? parser->problem : "?",
+		 parser->context ? " " : "", parser->context ? parser->context : "");
+	return -EINVAL;
+}
+
+/*
+ * The limits of policy_model.h, on libyaml's event stream before the document
+ * is built: the scanner is quadratic in the nesting depth, and the schema walk
+ * checks each mapping for duplicate keys pair by pair, so both stop at a
+ * bounded size here.  Aliases are refused: the walk would follow every alias
+ * again, and a few lines of them ("billion laughs") multiply its work beyond
+ * any file size limit.
+ */
+static int prescan(const char *name, const char *buf, size_t len, char msg[POL_ERR_MAX])
+{
+	unsigned int keys[POL_DEPTH_MAX + 1]; /* scalars or collections in each open mapping */
+	bool is_map[POL_DEPTH_MAX + 1];
+	unsigned int depth = 0, nodes = 0;
+	yaml_parser_t parser;
+	yaml_event_t ev;
+	int ret = 0;
+
+	if (!yaml_parser_initialize(&parser)) {
+		snprintf(msg, POL_ERR_MAX, "%s: out of memory", name);
+		return -ENOMEM;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+	for (;;) {
+		yaml_event_type_t type;
+		size_t line;
+
+		if (!yaml_parser_parse(&parser, &ev)) {
+			ret = syntax_error(name, &parser, msg);
+			break;
+		}
+		type = ev.type;
+		line = ev.start_mark.line + 1;
+		yaml_event_delete(&ev);
+		if (type == YAML_STREAM_END_EVENT)
+			break;
+		if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {
+			depth--;
+			continue;
+		}
+		if (type != YAML_SCALAR_EVENT && type != YAML_SEQUENCE_START_EVENT &&
+		    type != YAML_MAPPING_START_EVENT && type != YAML_ALIAS_EVENT)
+			continue;
+		if (type == YAML_ALIAS_EVENT) {
+			snprintf(msg, POL_ERR_MAX,
+				 "%s:%zu: YAML aliases (*name) are not supported; write the value "
+				 "out",
+				 name, line);
+			ret = -EINVAL;
+			break;
+		}
+		if (++nodes > POL_NODES_MAX) {
+			snprintf(msg, POL_ERR_MAX,
+				 "%s:%zu: more than %u values in one file; split the policies "
+				 "into several files",
+				 name, line, POL_NODES_MAX);
+			ret = -EINVAL;
+			break;
+		}
+		/* Keys and values alternate in a mapping: two nodes per key. */
+		if (depth && is_map[depth] && ++keys[depth] > 2 * POL_KEYS_MAX) {
+			snprintf(msg, POL_ERR_MAX, "%s:%zu: a mapping with more than %u keys", name,
+				 line, POL_KEYS_MAX);
+			ret = -EINVAL;
+			break;
+		}
+		if (type == YAML_SCALAR_EVENT)
+			continue;
+		if (depth == POL_DEPTH_MAX) {
+			snprintf(msg, POL_ERR_MAX,
+				 "%s:%zu: nested deeper than %u lists and mappings", name, line,
+				 POL_DEPTH_MAX);
+			ret = -EINVAL;
+			break;
+		}
+		depth++;
+		is_map[depth] = type == YAML_MAPPING_START_EVENT;
+		keys[depth] = 0;
+	}
+	yaml_parser_delete(&parser);
+	return ret;
+}
+
 int pol_load_buf(const char *name, const char *buf, size_t len, struct pol_set *set,
 		 char msg[POL_ERR_MAX])
 {
 	struct yp p = {.file = name, .msg = msg};
 	yaml_parser_t parser;
 	yaml_document_t doc;
-	int ret = 0;
+	int ret;
 
 	msg[0] = 0;
+	if (len > POL_FILE_MAX) {
+		snprintf(msg, POL_ERR_MAX,
+			 "%s: larger than %u bytes; split the policies into "
+			 "several files",
+			 name, POL_FILE_MAX);
+		return -EFBIG;
+	}
+	ret = prescan(name, buf, len, msg);
+	if (ret)
+		return ret;
 	if (!yaml_parser_initialize(&parser)) {
 		snprintf(msg, POL_ERR_MAX, "%s: out of memory", name);
 		return -ENOMEM;
@@ -1412,11 +1513,7 @@ int pol_load_buf(const char *name, const char *buf, size_t len, struct pol_set *
 		const char *kind;
 
 		if (!yaml_parser_load(&parser, &doc)) {
-			snprintf(msg, POL_ERR_MAX, "%s:%zu: YAML syntax error: %s%s%s", name,
-				 (parser.problem_mark.line + 1),
-				 parser.problem ? parser.problem : "?", parser.context ? " " : "",
-				 parser.context ? parser.context : "");
-			ret = -EINVAL;
+			ret = syntax_error(name, &parser, msg);
 			break;
 		}
 		root = yaml_document_get_root_node(&doc);
@@ -1440,45 +1537,57 @@ int pol_load_buf(const char *name, const char *buf, size_t len, struct pol_set *
 	return ret;
 }
 
+/*
+ * One read of at most POL_FILE_MAX + 1 bytes: what is parsed is what was
+ * checked, also when the file grows meanwhile.  O_NONBLOCK and the regular
+ * file check keep a FIFO or a device named *.yaml from blocking the reload.
+ */
 int pol_load_file(const char *path, struct pol_set *set, char msg[POL_ERR_MAX])
 {
+	size_t got = 0;
 	struct stat st;
 	char *buf = NULL;
-	size_t got = 0;
-	FILE *f;
-	int ret;
+	ssize_t n;
+	int fd, ret;
 
-	f = fopen(path, "re");
-	if (!f) {
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
 		ret = -errno;
 		snprintf(msg, POL_ERR_MAX, "%s: cannot open: %s", path, strerror(errno));
 		return ret;
 	}
-	if (fstat(fileno(f), &st) || st.st_size > POL_FILE_MAX) {
-		snprintf(msg, POL_ERR_MAX, "%s: %s", path,
-			 st.st_size > POL_FILE_MAX ? "larger than 16 MiB" : strerror(errno));
-		fclose(f);
-		return -EFBIG;
-	}
-	buf = malloc(st.st_size + 1);
-	if (!buf) {
-		fclose(f);
-		snprintf(msg, POL_ERR_MAX, "%s: out of memory", path);
-		return -ENOMEM;
-	}
-	got = fread(buf, 1, st.st_size, f);
-	if (ferror(f)) {
-		ret = -EIO;
-		snprintf(msg, POL_ERR_MAX, "%s: cannot read: %s", path, strerror(errno));
+	if (fstat(fd, &st)) {
+		ret = -errno;
+		snprintf(msg, POL_ERR_MAX, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	buf[got] = 0;
+	if (!S_ISREG(st.st_mode)) {
+		ret = -EINVAL;
+		snprintf(msg, POL_ERR_MAX, "%s: not a regular file", path);
+		goto out;
+	}
+	buf = malloc(POL_FILE_MAX + 1);
+	if (!buf) {
+		ret = -ENOMEM;
+		snprintf(msg, POL_ERR_MAX, "%s: out of memory", path);
+		goto out;
+	}
+	while (got <= POL_FILE_MAX && (n = read(fd, buf + got, POL_FILE_MAX + 1 - got)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			snprintf(msg, POL_ERR_MAX, "%s: cannot read: %s", path, strerror(errno));
+			goto out;
+		}
+		got += n;
+	}
 	ret = pol_load_buf(path, buf, got, set, msg);
 	if (!ret)
 		set->files++;
 out:
 	free(buf);
-	fclose(f);
+	close(fd);
 	return ret;
 }
 

@@ -221,4 +221,7 @@ nsd "$BPFLBD" --config "$TMP/bpflb.ini" --cleanup >>"$TMP/log" 2>&1 || fail "--c
 nsd tc filter show dev eth0 ingress | grep -q bpflb && fail "hook remains after --cleanup"
 expect_passed 9998 "after cleanup"
 ok "--cleanup removed every hook and pin"
+# A sanitizer build (scripts/test-asan.sh): the daemon's reports are only in its log.
+! grep -qE '^==[0-9]+==ERROR: (Address|Leak)Sanitizer|: runtime error: ' "$TMP/log" ||
+	fail "sanitizer report in the bpflbd log"
 echo "PASS"

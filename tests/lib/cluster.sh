@@ -585,6 +585,7 @@ _cl_down() {
 	_cl_del_namespaces "$CLUSTER_STATE/netns" "$P"
 	leftover="$(ip netns list 2>/dev/null | awk -v p="$P" 'index($1, p) == 1 {print $1}')"
 	[[ -z "$leftover" ]] || log "cluster_down: namespaces left: $leftover"
+	_cl_sanitizer_reports
 	if [[ "${BPFLB_KEEP_LOGS:-0}" == 1 ]]; then
 		rm -f "$CLUSTER_STATE/owner" # not for cluster_gc
 		log "cluster_down: logs kept in $CLUSTER_STATE"
@@ -643,6 +644,20 @@ cluster_gc() {
 	return 0
 }
 
+# Under a sanitizer build (scripts/test-asan.sh) the daemons and tools a test
+# started write their reports to their logs, where no exit status shows them:
+# once every process is stopped, a report in a log fails the test.
+_CL_SANITIZER_FAILED=0
+_cl_sanitizer_reports() {
+	local f
+	while read -r f; do
+		log "sanitizer report in $(basename "$f"):"
+		grep -E -A40 "$_CL_SANITIZER_RE" "$f" | head -n 60 >&2
+		_CL_SANITIZER_FAILED=1
+	done < <(grep -rlE "$_CL_SANITIZER_RE" "$CLUSTER_LOGDIR" 2>/dev/null)
+}
+_CL_SANITIZER_RE='^==[0-9]+==ERROR: (Address|Leak)Sanitizer|: runtime error: '
+
 _cl_on_exit_trap() {
 	local rc=$?
 	# From here on signals must not abort the cleanup (cluster_down holds
@@ -650,6 +665,10 @@ _cl_on_exit_trap() {
 	trap : INT TERM HUP PIPE
 	trap - EXIT
 	cluster_down
+	if ((rc == 0 && _CL_SANITIZER_FAILED)); then
+		log "FAIL: sanitizer reports (above)"
+		rc=1
+	fi
 	exit "$rc"
 }
 

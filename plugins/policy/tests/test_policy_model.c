@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "policy_model.h"
 
@@ -576,6 +577,98 @@ START_TEST(test_corpus_compiles)
 }
 END_TEST
 
+/* Write text to a new file in a temporary directory; the path (free it). */
+static char *temp_file(const char *name, const char *text, size_t len)
+{
+	char dir[] = "/tmp/bpflb-polXXXXXX", *path;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_gt(asprintf(&path, "%s/%s", dir, name), 0);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(text, 1, len, f), len);
+	fclose(f);
+	return path;
+}
+
+static void temp_remove(char *path)
+{
+	unlink(path);
+	*strrchr(path, '/') = 0;
+	rmdir(path);
+	free(path);
+}
+
+/* A policy whose description nests depth lists: "[[[...]]]". */
+static char *nested(size_t depth, size_t *len)
+{
+	static const char head[] = HDR "metadata:\n  name: deep\nspec:\n  description: ";
+	char *s = malloc(sizeof(head) + 2 * depth + 1);
+
+	memcpy(s, head, sizeof(head) - 1);
+	memset(s + sizeof(head) - 1, '[', depth);
+	memset(s + sizeof(head) - 1 + depth, ']', depth);
+	strcpy(s + sizeof(head) - 1 + 2 * depth, "\n");
+	*len = strlen(s);
+	return s;
+}
+
+/*
+ * Issue 13 item 8: 70k nested lists kept libyaml's scanner busy for 14 s (it is
+ * quadratic in the depth); now the event stream stops at POL_DEPTH_MAX with the
+ * file and line, a file over POL_FILE_MAX is refused before it is parsed, and
+ * a file at the depth limit still reaches the schema walk.
+ */
+START_TEST(test_limits)
+{
+	struct pol_set set = {0};
+	size_t len;
+	char *text, *path, want[256];
+
+	text = nested(70000, &len);
+	path = temp_file("deep.yaml", text, len);
+	ck_assert_int_ne(pol_load_file(path, &set, msg), 0);
+	snprintf(want, sizeof(want), "%s:6: nested deeper than %u lists and mappings", path,
+		 POL_DEPTH_MAX);
+	ck_assert_msg(strstr(msg, want), "got: %s", msg);
+	ck_assert_uint_eq(set.n, 0);
+	temp_remove(path);
+	free(text);
+
+	/* At the limit: the root mapping, spec and 30 lists. */
+	text = nested(POL_DEPTH_MAX - 2, &len);
+	ck_assert_int_ne(pol_load_buf("at.yaml", text, len, &set, msg), 0);
+	ck_assert_msg(strstr(msg, "at.yaml:6: spec.description: expected a string, found a list"),
+		      "got: %s", msg);
+	pol_set_free(&set);
+	free(text);
+	text = nested(POL_DEPTH_MAX - 1, &len);
+	ck_assert_int_ne(pol_load_buf("over.yaml", text, len, &set, msg), 0);
+	ck_assert_msg(strstr(msg, "over.yaml:6: nested deeper than"), "got: %s", msg);
+	ck_assert_uint_eq(set.n, 0);
+	free(text);
+
+	/* One byte over the size limit: a valid policy padded with a comment. */
+	text = malloc(POL_FILE_MAX + 1);
+	len = snprintf(text, POL_FILE_MAX,
+		       HDR "metadata:\n  name: big\nspec:\n  nodeSelector: {}\n#");
+	memset(text + len, 'x', POL_FILE_MAX + 1 - len);
+	path = temp_file("big.yaml", text, POL_FILE_MAX);
+	ck_assert_msg(!pol_load_file(path, &set, msg), "at the size limit: %s", msg);
+	ck_assert_uint_eq(set.n, 1);
+	pol_set_free(&set);
+	temp_remove(path);
+	path = temp_file("big.yaml", text, POL_FILE_MAX + 1);
+	ck_assert_int_eq(pol_load_file(path, &set, msg), -EFBIG);
+	snprintf(want, sizeof(want), "%s: larger than %u bytes", path, POL_FILE_MAX);
+	ck_assert_msg(strstr(msg, want), "got: %s", msg);
+	ck_assert_uint_eq(set.n, 0);
+	temp_remove(path);
+	free(text);
+}
+END_TEST
+
 static Suite *policy_suite(void)
 {
 	Suite *s = suite_create("policy_model");
@@ -586,6 +679,7 @@ static Suite *policy_suite(void)
 	tcase_add_test(tc, test_doc_policy_parsed);
 	tcase_add_test(tc, test_parse_details);
 	tcase_add_test(tc, test_parse_errors_inline);
+	tcase_add_test(tc, test_limits);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("semantics");
 	tcase_add_test(tc, test_doc_policy_semantics);
