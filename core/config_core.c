@@ -9,6 +9,10 @@
 #include <string.h>
 
 #include "config_internal.h"
+#include "connlimit.h"
+
+#define CORE_STR_(x) #x
+#define CORE_STR(x)  CORE_STR_(x)
 
 /* IFNAMSIZ - 1: the kernel's limit on an interface name. */
 #define CORE_IFNAME_MAX 15
@@ -45,6 +49,27 @@ static const struct bpflb_cfg_key daemon_keys[] = {
      .type = BPFLB_CFG_STRING,
      .help = "ADDR:PORT of the Prometheus metrics endpoint, e.g. 127.0.0.1:9962; "
 	     "default: none"},
+    {.name = "max_connections",
+     .type = BPFLB_CFG_U32,
+     .def = CORE_STR(CONNLIMIT_DEF_TOTAL),
+     .min = 1,
+     .max = 1000000,
+     .help = "connections the metrics endpoint and the health check ports accept in all; "
+	     "lowered to fit RLIMIT_NOFILE"},
+    {.name = "max_connections_per_listener",
+     .type = BPFLB_CFG_U32,
+     .def = CORE_STR(CONNLIMIT_DEF_PER_LISTENER),
+     .min = 1,
+     .max = 1000000,
+     .help = "connections one listener (control socket, metrics, one health check port) "
+	     "accepts; more wait in the kernel's backlog"},
+    {.name = "client_timeout",
+     .type = BPFLB_CFG_DURATION,
+     .def = CORE_STR(CONNLIMIT_DEF_TIMEOUT_S),
+     .min = 1,
+     .max = 3600,
+     .help = "a connection that completes no request (or leaves its answers unread) this "
+	     "long is closed"},
     {.name = "devices",
      .type = BPFLB_CFG_LIST,
      .flags = BPFLB_CFG_F_REQUIRED,

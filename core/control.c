@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,9 @@
 #include <unistd.h>
 
 #include "config_internal.h"
+#include "connlimit.h"
 #include "control.h"
+#include "ct_snapshot.h"
 #include "daemon.h"
 #include "flows.h"
 #include "log.h"
@@ -32,11 +35,14 @@
 
 struct control_conn {
 	uv_pipe_t pipe;
+	uv_timer_t timer; /* client_timeout: closes a client that makes no progress */
 	struct bpflb_control *ctl;
 	struct control_conn *next, **pprev;
+	int open_handles;
 	bool closing;
 	bool streaming;
 	bool close_after_write;
+	bool throttled; /* not read until its unread answers shrink */
 	unsigned int pending;
 	size_t len;
 	char buf[CONTROL_MAX_REQUEST];
@@ -51,6 +57,7 @@ struct control_write {
 
 struct bpflb_control {
 	uv_pipe_t srv;
+	struct connlimit_listener lim;
 	struct bpflb_daemon *d;
 	struct control_conn *conns;
 	unsigned int nconns;
@@ -220,6 +227,31 @@ static void add_time(json_object *o, const char *key, time_t t)
 	json_object_object_add(o, key, json_object_new_string(b));
 }
 
+/*
+ * Counts of bpflb_ct from the last snapshot (ct_snapshot.h), never a walk of
+ * the map here: "entries" and the counts by protocol, how old they are and
+ * how long the count took.  null until the first count finished.
+ */
+static void ct_counts_json(struct bpflb_daemon *d, json_object *o)
+{
+	struct ct_counts cnt = {0};
+	uint64_t age = 0;
+	bool have;
+
+	if (d->ct_counts)
+		ct_snapshot_get(d->ct_counts, &cnt, &age);
+	have = cnt.taken_ms != 0;
+	json_object_object_add(o, "entries", have ? json_object_new_uint64(cnt.entries) : NULL);
+	json_object_object_add(o, "tcp", have ? json_object_new_uint64(cnt.tcp) : NULL);
+	json_object_object_add(o, "udp", have ? json_object_new_uint64(cnt.udp) : NULL);
+	json_object_object_add(o, "other", have ? json_object_new_uint64(cnt.other) : NULL);
+	json_object_object_add(o, "snapshot_age_ms", have ? json_object_new_uint64(age) : NULL);
+	json_object_object_add(o, "snapshot_walk_ms",
+			       have ? json_object_new_uint64(cnt.walk_ms) : NULL);
+	json_object_object_add(o, "snapshot_error",
+			       cnt.error ? json_object_new_string(strerror(-cnt.error)) : NULL);
+}
+
 static int h_status(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
 		    json_object **data, struct bpflb_err *err)
 {
@@ -318,8 +350,7 @@ static int h_status(struct bpflb_daemon *d, struct control_conn *c, json_object 
 
 		bpflb_services_gc_stats(d->services, &gc);
 		x = json_object_new_object();
-		json_object_object_add(x, "entries",
-				       json_object_new_int64(svcq_ct_count(d->services)));
+		ct_counts_json(d, x);
 		json_object_object_add(x, "capacity", json_object_new_int64(d->pipeline.sizes.ct));
 		json_object_object_add(x, "gc_runs", json_object_new_uint64(gc.runs));
 		json_object_object_add(x, "gc_expired", json_object_new_uint64(gc.total.expired));
@@ -786,9 +817,19 @@ out:
 
 /* --- connections --------------------------------------------------------------------- */
 
-static void conn_closed(uv_handle_t *h)
+/*
+ * A connection's timer (client_timeout, connlimit.h) closes it when it makes no
+ * progress: it is restarted by every request answered and every answer the
+ * client took, and runs while a request is incomplete, while the connection
+ * is idle and while answers wait to be read.  A stream (observe --follow)
+ * has no requests: its timer runs only while events wait to be read.
+ */
+static void conn_handle_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct control_conn *c = h->data;
+
+	if (--c->open_handles == 0)
+		free(c);
 }
 
 static void conn_close(struct control_conn *c)
@@ -806,8 +847,39 @@ static void conn_close(struct control_conn *c)
 		c->ctl->nconns--;
 	}
 	uv_read_stop((uv_stream_t *)&c->pipe);
-	uv_close((uv_handle_t *)&c->pipe, conn_closed);
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->pipe, conn_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+	/* last: it may accept a waiting connection */
+	connlimit_release(&c->ctl->lim);
 }
+
+static void conn_timeout(uv_timer_t *t)
+{
+	struct control_conn *c = t->data;
+
+	pr_debug("control: closing a client that made no progress in %llu ms (%s)",
+		 (unsigned long long)connlimit_timeout_ms(),
+		 c->pending ? "answers unread" : c->len ? "request incomplete" : "idle");
+	conn_close(c);
+}
+
+static void conn_progress(struct control_conn *c)
+{
+	if (c->streaming && !c->pending)
+		uv_timer_stop(&c->timer);
+	else
+		uv_timer_start(&c->timer, conn_timeout, connlimit_timeout_ms(), 0);
+}
+
+static bool conn_over_queue(struct control_conn *c)
+{
+	return uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > CONTROL_MAX_QUEUED;
+}
+
+static void conn_process(struct control_conn *c);
+static void conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b);
+static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 
 static void conn_written(uv_write_t *req, int status)
 {
@@ -818,8 +890,21 @@ static void conn_written(uv_write_t *req, int status)
 	c->pending--;
 	if (c->closing)
 		return;
-	if (status < 0 || (c->close_after_write && !c->pending))
+	/* EPIPE, ECONNRESET: the client hung up; nothing more to send it */
+	if (status < 0 || (c->close_after_write && !c->pending)) {
 		conn_close(c);
+		return;
+	}
+	conn_progress(c);
+	/* a client that stopped reading is read again once it caught up */
+	if (c->throttled &&
+	    uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) <= CONTROL_MAX_QUEUED / 2) {
+		c->throttled = false;
+		conn_process(c);
+		if (!c->closing && !c->throttled && !c->close_after_write && !c->streaming &&
+		    uv_read_start((uv_stream_t *)&c->pipe, conn_alloc, conn_read))
+			conn_close(c);
+	}
 }
 
 static int conn_write(struct control_conn *c, const char *s, size_t len)
@@ -842,6 +927,8 @@ static int conn_write(struct control_conn *c, const char *s, size_t len)
 		return -EPIPE;
 	}
 	c->pending++;
+	if (c->streaming && !uv_is_active((uv_handle_t *)&c->timer))
+		conn_progress(c);
 	return 0;
 }
 
@@ -851,7 +938,7 @@ int control_conn_send(struct control_conn *c, json_object *o)
 
 	if (c->closing)
 		return -EPIPE;
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > CONTROL_MAX_QUEUED)
+	if (conn_over_queue(c))
 		return -ENOBUFS;
 	s = json_object_to_json_string_ext(o,
 					   JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -870,10 +957,62 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 	*b = uv_buf_init(c->buf + c->len, (unsigned int)(sizeof(c->buf) - c->len));
 }
 
+/*
+ * Answer the complete lines in c->buf.  Stops reading from a client whose
+ * unread answers exceed CONTROL_MAX_QUEUED (pipelined requests it does not
+ * read): conn_written reads it again once half of them went out.
+ */
+static void conn_process(struct control_conn *c)
+{
+	bool answered = false;
+	char *nl;
+
+	while (!c->streaming && !c->closing && !c->close_after_write &&
+	       (nl = memchr(c->buf, '\n', c->len))) {
+		size_t l = (size_t)(nl - c->buf);
+		char *reply;
+
+		if (conn_over_queue(c)) {
+			c->throttled = true;
+			uv_read_stop((uv_stream_t *)&c->pipe);
+			break;
+		}
+		c->ctl->requests++;
+		reply = control_dispatch(c->ctl->d, c, c->buf, l);
+		memmove(c->buf, nl + 1, c->len - l - 1);
+		c->len -= l + 1;
+		if (!reply) {
+			conn_close(c);
+			return;
+		}
+		conn_write(c, reply, strlen(reply));
+		free(reply);
+		answered = true;
+	}
+	if (c->closing)
+		return;
+	if (answered)
+		conn_progress(c);
+	if (c->len == sizeof(c->buf) && !c->throttled && !memchr(c->buf, '\n', c->len)) {
+		char *reply;
+
+		c->ctl->requests++;
+		reply = error_reply(NULL, E2BIG, "request longer than 65536 bytes; closing");
+		c->len = 0;
+		if (reply) {
+			conn_write(c, reply, strlen(reply));
+			free(reply);
+		}
+		c->close_after_write = true;
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		if (!c->pending)
+			conn_close(c);
+	}
+}
+
 static void conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 {
 	struct control_conn *c = st->data;
-	char *nl;
 
 	if (nread < 0) {
 		uv_read_stop(st);
@@ -888,36 +1027,7 @@ static void conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 	if (c->streaming)
 		return; /* a stream takes no more requests */
 	c->len += (size_t)nread;
-	while (!c->streaming && !c->closing && (nl = memchr(c->buf, '\n', c->len))) {
-		size_t l = (size_t)(nl - c->buf);
-		char *reply;
-
-		c->ctl->requests++;
-		reply = control_dispatch(c->ctl->d, c, c->buf, l);
-		memmove(c->buf, nl + 1, c->len - l - 1);
-		c->len -= l + 1;
-		if (!reply) {
-			conn_close(c);
-			return;
-		}
-		conn_write(c, reply, strlen(reply));
-		free(reply);
-	}
-	if (c->len == sizeof(c->buf)) {
-		char *reply;
-
-		c->ctl->requests++;
-		reply = error_reply(NULL, E2BIG, "request longer than 65536 bytes; closing");
-		c->len = 0;
-		if (reply) {
-			conn_write(c, reply, strlen(reply));
-			free(reply);
-		}
-		c->close_after_write = true;
-		uv_read_stop(st);
-		if (!c->pending)
-			conn_close(c);
-	}
+	conn_process(c);
 }
 
 static void on_connection(uv_stream_t *srv, int status)
@@ -927,24 +1037,30 @@ static void on_connection(uv_stream_t *srv, int status)
 
 	if (status < 0)
 		return;
+	if (!connlimit_admit(&ctl->lim))
+		return; /* resumed when a connection closes */
 	c = calloc(1, sizeof(*c));
-	if (!c)
-		return;
-	c->ctl = ctl;
-	uv_pipe_init(srv->loop, &c->pipe, 0);
-	c->pipe.data = c;
-	if (uv_accept(srv, (uv_stream_t *)&c->pipe)) {
-		uv_close((uv_handle_t *)&c->pipe, conn_closed);
+	if (!c) {
+		connlimit_release(&ctl->lim);
 		return;
 	}
+	c->ctl = ctl;
+	uv_pipe_init(srv->loop, &c->pipe, 0);
+	uv_timer_init(srv->loop, &c->timer);
+	c->pipe.data = c->timer.data = c;
+	c->open_handles = 2;
 	c->next = ctl->conns;
 	if (ctl->conns)
 		ctl->conns->pprev = &c->next;
 	c->pprev = &ctl->conns;
 	ctl->conns = c;
 	ctl->nconns++;
-	if (uv_read_start((uv_stream_t *)&c->pipe, conn_alloc, conn_read))
+	if (uv_accept(srv, (uv_stream_t *)&c->pipe) ||
+	    uv_read_start((uv_stream_t *)&c->pipe, conn_alloc, conn_read)) {
 		conn_close(c);
+		return;
+	}
+	conn_progress(c);
 }
 
 /* --- the listener ------------------------------------------------------------------------ */
@@ -1003,26 +1119,104 @@ static int stale_socket(const char *path, struct bpflb_err *err)
 	return 0;
 }
 
-static int mkdir_parent(const char *path)
+/*
+ * Whoever can write the socket's directory can put their own socket in its
+ * place and answer root's bpflbctl.  As sshd's StrictModes: every directory
+ * from / to the socket's (symlinks resolved) must belong to root or to us and
+ * must not be writable by group or others; an ancestor may be if it is
+ * sticky (/tmp), where nobody renames or removes what they do not own.  A
+ * missing directory is created 0750, root:control_group with a group.
+ */
+static int socket_dir_check(const char *path, const char *dir, struct stat *st,
+			    struct bpflb_err *err)
+{
+	char real[PATH_MAX], *p;
+
+	if (!realpath(dir, real))
+		return bpflb_err_set(err, "control_socket %s: directory %s: %s", path, dir,
+				     strerror(errno)),
+		       -errno;
+	for (p = real;; p++) {
+		bool last = !*p;
+		char c = *p;
+
+		if (*p != '/' && !last)
+			continue;
+		*p = '\0';
+		if (lstat(p == real ? "/" : real, st)) {
+			int ret = -errno;
+
+			*p = c;
+			return bpflb_err_set(err, "control_socket %s: directory %s: %s", path,
+					     real, strerror(-ret)),
+			       ret;
+		}
+		if (st->st_uid != 0 && st->st_uid != geteuid())
+			return bpflb_err_set(err,
+					     "control_socket %s: refusing directory %s: owned by "
+					     "uid %u, not root; whoever owns it can replace the "
+					     "socket (use a root-owned directory such as /run/bpflb)",
+					     path, p == real ? "/" : real, st->st_uid),
+			       -EPERM;
+		if ((st->st_mode & (S_IWGRP | S_IWOTH)) && (last || !(st->st_mode & S_ISVTX)))
+			return bpflb_err_set(err,
+					     "control_socket %s: refusing directory %s: mode %04o "
+					     "is writable by %s, who could replace the socket "
+					     "(chmod go-w, or use a directory such as /run/bpflb)",
+					     path, p == real ? "/" : real,
+					     (unsigned int)(st->st_mode & 07777),
+					     st->st_mode & S_IWOTH ? "others" : "its group"),
+			       -EPERM;
+		*p = c;
+		if (last)
+			return 0;
+	}
+}
+
+static int socket_dir_prepare(const char *path, const gid_t *gid, struct bpflb_err *err)
 {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)], *p;
+	struct stat st;
+	int ret;
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	p = strrchr(dir, '/');
-	if (!p || p == dir)
-		return 0;
-	*p = '\0';
-	for (p = dir + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(dir, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
+	if (!p)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		p[p == dir] = '\0'; /* "/x.sock": the directory is "/" */
+	if (stat(dir, &st) && errno == ENOENT) {
+		/* parents as mkdir -p would; the socket's own directory 0750 */
+		for (p = dir + 1; *p; p++) {
+			if (*p != '/')
+				continue;
+			*p = '\0';
+			ret = mkdir(dir, 0755) && errno != EEXIST ? -errno : 0;
+			*p = '/';
+			if (ret)
+				goto mkdir_failed;
+		}
+		if (mkdir(dir, 0700) && errno != EEXIST) {
+			ret = -errno;
+			goto mkdir_failed;
+		}
+		if (chown(dir, 0, gid ? *gid : 0) || chmod(dir, 0750)) {
+			ret = -errno;
+			goto mkdir_failed;
+		}
 	}
-	if (mkdir(dir, 0755) && errno != EEXIST)
-		return -errno;
+	ret = socket_dir_check(path, dir, &st, err);
+	if (ret)
+		return ret;
+	if (gid && !(st.st_mode & S_IXOTH) && (st.st_gid != *gid || !(st.st_mode & S_IXGRP)))
+		pr_warn("control_socket %s: members of control_group cannot enter directory %s "
+			"(mode %04o, group %u); bpflbctl works for root only",
+			path, dir, (unsigned int)(st.st_mode & 07777), st.st_gid);
 	return 0;
+mkdir_failed:
+	return bpflb_err_set(err, "cannot create the directory of control_socket %s: %s", path,
+			     strerror(-ret)),
+	       ret;
 }
 
 static void srv_closed(uv_handle_t *h)
@@ -1051,11 +1245,9 @@ int control_open(struct bpflb_daemon *d, const char *path, const char *group,
 			       -ENOENT;
 		gid = g->gr_gid;
 	}
-	ret = mkdir_parent(path);
+	ret = socket_dir_prepare(path, group ? &gid : NULL, err);
 	if (ret)
-		return bpflb_err_set(err, "cannot create the directory of control_socket %s: %s",
-				     path, strerror(-ret)),
-		       ret;
+		return ret;
 	ret = stale_socket(path, err);
 	if (ret)
 		return ret;
@@ -1066,6 +1258,7 @@ int control_open(struct bpflb_daemon *d, const char *path, const char *group,
 	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
 	uv_pipe_init(d->loop, &ctl->srv, 0);
 	ctl->srv.data = ctl;
+	connlimit_listener_init(&ctl->lim, (uv_stream_t *)&ctl->srv, false);
 	/* created 0600: never a moment in which others could connect */
 	old = umask(0177);
 	ret = uv_pipe_bind(&ctl->srv, path);
@@ -1088,6 +1281,7 @@ void control_close(struct bpflb_control *ctl)
 {
 	if (!ctl)
 		return;
+	connlimit_listener_close(&ctl->lim);
 	while (ctl->conns)
 		conn_close(ctl->conns);
 	unlink(ctl->path);

@@ -20,7 +20,9 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "connlimit.h"
 #include "control.h"
+#include "ct_snapshot.h"
 #include "daemon.h"
 #include "flows.h"
 #include "log.h"
@@ -551,6 +553,18 @@ fail_services:
 
 /* --- operating: control socket, flow events, metrics --------------------- */
 
+static void apply_conn_limits(const struct bpflb_config *cfg)
+{
+	const struct bpflb_cfg_section *ds = daemon_sec(cfg);
+	struct connlimit_cfg l = {
+	    .max_total = bpflb_cfg_u32(ds, "max_connections"),
+	    .max_per_listener = bpflb_cfg_u32(ds, "max_connections_per_listener"),
+	    .timeout_ms = (uint64_t)bpflb_cfg_u32(ds, "client_timeout") * 1000,
+	};
+
+	connlimit_set(&l);
+}
+
 static int daemon_open_ops(struct bpflb_daemon *d, const struct bpflb_cfg_section *ds,
 			   struct bpflb_err *err)
 {
@@ -561,6 +575,10 @@ static int daemon_open_ops(struct bpflb_daemon *d, const struct bpflb_cfg_sectio
 	ret = flows_open(d, &d->flows, &ferr);
 	if (ret)
 		pr_warn("flow events unavailable: %s", ferr.msg[0] ? ferr.msg : strerror(-ret));
+	ret = ct_snapshot_open(d->loop, bpflb_services_map_fd(d->services, "bpflb_ct"),
+			       &d->ct_counts);
+	if (ret)
+		pr_warn("conntrack counts unavailable: %s", strerror(-ret));
 	ret = control_open(d, bpflb_cfg_str(ds, "control_socket"),
 			   bpflb_cfg_has(ds, "control_group") ? bpflb_cfg_str(ds, "control_group")
 							      : NULL,
@@ -583,6 +601,8 @@ static void daemon_close_ops(struct bpflb_daemon *d)
 	d->metrics = NULL;
 	flows_close(d->flows);
 	d->flows = NULL;
+	ct_snapshot_close(d->ct_counts);
+	d->ct_counts = NULL;
 }
 
 /* --- loop --------------------------------------------------------------- */
@@ -704,6 +724,7 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 		goto out;
 	d->cfg = cfg;
 	cfg = NULL;
+	apply_conn_limits(d->cfg);
 	ret = daemon_open_ops(d, ds, err);
 	if (ret)
 		goto out;
@@ -761,6 +782,7 @@ int daemon_reload(struct bpflb_daemon *d)
 	d->reloads_ok++;
 	d->last_reload_error[0] = '\0';
 	tick_arm(d);
+	apply_conn_limits(d->cfg);
 	pr_notice("reload done: mode %s", d->mode ? d->mode->desc->name : "none");
 	sd_notifyf(0, "READY=1\nSTATUS=mode %s", d->mode ? d->mode->desc->name : "none");
 	return 0;

@@ -16,6 +16,7 @@ struct bpflb_services;
 struct bpflb_control;
 struct bpflb_flows;
 struct bpflb_metrics;
+struct ct_snapshot;
 
 struct bpflb_daemon {
 	uv_loop_t *loop;
@@ -36,6 +37,7 @@ struct bpflb_daemon {
 	struct bpflb_control *control; /* control socket (control.c) */
 	struct bpflb_flows *flows;     /* flow event reader (flows.c); NULL when unavailable */
 	struct bpflb_metrics *metrics; /* metrics endpoint (metrics.c); NULL when off */
+	struct ct_snapshot *ct_counts; /* conntrack counts (ct_snapshot.c); NULL without services */
 };
 
 /* Load, validate and apply the configuration, attach; errors are fatal (err). */

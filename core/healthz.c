@@ -13,12 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "connlimit.h"
 #include "healthz.h"
 #include "http.h"
 
 #define HZ_MAX_HEAD   8192
 #define HZ_MAX_BODY   65536 /* a probe has no body; skip a small one */
-#define HZ_IDLE_MS    30000
 #define HZ_MAX_QUEUED 65536 /* unread responses before we give up on a client */
 #define HZ_BACKLOG    128
 
@@ -26,6 +26,7 @@ struct hz_conn;
 
 struct hz_listener {
 	uv_tcp_t tcp;
+	struct connlimit_listener lim;
 	struct bpflb_healthz *h;
 	struct hz_listener *next;
 	struct hz_conn *conns;
@@ -109,6 +110,8 @@ static void conn_close(struct hz_conn *c)
 {
 	if (c->closing)
 		return;
+	struct hz_listener *l = c->l;
+
 	c->closing = true;
 	if (c->pprev) {
 		*c->pprev = c->next;
@@ -121,11 +124,23 @@ static void conn_close(struct hz_conn *c)
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+	if (l)
+		connlimit_release(&l->lim); /* may accept a waiting connection */
 }
 
 static void conn_idle(uv_timer_t *t)
 {
 	conn_close(t->data);
+}
+
+/*
+ * client_timeout (connlimit.h) runs from the last answered request or the
+ * last answer the client took: an idle keep-alive connection, a request head
+ * sent a byte at a time and answers left unread all end there.
+ */
+static void conn_progress(struct hz_conn *c)
+{
+	uv_timer_start(&c->timer, conn_idle, connlimit_timeout_ms(), 0);
 }
 
 static void conn_written(uv_write_t *req, int status)
@@ -137,8 +152,11 @@ static void conn_written(uv_write_t *req, int status)
 	c->pending--;
 	if (c->closing)
 		return;
+	/* EPIPE, ECONNRESET: the client hung up */
 	if (status < 0 || (c->close_after_write && !c->pending))
 		conn_close(c);
+	else
+		conn_progress(c);
 }
 
 static void conn_send(struct hz_conn *c, const char *data, size_t len)
@@ -293,6 +311,8 @@ static void conn_process(struct hz_conn *c)
 		memmove(c->buf, c->buf + end, c->len - end);
 		c->len -= end;
 		conn_request(c, head);
+		if (!c->closing)
+			conn_progress(c);
 	}
 	if (c->close_after_write)
 		c->len = 0; /* nothing after a closing answer is read */
@@ -325,7 +345,6 @@ static void conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 	if (c->close_after_write)
 		return; /* discard what follows a closing answer */
 	c->len += (size_t)nread;
-	uv_timer_again(&c->timer);
 	conn_process(c);
 	if (!c->closing && !c->len && !c->pending && c->close_after_write)
 		conn_close(c);
@@ -339,9 +358,13 @@ static void listener_connection(uv_stream_t *srv, int status)
 
 	if (status < 0)
 		return;
+	if (!connlimit_admit(&l->lim))
+		return; /* resumed when a connection closes */
 	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (!c) {
+		connlimit_release(&l->lim);
 		return; /* libuv pauses this listener until a later accept */
+	}
 	c->h = h;
 	c->l = l;
 	uv_tcp_init(h->loop, &c->tcp);
@@ -359,7 +382,7 @@ static void listener_connection(uv_stream_t *srv, int status)
 		conn_close(c);
 		return;
 	}
-	uv_timer_start(&c->timer, conn_idle, HZ_IDLE_MS, HZ_IDLE_MS);
+	conn_progress(c);
 }
 
 /* --- listeners ---------------------------------------------------------- */
@@ -377,6 +400,7 @@ static void listener_closed(uv_handle_t *hd)
 /* Unlink l from h->listeners first. */
 static void listener_close(struct hz_listener *l)
 {
+	connlimit_listener_close(&l->lim);
 	while (l->conns)
 		conn_close(l->conns);
 	uv_close((uv_handle_t *)&l->tcp, listener_closed);
@@ -410,6 +434,7 @@ static int listener_open(struct bpflb_healthz *h, const struct bpflb_healthz_svc
 		goto err;
 	}
 	l->tcp.data = l;
+	connlimit_listener_init(&l->lim, (uv_stream_t *)&l->tcp, true);
 	h->open_handles++;
 	sa.sin_addr.s_addr = v->addr;
 	sa.sin_port = htons(v->port);

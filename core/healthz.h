@@ -11,8 +11,10 @@
  *
  * Any path is answered (kube-proxy does the same); GET and HEAD only, others
  * get 405.  HTTP/1.1 keep-alive and pipelined requests are served in order;
- * an idle connection is closed after 30 s; a request head over 8 KiB, a
+ * a connection that completes no request within [daemon] client_timeout (idle,
+ * or sending its head slowly) is closed; a request head over 8 KiB, a
  * malformed request line or a chunked body closes the connection after a 4xx.
+ * Connections are capped per port and in all (connlimit.h).
  */
 #ifndef BPFLB_CORE_HEALTHZ_H
 #define BPFLB_CORE_HEALTHZ_H

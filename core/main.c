@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* bpflbd: command line. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "connlimit.h"
 #include "daemon.h"
 #include "log.h"
 
@@ -41,6 +43,14 @@ int main(int argc, char **argv)
 	struct bpflb_daemon d;
 	struct bpflb_err err = {""};
 	int c, ret;
+
+	/*
+	 * A client that hangs up before its answer is written must cost a
+	 * write error (EPIPE, handled as a closed client), not the process.
+	 */
+	signal(SIGPIPE, SIG_IGN);
+	/* Listeners and reloads share one descriptor budget (connlimit.h). */
+	connlimit_raise_nofile();
 
 	while ((c = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
 		switch (c) {

@@ -14,7 +14,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "connlimit.h"
 #include "control.h"
+#include "ct_snapshot.h"
 #include "daemon.h"
 #include "flows.h"
 #include "http.h"
@@ -24,7 +26,6 @@
 #include "services_query.h"
 
 #define MX_MAX_HEAD 8192
-#define MX_IDLE_MS  10000
 
 struct mx_conn {
 	uv_tcp_t tcp;
@@ -38,6 +39,7 @@ struct mx_conn {
 
 struct bpflb_metrics {
 	uv_tcp_t srv;
+	struct connlimit_listener lim;
 	struct bpflb_daemon *d;
 	uint64_t scrapes;
 };
@@ -191,7 +193,8 @@ static void fill(FILE *f, const char *map, uint64_t entries, uint32_t max)
  *   service_bytes_total{service,port,verdict}  counter
  *   drops_total{reason}                        counter, bpflb_drops
  *   snat_port_exhausted_total                  counter (drops_total{reason="snat_exhausted"})
- *   conntrack_entries                          gauge
+ *   conntrack_entries                          gauge, from the last count (ct_snapshot.h)
+ *   conntrack_count_age_seconds                gauge, how old that count is (-1: none yet)
  *   conntrack_gc_runs_total                    counter
  *   conntrack_gc_deleted_total{why="expired|orphaned"}  counter
  *   map_entries{map}, map_capacity{map}, map_fill_ratio{map}   ct, svc, backends, slots, maglev
@@ -202,6 +205,8 @@ static void fill(FILE *f, const char *map, uint64_t entries, uint32_t max)
  *   flow_events_client_dropped_total           counter, not streamed to slow observers
  *   control_clients                            gauge
  *   control_requests_total                     counter
+ *   connections                                gauge, metrics + health check connections
+ *   connections_refused_total                  counter, a listener paused at a cap
  *   metrics_scrapes_total                      counter
  */
 char *metrics_render(struct bpflb_daemon *d, size_t *len)
@@ -250,7 +255,12 @@ char *metrics_render(struct bpflb_daemon *d, size_t *len)
 		struct bpflb_services_counts cnt;
 		struct bpflb_services_gc gc;
 		struct stats_ctx sc = {f, 0};
-		long ct = svcq_ct_count(d->services);
+		struct ct_counts ctc = {0};
+		uint64_t ct_age = 0, ct;
+
+		if (d->ct_counts)
+			ct_snapshot_get(d->ct_counts, &ctc, &ct_age);
+		ct = ctc.entries;
 
 		bpflb_services_counts(d->services, &cnt);
 		head(f, "bpflb_services", "gauge", "Services applied on this node.");
@@ -269,8 +279,13 @@ char *metrics_render(struct bpflb_daemon *d, size_t *len)
 		svcq_svc_stats(d->services, svc_stats_line, &sc);
 
 		bpflb_services_gc_stats(d->services, &gc);
-		head(f, "bpflb_conntrack_entries", "gauge", "Entries in bpflb_ct (two per flow).");
-		fprintf(f, "bpflb_conntrack_entries %ld\n", ct < 0 ? 0 : ct);
+		head(f, "bpflb_conntrack_entries", "gauge",
+		     "Entries in bpflb_ct (two per flow), as of the last count.");
+		fprintf(f, "bpflb_conntrack_entries %llu\n", (unsigned long long)ct);
+		head(f, "bpflb_conntrack_count_age_seconds", "gauge",
+		     "Age of the conntrack counts (counted off the loop).");
+		fprintf(f, "bpflb_conntrack_count_age_seconds %.3f\n",
+			ctc.taken_ms ? ct_age / 1000.0 : -1.0);
 		head(f, "bpflb_conntrack_gc_runs_total", "counter", "Conntrack GC sweeps.");
 		fprintf(f, "bpflb_conntrack_gc_runs_total %llu\n", (unsigned long long)gc.runs);
 		head(f, "bpflb_conntrack_gc_deleted_total", "counter",
@@ -283,7 +298,7 @@ char *metrics_render(struct bpflb_daemon *d, size_t *len)
 		head(f, "bpflb_map_entries", "gauge", "Entries in a pinned map.");
 		head(f, "bpflb_map_capacity", "gauge", "max_entries of a pinned map.");
 		head(f, "bpflb_map_fill_ratio", "gauge", "entries / max_entries of a pinned map.");
-		fill(f, "ct", ct < 0 ? 0 : (uint64_t)ct,
+		fill(f, "ct", ct,
 		     map_max(bpflb_services_map_fd(d->services, "bpflb_ct")));
 		fill(f, "svc", cnt.frontends,
 		     map_max(bpflb_services_map_fd(d->services, "bpflb_svc")));
@@ -342,6 +357,13 @@ char *metrics_render(struct bpflb_daemon *d, size_t *len)
 	head(f, "bpflb_control_requests_total", "counter", "Control socket requests.");
 	fprintf(f, "bpflb_control_requests_total %llu\n",
 		(unsigned long long)control_requests(d->control));
+	head(f, "bpflb_connections", "gauge",
+	     "Open connections of the metrics and health check listeners (max_connections).");
+	fprintf(f, "bpflb_connections %u\n", connlimit_total());
+	head(f, "bpflb_connections_refused_total", "counter",
+	     "Times a listener stopped accepting at max_connections(_per_listener).");
+	fprintf(f, "bpflb_connections_refused_total %llu\n",
+		(unsigned long long)connlimit_refused());
 	head(f, "bpflb_metrics_scrapes_total", "counter", "Requests for /metrics.");
 	fprintf(f, "bpflb_metrics_scrapes_total %llu\n",
 		(unsigned long long)(d->metrics ? d->metrics->scrapes : 0));
@@ -371,6 +393,7 @@ static void mx_close(struct mx_conn *c)
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->tcp, mx_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, mx_handle_closed);
+	connlimit_release(&c->m->lim); /* may accept a waiting connection */
 }
 
 struct mx_write {
@@ -507,9 +530,13 @@ static void mx_connection(uv_stream_t *srv, int status)
 
 	if (status < 0)
 		return;
+	if (!connlimit_admit(&m->lim))
+		return; /* resumed when a connection closes */
 	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (!c) {
+		connlimit_release(&m->lim);
 		return;
+	}
 	c->m = m;
 	uv_tcp_init(srv->loop, &c->tcp);
 	uv_timer_init(srv->loop, &c->timer);
@@ -520,7 +547,8 @@ static void mx_connection(uv_stream_t *srv, int status)
 		mx_close(c);
 		return;
 	}
-	uv_timer_start(&c->timer, mx_idle, MX_IDLE_MS, 0);
+	/* one request per connection: a deadline for reading it and taking the answer */
+	uv_timer_start(&c->timer, mx_idle, connlimit_timeout_ms(), 0);
 }
 
 static void srv_closed(uv_handle_t *h)
@@ -550,6 +578,7 @@ int metrics_open(struct bpflb_daemon *d, const char *listen, struct bpflb_metric
 	m->d = d;
 	uv_tcp_init(d->loop, &m->srv);
 	m->srv.data = m;
+	connlimit_listener_init(&m->lim, (uv_stream_t *)&m->srv, true);
 	ret = uv_tcp_bind(&m->srv, (const struct sockaddr *)&sa, 0);
 	if (!ret)
 		ret = uv_listen((uv_stream_t *)&m->srv, 64, mx_connection);
@@ -564,6 +593,8 @@ int metrics_open(struct bpflb_daemon *d, const char *listen, struct bpflb_metric
 
 void metrics_close(struct bpflb_metrics *m)
 {
-	if (m)
-		uv_close((uv_handle_t *)&m->srv, srv_closed);
+	if (!m)
+		return;
+	connlimit_listener_close(&m->lim);
+	uv_close((uv_handle_t *)&m->srv, srv_closed);
 }

@@ -133,6 +133,32 @@ static char *socket_from_config(const char *path)
 static FILE *conn_in;
 static int conn_fd = -1;
 
+/*
+ * Whoever answers gets our requests and decides what we print: only a bpflbd
+ * of root (or, for a user who is not root, one of their own) is believed.
+ * The peer's credentials are the kernel's of the connected socket
+ * (SO_PEERCRED), so nothing can be swapped between the check and the use.
+ */
+static void check_peer(const char *path)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	uid_t me = getuid();
+
+	if (getsockopt(conn_fd, SOL_SOCKET, SO_PEERCRED, &cr, &len)) {
+		fprintf(stderr, "%s: %s: cannot tell who serves it: %s\n", prog, path,
+			strerror(errno));
+		exit(EXIT_CONNECT);
+	}
+	if (cr.uid == 0 || (me != 0 && cr.uid == me))
+		return;
+	fprintf(stderr,
+		"%s: refusing %s: it is served by uid %u (pid %d), not by root%s; another user "
+		"may have put their own socket there\n",
+		prog, path, (unsigned int)cr.uid, (int)cr.pid, me ? " or you" : "");
+	exit(EXIT_CONNECT);
+}
+
 static void connect_socket(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -148,6 +174,7 @@ static void connect_socket(const char *path)
 			errno == ENOENT || errno == ECONNREFUSED ? " (is bpflbd running?)" : "");
 		exit(EXIT_CONNECT);
 	}
+	check_peer(path);
 	conn_in = fdopen(conn_fd, "r");
 	if (!conn_in) {
 		fprintf(stderr, "%s: %s\n", prog, strerror(errno));
@@ -309,9 +336,9 @@ static void print_status(json_object *d)
 		       (long long)I(svc, "services"), (long long)I(svc, "frontends"),
 		       (long long)I(svc, "backends"));
 	if (ct)
-		printf("conntrack:    %lld of %lld entries, %lld GC runs\n",
+		printf("conntrack:    %lld of %lld entries (counted %.1f s ago), %lld GC runs\n",
 		       (long long)I(ct, "entries"), (long long)I(ct, "capacity"),
-		       (long long)I(ct, "gc_runs"));
+		       I(ct, "snapshot_age_ms") / 1000.0, (long long)I(ct, "gc_runs"));
 	if (fe)
 		printf("flow events:  %lld sent, %lld suppressed, %lld lost, %lld received\n",
 		       (long long)I(fe, "sent"), (long long)I(fe, "suppressed"),
