@@ -5,7 +5,8 @@
  * The datapath refreshes last_seen of the entry a packet hit, so a flow whose
  * packets go one way only keeps just one of its two entries fresh: an entry
  * is therefore removed only together with its partner, once both are idle
- * past their timeout (or the partner is gone).  The scan works on a snapshot;
+ * past their timeout (or the partner is gone, or the entry at the partner key
+ * belongs to another flow: see sdk/bpf/bpflb/ct.h).  The scan works on a snapshot;
  * before a pair is deleted both entries are read again, and a pair that the
  * datapath touched meanwhile stays.
  */
@@ -168,6 +169,15 @@ bool bpflb_ct_partner(const struct bpflb_ct_key *k, const struct bpflb_ct_val *v
 	return false;
 }
 
+/* Is pv, found at k's partner key pk, k's partner, or another flow's entry at that key? */
+static bool ct_pair_agrees(const struct bpflb_ct_key *k, const struct bpflb_ct_key *pk,
+			   const struct bpflb_ct_val *pv)
+{
+	struct bpflb_ct_key back;
+
+	return bpflb_ct_partner(pk, pv, &back) && !memcmp(&back, k, sizeof(back));
+}
+
 static bool ct_expired(const struct bpflb_ct_timeouts *t, const struct bpflb_ct_key *k,
 		       const struct bpflb_ct_val *v, uint64_t now)
 {
@@ -220,12 +230,14 @@ int bpflb_ct_gc(int ct_fd, const struct bpflb_ct_timeouts *t, uint64_t now_ns,
 			continue;
 		has_p = bpflb_ct_partner(&e[i].k, &e[i].v, &pk);
 		if (has_p) {
+			/* An entry at the partner key that names another flow is not ours (ct.h). */
 			p = bsearch(&pk, e, n, sizeof(*e), ct_key_cmp);
-			if (p) {
+			if (p && ct_pair_agrees(&e[i].k, &pk, &p->v)) {
 				done[p - e] = 1;
 				psnap = p->v;
 				p_exists = true;
-			} else if (!bpf_map_lookup_elem(ct_fd, &pk, &psnap)) {
+			} else if (!p && !bpf_map_lookup_elem(ct_fd, &pk, &psnap) &&
+				   ct_pair_agrees(&e[i].k, &pk, &psnap)) {
 				p_exists = true; /* created after the snapshot */
 			}
 		}

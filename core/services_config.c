@@ -11,7 +11,7 @@
  *   algorithm = random            # random | maglev: default of every service
  *   maglev_table_size = 16381     # prime; changing it needs a restart
  *   hash_seed = 0x9e3779b9        # same on every node
- *   snat_ports = 40000-60999      # SNAT source ports towards remote backends
+ *   snat_ports = 32768-65535      # SNAT source ports towards remote backends
  *   nodeport_range = 30000-32767  # every nodeport= and health_check_node_port
  *   ct_tcp_timeout = 6h           # established TCP flow idle timeout
  *   ct_tcp_syn_timeout = 60s      # TCP flow before the reply
@@ -107,7 +107,7 @@ static const struct bpflb_cfg_key lb_keys[] = {
     {"hash_seed", BPFLB_CFG_U32, 0, "0x9e3779b9", 0, UINT32_MAX, NULL,
      "seed of the flow and Maglev hashes; the same on every node, so that every node "
      "picks the same backend for a flow"},
-    {"snat_ports", BPFLB_CFG_STRING, 0, "40000-60999", 0, 0, NULL,
+    {"snat_ports", BPFLB_CFG_STRING, 0, "32768-65535", 0, 0, NULL,
      "LOW-HIGH: source ports of SNAT towards remote backends"},
     {"nodeport_range", BPFLB_CFG_STRING, 0, "30000-32767", 0, 0, NULL,
      "LOW-HIGH: the range of nodeport= and health_check_node_port"},
@@ -486,7 +486,7 @@ static int lb_parse(const struct bpflb_cfg_section *sec, struct svc_lb *lb, stru
 		return bpflb_cfg_error(
 		    err, sec, "snat_ports", 0,
 		    "'%s' is not a port range; expected LOW-HIGH within 1-65535, "
-		    "like 40000-60999",
+		    "like 32768-65535",
 		    s ? s : "");
 	if (lb->snat_min < 1024)
 		return bpflb_cfg_error(err, sec, "snat_ports", 0,

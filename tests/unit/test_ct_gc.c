@@ -270,6 +270,29 @@ START_TEST(test_partner_missing)
 }
 END_TEST
 
+START_TEST(test_partner_key_of_another_flow)
+{
+	struct flow a = snat_tcp, b = snat_tcp;
+	struct bpflb_ct_gc_stats st;
+
+	NEED_BPF();
+	/* A lost its REV half; B got A's port since and is alive. */
+	b.client = "192.0.2.60";
+	put(&a, 21601, -1);
+	put(&b, 5, 5);
+	st = gc();
+	ck_assert_uint_eq(st.expired, 1);
+	ck_assert(!has_fwd(&a));
+	ck_assert(has_fwd(&b) && has_rev(&b));
+	/* B idle one way only stays whole; A's stale FWD half still goes. */
+	put(&a, 21601, -1);
+	put(&b, 21601, 5);
+	st = gc();
+	ck_assert(!has_fwd(&a));
+	ck_assert(has_fwd(&b) && has_rev(&b));
+}
+END_TEST
+
 START_TEST(test_states)
 {
 	struct flow syn = snat_tcp, fin = snat_tcp, est = snat_tcp, udp_young = local_udp;
@@ -372,6 +395,7 @@ static Suite *gc_suite(void)
 	tcase_add_test(tc, test_pair_partner_alive);
 	tcase_add_test(tc, test_dsr_halves);
 	tcase_add_test(tc, test_partner_missing);
+	tcase_add_test(tc, test_partner_key_of_another_flow);
 	tcase_add_test(tc, test_states);
 	tcase_add_test(tc, test_future_last_seen);
 	tcase_add_test(tc, test_orphans);

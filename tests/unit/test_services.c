@@ -381,8 +381,8 @@ START_TEST(test_apply_basic)
 	ck_assert_int_eq(bpf_map_lookup_elem(fd, &zero, &node), 0);
 	close(fd);
 	ck_assert_uint_eq(node.addr, ip("10.0.0.11"));
-	ck_assert_uint_eq(node.snat_port_min, 40000);
-	ck_assert_uint_eq(node.snat_port_max, 60999);
+	ck_assert_uint_eq(node.snat_port_min, 32768);
+	ck_assert_uint_eq(node.snat_port_max, 65535);
 	ck_assert_uint_eq(node.hash_seed, 0x9e3779b9u);
 	bpflb_services_close(s);
 }

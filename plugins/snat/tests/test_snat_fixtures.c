@@ -203,6 +203,47 @@ static unsigned int ct_count(void)
 	return n;
 }
 
+/* enum bpflb_ct_stat counter; 0 when the object has no bpflb_ct_stats map. */
+static uint64_t ct_stat(uint32_t what)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(skel->obj, "bpflb_ct_stats");
+	uint64_t v[ncpus], sum = 0;
+
+	if (!m || bpf_map_lookup_elem(bpf_map__fd(m), &what, v))
+		return 0;
+	for (int i = 0; i < ncpus; i++)
+		sum += v[i];
+	return sum;
+}
+
+static int ct_del(uint8_t kind, uint8_t proto, const char *saddr, uint16_t sport,
+		  const char *daddr, uint16_t dport)
+{
+	struct bpflb_ct_key k = {
+		.saddr = ip(saddr), .daddr = ip(daddr), .sport = htons(sport),
+		.dport = htons(dport), .proto = proto, .kind = kind,
+	};
+
+	return bpf_map_delete_elem(map_fd(skel->maps.bpflb_ct), &k);
+}
+
+/* Make every conntrack entry look idle for another `ns`. */
+static void ct_age(uint64_t ns)
+{
+	struct bpflb_ct_key k, next;
+	struct bpflb_ct_val v;
+	int fd = map_fd(skel->maps.bpflb_ct);
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		k = next;
+		prev = &k;
+		ck_assert_int_eq(bpf_map_lookup_elem(fd, &k, &v), 0);
+		v.last_seen -= ns;
+		ck_assert_int_eq(bpf_map_update_elem(fd, &k, &v, BPF_EXIST), 0);
+	}
+}
+
 /* --- packets --------------------------------------------------------------- */
 
 struct flow {
@@ -1031,6 +1072,257 @@ START_TEST(test_snat_ports_unique_per_backend)
 }
 END_TEST
 
+/* --- tests: conntrack pairs that lose a half --------------------------------------- */
+
+#define CLIENT2 "10.1.0.6"
+#define SEC_NS 1000000000ull
+
+/* SYN from client:sport, SYN-ACK from the backend: an established SNAT flow; its port. */
+static uint16_t snat_establish(const char *client, uint16_t sport)
+{
+	struct flow f = tcp_flow(client, sport, NODE, NODEPORT, F_SYN);
+	uint16_t nat_port;
+	struct run r;
+
+	send_in(&f, &r);
+	ck_assert_int_eq(r.ret, TC_ACT_OK);
+	ck_assert_str_eq(ntoa(r.v.ip->saddr), NODE);
+	nat_port = sport_of(&r.v);
+	f = tcp_flow(BE_REMOTE, BE_PORT, NODE, nat_port, F_SYN | F_ACK);
+	send_in(&f, &r);
+	ck_assert_int_eq(r.ret, TC_ACT_OK);
+	assert_dst(&r.v, client, sport);
+	return nat_port;
+}
+
+/* A backend packet to nat_port reaches client:sport, from the frontend. */
+static void assert_reply_to(uint16_t nat_port, const char *client, uint16_t sport)
+{
+	struct flow f = tcp_flow(BE_REMOTE, BE_PORT, NODE, nat_port, F_ACK);
+	struct run r;
+
+	send_in(&f, &r);
+	ck_assert_int_eq(r.ret, TC_ACT_OK);
+	assert_dst(&r.v, client, sport);
+	assert_src(&r.v, NODE, NODEPORT);
+	assert_csums(&r.v);
+}
+
+START_TEST(test_snat_lost_rev_half_repaired)
+{
+	struct flow f = tcp_flow(CLIENT, 51000, NODE, NODEPORT, F_ACK);
+	struct bpflb_ct_val rv;
+	uint16_t port;
+	struct run r;
+
+	one_backend_service(0);
+	port = snat_establish(CLIENT, 51000);
+	/* The LRU evicts the REV half (or a flush got half way). */
+	ck_assert_int_eq(ct_del(BPFLB_CT_REV, IPPROTO_TCP, BE_REMOTE, BE_PORT, NODE, port), 0);
+
+	/* The client's next segment keeps its port and puts the REV half back... */
+	send_in(&f, &r);
+	ck_assert_int_eq(r.ret, TC_ACT_OK);
+	assert_dst(&r.v, BE_REMOTE, BE_PORT);
+	assert_src(&r.v, NODE, port);
+	ck_assert_int_eq(ct_get(BPFLB_CT_REV, IPPROTO_TCP, BE_REMOTE, BE_PORT, NODE, port, &rv), 0);
+	ck_assert_str_eq(ntoa(rv.addr), CLIENT);
+	ck_assert_uint_eq(rv.state, BPFLB_CT_ESTABLISHED);
+	/* ...so the backend's answer still reaches it. */
+	assert_reply_to(port, CLIENT, 51000);
+	ck_assert_uint_eq(ct_count(), 2);
+	ck_assert_uint_eq(ct_stat(BPFLB_CT_STAT_LOST_REV), 1);
+	ck_assert_uint_eq(ct_stat(BPFLB_CT_STAT_REPAIRED_REV), 1);
+}
+END_TEST
+
+START_TEST(test_snat_lost_fwd_half_repaired_by_reply)
+{
+	struct flow f = tcp_flow(CLIENT, 51000, NODE, NODEPORT, F_ACK);
+	struct bpflb_ct_val fv;
+	uint16_t port;
+	struct run r;
+
+	one_backend_service(0);
+	port = snat_establish(CLIENT, 51000);
+	ck_assert_int_eq(ct_del(BPFLB_CT_FWD, IPPROTO_TCP, CLIENT, 51000, NODE, NODEPORT), 0);
+
+	/* The backend speaks first: its packet puts the FWD half back. */
+	assert_reply_to(port, CLIENT, 51000);
+	ck_assert_int_eq(ct_get(BPFLB_CT_FWD, IPPROTO_TCP, CLIENT, 51000, NODE, NODEPORT, &fv), 0);
+	ck_assert_uint_eq(ntohs(fv.nat_port), port);
+	ck_assert_uint_eq(fv.backend_id, BE_ID_REMOTE);
+
+	/* The client goes on with the same port: the backend's connection lives on. */
+	send_in(&f, &r);
+	ck_assert_int_eq(r.ret, TC_ACT_OK);
+	assert_src(&r.v, NODE, port);
+	assert_dst(&r.v, BE_REMOTE, BE_PORT);
+	ck_assert_uint_eq(ct_count(), 2);
+	ck_assert_uint_eq(ct_stat(BPFLB_CT_STAT_LOST_FWD), 1);
+	ck_assert_uint_eq(ct_stat(BPFLB_CT_STAT_REPAIRED_FWD), 1);
+}
+END_TEST
+
+START_TEST(test_snat_lost_fwd_half_found_by_client)
+{
+	struct flow f = tcp_flow(CLIENT, 51000, NODE, NODEPORT, F_ACK);
+	struct bpflb_ct_val fv;
+	uint16_t port;
+	struct run r;
+
+	one_backend_service(0);
+	port = snat_establish(CLIENT, 51000);
+	ck_assert_int_eq(ct_del(BPFLB_CT_FWD, IPPROTO_TCP, CLIENT, 51000, NODE, NODEPORT), 0);
+
+	/* The client speaks first: its flow finds its REV half at its first port candidate. */
+	send_in(&f, &r);
+	ck_assert_int_eq(r.ret, TC_ACT_OK);
+	assert_src(&r.v, NODE, port);
+	assert_dst(&r.v, BE_REMOTE, BE_PORT);
+	ck_assert_int_eq(ct_get(BPFLB_CT_FWD, IPPROTO_TCP, CLIENT, 51000, NODE, NODEPORT, &fv), 0);
+	ck_assert_uint_eq(ntohs(fv.nat_port), port);
+	assert_reply_to(port, CLIENT, 51000);
+	ck_assert_uint_eq(ct_count(), 2);
+	ck_assert_uint_eq(ct_stat(BPFLB_CT_STAT_REPAIRED_FWD), 1);
+}
+END_TEST
+
+START_TEST(test_snat_port_of_lost_half_never_shared)
+{
+	struct flow a = tcp_flow(CLIENT, 51000, NODE, NODEPORT, F_ACK);
+	uint16_t port, port_b;
+	struct run r;
+
+	/* One SNAT port: whoever holds it, there is no other. */
+	set_node(ip(NODE), SNAT_MIN, SNAT_MIN, SEED, 0);
+	one_backend_service(0);
+	port = snat_establish(CLIENT, 51000);
+	ck_assert_int_eq(ct_del(BPFLB_CT_REV, IPPROTO_TCP, BE_REMOTE, BE_PORT, NODE, port), 0);
+
+	/* Client B gets the port A's lost REV half freed. */
+	port_b = snat_establish(CLIENT2, 52000);
+	ck_assert_uint_eq(port_b, port);
+
+	/* A's next segments never go out with B's port, now or after a second. */
+	for (int i = 0; i < 2; i++) {
+		send_in(&a, &r);
+		ck_assert_msg(r.ret == TC_ACT_SHOT || sport_of(&r.v) != port,
+			      "client A's segment went to the backend with client B's port %u", port);
+		if (i == 0)
+			ct_age(2 * SEC_NS);
+	}
+	/* The backend's packets on that port reach B only. */
+	assert_reply_to(port, CLIENT2, 52000);
+	ck_assert_uint_ge(ct_stat(BPFLB_CT_STAT_CONFLICT), 1);
+}
+END_TEST
+
+START_TEST(test_snat_stale_rev_half_not_used)
+{
+	struct flow f;
+	struct bpflb_ct_val fv;
+	struct bpflb_ct_key fk = {
+		.saddr = ip(CLIENT), .daddr = ip(NODE), .sport = htons(51000),
+		.dport = htons(NODEPORT), .proto = IPPROTO_TCP, .kind = BPFLB_CT_FWD,
+	};
+	uint8_t in[256];
+	size_t len;
+	uint16_t port;
+	struct run r;
+
+	one_backend_service(0);
+	port = snat_establish(CLIENT, 51000);
+	/* The client's FWD half moved on to another port (it was lost and re-made). */
+	ck_assert_int_eq(ct_get(BPFLB_CT_FWD, IPPROTO_TCP, CLIENT, 51000, NODE, NODEPORT, &fv), 0);
+	fv.nat_port = htons(port == SNAT_MAX ? SNAT_MIN : port + 1);
+	ck_assert_int_eq(bpf_map_update_elem(map_fd(skel->maps.bpflb_ct), &fk, &fv, BPF_EXIST), 0);
+
+	/* A packet to the old port is not translated, and the stale REV half goes. */
+	f = tcp_flow(BE_REMOTE, BE_PORT, NODE, port, F_ACK);
+	len = build(in, &f);
+	run_prog(skel->progs.snat_in, in, len, &r);
+	ck_assert_int_eq(r.ret, TC_ACT_OK);
+	ck_assert_mem_eq(r.out, in, len);
+	ck_assert_int_ne(ct_get(BPFLB_CT_REV, IPPROTO_TCP, BE_REMOTE, BE_PORT, NODE, port, &fv), 0);
+	ck_assert_uint_eq(ct_stat(BPFLB_CT_STAT_CONFLICT), 1);
+}
+END_TEST
+
+/* Close the flow of client:sport on nat_port: FIN each way (or a RST from the client). */
+static void snat_close(const char *client, uint16_t sport, uint16_t nat_port, int rst)
+{
+	struct flow f = tcp_flow(client, sport, NODE, NODEPORT, rst ? F_RST : F_FIN | F_ACK);
+	struct run r;
+
+	send_in(&f, &r);
+	ck_assert_int_eq(r.ret, TC_ACT_OK);
+	if (rst)
+		return;
+	f = tcp_flow(BE_REMOTE, BE_PORT, NODE, nat_port, F_FIN | F_ACK);
+	send_in(&f, &r);
+	ck_assert_int_eq(r.ret, TC_ACT_OK);
+}
+
+START_TEST(test_snat_closed_port_reused)
+{
+	struct flow b = tcp_flow(CLIENT2, 52000, NODE, NODEPORT, F_SYN);
+	struct bpflb_ct_val v;
+	uint16_t port;
+	struct run r;
+
+	set_node(ip(NODE), SNAT_MIN, SNAT_MIN, SEED, 0);
+	one_backend_service(0);
+	for (int rst = 0; rst < 2; rst++) {
+		port = snat_establish(CLIENT, 51000 + rst);
+		snat_close(CLIENT, 51000 + rst, port, rst);
+		ck_assert_int_eq(ct_get(BPFLB_CT_FWD, IPPROTO_TCP, CLIENT, 51000 + rst, NODE,
+					NODEPORT, &v), 0);
+		ck_assert_uint_eq(v.flags, rst ? BPFLB_CT_F_RST
+					       : BPFLB_CT_F_FIN_CLIENT | BPFLB_CT_F_FIN_BACKEND);
+
+		/* Just closed: the port is not handed out at once. */
+		b.sport = 52000 + rst;
+		send_in(&b, &r);
+		ck_assert_int_eq(r.ret, TC_ACT_SHOT);
+
+		/* Idle past the grace: the new flow takes it, the old pair is gone. */
+		ct_age(3 * SEC_NS);
+		port = snat_establish(CLIENT2, 52000 + rst);
+		ck_assert_uint_eq(port, SNAT_MIN);
+		ck_assert_int_ne(ct_get(BPFLB_CT_FWD, IPPROTO_TCP, CLIENT, 51000 + rst, NODE,
+					NODEPORT, &v), 0);
+		assert_reply_to(port, CLIENT2, 52000 + rst);
+		ck_assert_uint_eq(ct_count(), 2);
+		ck_assert_uint_eq(ct_stat(BPFLB_CT_STAT_SNAT_REUSED), 2 * rst + 1);
+
+		/* Close B's flow too; the next round's A takes it over. */
+		snat_close(CLIENT2, 52000 + rst, port, 1);
+		ct_age(3 * SEC_NS);
+	}
+	ck_assert_uint_eq(drops(BPFLB_DROP_SNAT_EXHAUSTED), 2);
+}
+END_TEST
+
+START_TEST(test_snat_half_closed_port_kept)
+{
+	struct flow f = tcp_flow(CLIENT, 51000, NODE, NODEPORT, F_FIN | F_ACK);
+	struct flow b = tcp_flow(CLIENT2, 52000, NODE, NODEPORT, F_SYN);
+	uint16_t port;
+	struct run r;
+
+	set_node(ip(NODE), SNAT_MIN, SNAT_MIN, SEED, 0);
+	one_backend_service(0);
+	port = snat_establish(CLIENT, 51000);
+	/* The client half-closes; the backend may still be working on its answer. */
+	send_in(&f, &r);
+	ct_age(30 * SEC_NS);
+	send_in(&b, &r);
+	ck_assert_int_eq(r.ret, TC_ACT_SHOT);
+	assert_reply_to(port, CLIENT, 51000);
+}
+END_TEST
+
 /* --- tests: Maglev ---------------------------------------------------------------- */
 
 #define MAGLEV_FLOWS 32
@@ -1233,6 +1525,13 @@ static Suite *snat_suite(void)
 		{ "backend_state", test_maintenance_backend_drops_flow },
 		{ "snat_ports", test_snat_port_exhaustion },
 		{ "snat_ports", test_snat_ports_unique_per_backend },
+		{ "snat_ports", test_snat_closed_port_reused },
+		{ "snat_ports", test_snat_half_closed_port_kept },
+		{ "ct_pairs", test_snat_lost_rev_half_repaired },
+		{ "ct_pairs", test_snat_lost_fwd_half_repaired_by_reply },
+		{ "ct_pairs", test_snat_lost_fwd_half_found_by_client },
+		{ "ct_pairs", test_snat_port_of_lost_half_never_shared },
+		{ "ct_pairs", test_snat_stale_rev_half_not_used },
 		{ "maglev", test_maglev_consistent },
 		{ "observe", test_event_rate_limit },
 		{ "routing", test_fib_redirect },

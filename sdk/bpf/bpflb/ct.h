@@ -13,11 +13,33 @@
  * option.
  *
  * TCP state: NEW on SYN, ESTABLISHED once the reply direction is seen, CLOSING
- * at a FIN or RST from either side.  A SYN that finds a CLOSING entry starts a
- * new flow (port reuse after TIME_WAIT).  Both entries of a pair carry the same
- * state; last_seen is written at most once a second per entry pair (the
- * daemon's GC ages the pair by the newer of the two).  The two halves of a
- * DSR flow live on two nodes and are kept each on its own (lb.h).
+ * at a FIN or RST from either side, with flags telling which side sent a FIN
+ * and whether a RST was seen (BPFLB_CT_F_*).  A SYN that finds a CLOSING entry
+ * starts a new flow (port reuse after TIME_WAIT).  Both entries of a pair
+ * carry the same state; last_seen is written when the state changes and
+ * otherwise at most once a second per entry pair (the daemon's GC ages the
+ * pair by the newer of the two).
+ *
+ * One half of a pair may disappear on its own: the LRU map evicts entries
+ * silently, `bpflbctl ct flush` deletes a pair in two steps, a GC sweep races
+ * with the datapath.  A NAT mapping is therefore only used while both halves
+ * agree, each half's partner key naming the other
+ * (bpflb_ct_pair_agrees()); for SNAT flows this is checked on every packet,
+ * since the SNAT port is what another flow could take over; for LOCAL flows
+ * (whose REV key holds the client's own tuple) once a second.  When the
+ * partner is missing, the packet's own half re-creates it (BPF_NOEXIST, so a
+ * key another flow claimed meanwhile is never overwritten): a FWD half puts
+ * its REV half back with the same SNAT port, a REV half its FWD half.  Halves
+ * that disagree are never used: a FWD half whose port went to another flow
+ * makes its flow start over (a new port: the backend resets a mid-stream TCP
+ * flow, the client sees a reset, never another client's bytes); a REV half
+ * whose client moved on to another port is deleted and its packet not
+ * translated.  A lost FWD half is also found from the client's side when the
+ * flow's first SNAT port candidate is taken by its own REV half
+ * (bpflb_snat_alloc()).  Each of these events is counted in bpflb_ct_stats.
+ *
+ * The two halves of a DSR flow live on two nodes and are kept each on its own
+ * (lb.h).
  */
 #ifndef BPFLB_BPF_CT_H
 #define BPFLB_BPF_CT_H
@@ -145,11 +167,60 @@ static __always_inline __u8 bpflb_ct_next_state(__u8 state, const struct bpflb_p
 	return state;
 }
 
+/* BPFLB_CT_F_* after a packet: which side's FIN, a RST (reply: from the backend). */
+static __always_inline __u16 bpflb_ct_next_flags(__u16 flags, const struct bpflb_pkt *pkt,
+						 int reply)
+{
+	if (pkt->proto != IPPROTO_TCP)
+		return flags;
+	if (pkt->tcp_flags & BPFLB_TCP_RST)
+		flags |= BPFLB_CT_F_RST;
+	if (pkt->tcp_flags & BPFLB_TCP_FIN)
+		flags |= reply ? BPFLB_CT_F_FIN_BACKEND : BPFLB_CT_F_FIN_CLIENT;
+	return flags;
+}
+
+/* Is a TCP flow over: a FIN from both sides, or a RST? */
+static __always_inline int bpflb_ct_is_closed(const struct bpflb_ct_val *v)
+{
+	return v->state == BPFLB_CT_CLOSING &&
+	       ((v->flags & BPFLB_CT_F_RST) ||
+		(v->flags & (BPFLB_CT_F_FIN_CLIENT | BPFLB_CT_F_FIN_BACKEND)) ==
+		    (BPFLB_CT_F_FIN_CLIENT | BPFLB_CT_F_FIN_BACKEND));
+}
+
 /* A SYN that finds a closing flow reuses its tuple: start over. */
 static __always_inline int bpflb_ct_is_reopen(const struct bpflb_ct_val *v,
 					      const struct bpflb_pkt *pkt)
 {
 	return v->state == BPFLB_CT_CLOSING && bpflb_tcp_is_syn(pkt);
+}
+
+static __always_inline void bpflb_ct_stat(__u32 what)
+{
+	__u64 *cnt = bpf_map_lookup_elem(&bpflb_ct_stats, &what);
+
+	if (cnt)
+		*cnt += 1;
+}
+
+/*
+ * Does pv (key pk), found where k/v's partner should be, pair with k/v?  The
+ * partner key of each must be the other's key: then both name the same
+ * client, frontend, backend and SNAT port.
+ */
+static __always_inline int bpflb_ct_pair_agrees(const struct bpflb_ct_key *k,
+						const struct bpflb_ct_val *v,
+						const struct bpflb_ct_key *pk,
+						const struct bpflb_ct_val *pv)
+{
+	struct bpflb_ct_key back;
+
+	if (pv->fwd != v->fwd || pk->kind == k->kind)
+		return 0;
+	bpflb_ct_partner(pk, pv, &back, NULL);
+	return back.saddr == k->saddr && back.daddr == k->daddr && back.sport == k->sport &&
+	       back.dport == k->dport;
 }
 
 static __always_inline void bpflb_ct_init(struct bpflb_ct_val *v, const struct bpflb_pkt *pkt,
@@ -164,6 +235,7 @@ static __always_inline void bpflb_ct_init(struct bpflb_ct_val *v, const struct b
 	v->addr = addr;
 	v->port = port;
 	v->state = bpflb_ct_initial_state(pkt);
+	v->flags = bpflb_ct_next_flags(0, pkt, 0);
 	v->fwd = fwd;
 	v->svc_id = svc_id;
 	v->backend_id = backend_id;
@@ -190,14 +262,18 @@ static __always_inline int bpflb_ct_create(const struct bpflb_ct_key *fk,
 	return 0;
 }
 
+/* Delete an entry and its partner, unless the partner key now belongs to another flow. */
 static __always_inline void bpflb_ct_delete(const struct bpflb_ct_key *k,
 					    const struct bpflb_ct_val *v)
 {
+	struct bpflb_ct_val *pv;
 	struct bpflb_ct_key pk;
 
 	if (bpflb_ct_has_partner(v)) {
 		bpflb_ct_partner(k, v, &pk, NULL);
-		bpf_map_delete_elem(&bpflb_ct, &pk);
+		pv = bpf_map_lookup_elem(&bpflb_ct, &pk);
+		if (pv && bpflb_ct_pair_agrees(k, v, &pk, pv))
+			bpf_map_delete_elem(&bpflb_ct, &pk);
 	}
 	bpf_map_delete_elem(&bpflb_ct, k);
 }
@@ -220,45 +296,69 @@ static __always_inline int bpflb_ct_saw_reply(const struct bpflb_ct_key *k,
 
 enum {
 	BPFLB_CT_TOUCH_OK = 0,
-	/* The partner entry was evicted and its key now belongs to another flow. */
+	/* The partner half belongs to another flow (or could not be put back):
+	 * this entry's mapping must not be used. */
 	BPFLB_CT_TOUCH_LOST = 1,
 };
 
 /*
  * Account a packet of a known flow (k, v is the entry it hit; reply: the
- * packet goes the reply's way): follow the TCP state and refresh last_seen on
- * both entries (on the one entry of a DSR half).  Writes happen only when the
+ * packet goes the reply's way): check that the pair still agrees, put a
+ * missing partner back, follow the TCP state and refresh last_seen on both
+ * entries (on the one entry of a DSR half).  Writes happen only when the
  * state changes or a second has passed, so a busy flow does not bounce the
- * entries' cache lines between CPUs on every packet.
+ * entries' cache lines between CPUs on every packet; a SNAT flow's partner is
+ * looked up on every packet all the same (see the top of this file).
  *
- * An LRU map may have evicted the partner; it is put back (BPF_NOEXIST: a
- * SNAT REV key freed by the eviction may have been claimed by another flow
- * since, which BPFLB_CT_TOUCH_LOST reports).
+ * Returns BPFLB_CT_TOUCH_LOST, and changes nothing, when the partner key is
+ * held by another flow.
  */
 static __always_inline int bpflb_ct_touch_dir(const struct bpflb_ct_key *k, struct bpflb_ct_val *v,
 					      const struct bpflb_pkt *pkt, int reply)
 {
 	__u8 state = bpflb_ct_next_state(v->state, pkt, reply);
+	__u16 flags = bpflb_ct_next_flags(v->flags, pkt, reply);
 	__u64 now = bpf_ktime_get_ns();
+	int fwd = k->kind == BPFLB_CT_FWD;
 	struct bpflb_ct_val *pv, nv;
 	struct bpflb_ct_key pk;
+	int write;
 
-	if (state == v->state && now - v->last_seen < BPFLB_CT_REFRESH_NS)
-		return BPFLB_CT_TOUCH_OK;
-	v->state = state;
-	v->last_seen = now;
-	if (!bpflb_ct_has_partner(v))
-		return BPFLB_CT_TOUCH_OK;
+	write = state != v->state || flags != v->flags || now - v->last_seen >= BPFLB_CT_REFRESH_NS;
+	if (!bpflb_ct_has_partner(v) || (!write && v->fwd != BPFLB_FWD_SNAT))
+		goto out;
 
 	bpflb_ct_partner(k, v, &pk, &nv);
 	pv = bpf_map_lookup_elem(&bpflb_ct, &pk);
-	if (pv) {
-		pv->state = state;
-		pv->last_seen = now;
-		return BPFLB_CT_TOUCH_OK;
+	if (!pv) {
+		bpflb_ct_stat(fwd ? BPFLB_CT_STAT_LOST_REV : BPFLB_CT_STAT_LOST_FWD);
+		nv.state = state;
+		nv.flags = flags;
+		nv.last_seen = now;
+		if (!bpf_map_update_elem(&bpflb_ct, &pk, &nv, BPF_NOEXIST)) {
+			bpflb_ct_stat(fwd ? BPFLB_CT_STAT_REPAIRED_REV : BPFLB_CT_STAT_REPAIRED_FWD);
+			goto out;
+		}
+		/* Put back by another CPU for this flow, or claimed by another flow. */
+		pv = bpf_map_lookup_elem(&bpflb_ct, &pk);
+		if (!pv)
+			return BPFLB_CT_TOUCH_LOST;
 	}
-	if (bpf_map_update_elem(&bpflb_ct, &pk, &nv, BPF_NOEXIST))
+	if (!bpflb_ct_pair_agrees(k, v, &pk, pv)) {
+		bpflb_ct_stat(BPFLB_CT_STAT_CONFLICT);
 		return BPFLB_CT_TOUCH_LOST;
+	}
+	if (write) {
+		pv->state = state;
+		pv->flags = flags;
+		pv->last_seen = now;
+	}
+out:
+	if (write) {
+		v->state = state;
+		v->flags = flags;
+		v->last_seen = now;
+	}
 	return BPFLB_CT_TOUCH_OK;
 }
 

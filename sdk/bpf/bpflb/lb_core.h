@@ -271,7 +271,7 @@ static __always_inline int bpflb_lb_new_flow(struct __sk_buff *skb, struct bpflb
 			return bpflb_drop(skb, pkt, svc->id, backend_id, BPFLB_DROP_CT_FULL,
 					  BPFLB_STAGE_IN_LB);
 	} else if (fwd == BPFLB_FWD_SNAT) {
-		if (bpflb_snat_alloc(cfg, fk, &fv))
+		if (bpflb_snat_alloc(cfg, fk, &fv, pkt))
 			return bpflb_drop(skb, pkt, svc->id, backend_id, BPFLB_DROP_SNAT_EXHAUSTED,
 					  BPFLB_STAGE_IN_LB);
 		if (bpf_map_update_elem(&bpflb_ct, fk, &fv, BPF_ANY)) {
@@ -350,7 +350,10 @@ static __always_inline int bpflb_lb_service(struct __sk_buff *skb, struct bpflb_
 
 	if (bpflb_ct_touch(&fk, fv, pkt) != BPFLB_CT_TOUCH_LOST)
 		return bpflb_lb_fwd(skb, pkt, cfg, fv, be->node_addr);
-	/* Our NAT port went to another flow: this one could not get replies. */
+	/*
+	 * Our NAT port went to another flow: never send with it.  Start over
+	 * (a mid-stream TCP packet then gets a reset from the backend).
+	 */
 	bpf_map_delete_elem(&bpflb_ct, &fk);
 new_flow:
 	return bpflb_lb_new_flow(skb, pkt, cfg, svc, &fk);
@@ -370,8 +373,15 @@ static __always_inline int bpflb_lb_snat_reply(struct __sk_buff *skb, struct bpf
 	if (!rv || rv->fwd != BPFLB_FWD_SNAT)
 		return BPFLB_LB_NEXT;
 
-	/* A lost partner only matters to the forward direction. */
-	bpflb_ct_touch(&rk, rv, pkt);
+	/*
+	 * A FWD half that points elsewhere: the client went on with another
+	 * port, this entry is stale.  Remove it; the node's stack answers the
+	 * packet (a reset closes the backend's side of the old connection).
+	 */
+	if (bpflb_ct_touch(&rk, rv, pkt) == BPFLB_CT_TOUCH_LOST) {
+		bpf_map_delete_elem(&bpflb_ct, &rk);
+		return BPFLB_LB_NEXT;
+	}
 	client = rv->addr;
 	cport = rv->port;
 	frontend = rv->nat_addr;

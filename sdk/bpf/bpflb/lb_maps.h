@@ -86,6 +86,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bpflb_ct SEC(".maps");
 
+/* enum bpflb_ct_stat -> per-CPU count: halves lost, repaired, in conflict; SNAT ports reused. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BPFLB_CT_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpflb_ct_stats SEC(".maps");
+
 /* Node-wide settings, index 0, written by the core on each apply. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -211,11 +211,41 @@ struct bpflb_ct_val {
 	 * REV: frontend address/port to restore as the reply's source. */
 	__be32 nat_addr;
 	__be16 nat_port;
-	__u16 pad;
+	__u16 flags;      /* BPFLB_CT_F_*: how far a TCP flow has closed (was padding, 0) */
 	__u32 svc_id;
 	__u32 backend_id;
 };
 _Static_assert(sizeof(struct bpflb_ct_val) == 40, "bpflb_ct_val layout");
+
+/*
+ * bpflb_ct_val.flags, TCP only, set together with state CLOSING: which side
+ * sent a FIN, or a RST was seen.  A flow is over ("closed") once both sides
+ * sent a FIN or either sent a RST; its SNAT port may then be reclaimed by a
+ * new flow after BPFLB_SNAT_REUSE_NS (sdk/bpf/bpflb/nat.h).  The field was
+ * padding before: entries of an older daemon have no flags and are merely
+ * never reclaimed early (the GC removes them as before).
+ */
+#define BPFLB_CT_F_FIN_CLIENT (1u << 0) /* FIN from the client */
+#define BPFLB_CT_F_FIN_BACKEND (1u << 1) /* FIN from the backend */
+#define BPFLB_CT_F_RST (1u << 2)         /* RST from either side */
+
+/*
+ * What the datapath noticed about conntrack pairs, bpflb_ct_stats (per-CPU
+ * array of __u64, indexed by this enum), exported as Prometheus counters.
+ * An LRU map evicts silently and a flush or a race may remove one half of a
+ * pair; the datapath finds out at the next packet of the flow.
+ */
+enum bpflb_ct_stat {
+	BPFLB_CT_STAT_LOST_FWD = 0,     /* a flow's FWD half was missing */
+	BPFLB_CT_STAT_LOST_REV = 1,     /* a flow's REV half was missing */
+	BPFLB_CT_STAT_REPAIRED_FWD = 2, /* ... and re-created from the REV half */
+	BPFLB_CT_STAT_REPAIRED_REV = 3, /* ... and re-created from the FWD half */
+	/* The halves disagree (the NAT port belongs to another flow now): the
+	 * mapping was not used, the stale half removed or the flow started over. */
+	BPFLB_CT_STAT_CONFLICT = 4,
+	BPFLB_CT_STAT_SNAT_REUSED = 5,  /* a closed flow's SNAT port given to a new flow */
+	BPFLB_CT_STAT_MAX = 8,
+};
 
 /* --- observation -------------------------------------------------------- */
 
