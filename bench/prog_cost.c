@@ -62,6 +62,7 @@
 #include <linux/ip.h>
 #include <linux/pkt_cls.h>
 #include <linux/tcp.h>
+#include <linux/udp.h>
 
 #include <bpflb/lb.h>
 #include <bpflb/stages.h>
@@ -290,6 +291,8 @@ struct pkt {
 	uint16_t fe_port;
 	uint32_t outer_src; /* != 0: wrapped in IP-in-IP outer_src -> outer_dst */
 	uint32_t outer_dst;
+	uint8_t proto;	    /* 0: TCP; IPPROTO_UDP: a datagram with the same payload */
+	uint32_t ack;	    /* TCP acknowledgment number when F_ACK; 0: 2000 */
 };
 
 static const uint8_t PAYLOAD[16] = "bpflb-bench-pkt";
@@ -315,12 +318,14 @@ static size_t ip_hdr(uint8_t *b, uint32_t saddr, uint32_t daddr, uint8_t proto, 
 	return ihl;
 }
 
-/* Ethernet + [outer IPv4] + IPv4 [+ DSR option] + TCP + 16 bytes, checksums valid. */
+/* Ethernet + [outer IPv4] + IPv4 [+ DSR option] + TCP/UDP + 16 bytes, checksums valid. */
 static size_t build(uint8_t *buf, const struct pkt *p)
 {
 	struct ethhdr *eth = (void *)buf;
 	uint8_t opt[BPFLB_DSR_OPT_LEN], *l3 = (uint8_t *)(eth + 1), *l4;
-	size_t optlen = 0, l4len = sizeof(struct tcphdr) + sizeof(PAYLOAD), ihl;
+	uint8_t proto = p->proto ? p->proto : IPPROTO_TCP;
+	size_t l4hdr = proto == IPPROTO_UDP ? sizeof(struct udphdr) : sizeof(struct tcphdr);
+	size_t optlen = 0, l4len = l4hdr + sizeof(PAYLOAD), ihl;
 	struct tcphdr *th;
 	uint32_t ps;
 
@@ -341,20 +346,31 @@ static size_t build(uint8_t *buf, const struct pkt *p)
 
 		l3 += ip_hdr(l3, p->outer_src, p->outer_dst, IPPROTO_IPIP, NULL, 0, inner);
 	}
-	ihl = ip_hdr(l3, p->saddr, p->daddr, IPPROTO_TCP, opt, optlen, l4len);
+	ihl = ip_hdr(l3, p->saddr, p->daddr, proto, opt, optlen, l4len);
 	l4 = l3 + ihl;
+	ps = sum16(&p->saddr, 4, 0);
+	ps = sum16(&p->daddr, 4, ps) + proto + l4len;
+	if (proto == IPPROTO_UDP) {
+		struct udphdr *uh = (void *)l4;
+
+		uh->source = htons(p->sport);
+		uh->dest = htons(p->dport);
+		uh->len = htons(l4len);
+		uh->check = 0;
+		memcpy(l4 + sizeof(*uh), PAYLOAD, sizeof(PAYLOAD));
+		uh->check = htons(fold(sum16(l4, l4len, ps)));
+		return (size_t)(l4 - buf) + l4len;
+	}
 	th = (void *)l4;
 	memset(th, 0, sizeof(*th));
 	th->source = htons(p->sport);
 	th->dest = htons(p->dport);
 	th->seq = htonl(1000);
-	th->ack_seq = htonl(p->flags & F_ACK ? 2000 : 0);
+	th->ack_seq = htonl(p->flags & F_ACK ? (p->ack ? p->ack : 2000) : 0);
 	th->doff = 5;
 	l4[13] = p->flags;
 	th->window = htons(65535);
 	memcpy(l4 + sizeof(*th), PAYLOAD, sizeof(PAYLOAD));
-	ps = sum16(&p->saddr, 4, 0);
-	ps = sum16(&p->daddr, 4, ps) + IPPROTO_TCP + l4len;
 	th->check = htons(fold(sum16(l4, l4len, ps)));
 	return (size_t)(l4 - buf) + l4len;
 }
@@ -406,6 +422,7 @@ struct flow {
 	uint32_t node_flags;
 	uint16_t cport, np; /* client port, NodePort */
 	bool local;
+	bool be_half;      /* the backend node's half of a DSR flow (dispatched SYN) */
 	unsigned int gen;  /* ct_gen it was made in; 0: never */
 	uint16_t nat_port; /* SNAT source port the node chose */
 };
@@ -415,6 +432,9 @@ static struct flow fl_local = {"snat", "snat_in", "snat_out", 0, 40001, NP_LOCAL
 static struct flow fl_dsr_opt = {"dsr", "dsr_in", "dsr_out", 0, 40002, NP_REMOTE, false};
 static struct flow fl_dsr_ipip = {"dsr", "dsr_in",  "dsr_out", BPFLB_NODE_F_DSR_IPIP,
 				  40003, NP_REMOTE, false};
+/* Node 2 dispatched these to our local backend (client port, frontend node 2:NP_REMOTE). */
+static struct flow fl_be_opt = {"dsr", "dsr_in", "dsr_out", 0, 40004, NP_REMOTE, true, true};
+static struct flow fl_be_ipip = {"dsr", "dsr_in", "dsr_out", 0, 40005, NP_REMOTE, true, true};
 
 static void flow_ensure(struct flow *f)
 {
@@ -430,6 +450,17 @@ static void flow_ensure(struct flow *f)
 	if (f->gen == ct_gen && ct_gen)
 		return;
 	set_node(f->node_flags);
+	if (f->be_half) {
+		syn.daddr = ip(BE_LOCAL);
+		syn.dport = BE_PORT;
+		syn.dsr_opt = true;
+		syn.fe_addr = ip(NODE2);
+		syn.fe_port = f->np;
+		if (f == &fl_be_ipip) {
+			syn.outer_src = ip(NODE2);
+			syn.outer_dst = ip(NODE);
+		}
+	}
 	len = build(buf, &syn);
 	if (run(prog_fd(f->obj, f->in), buf, len, &o, false))
 		die("flow setup");
@@ -541,6 +572,41 @@ static size_t pkt_other(const struct bcase *c, uint64_t i, uint8_t *buf)
 	return build(buf, &p);
 }
 
+/* Our local backend -> client, leaving the node: the reply of a flow node 2 dispatched. */
+static size_t pkt_reply_dsr(const struct bcase *c, uint64_t i, uint8_t *buf, uint8_t flags)
+{
+	struct pkt p = {.saddr = ip(BE_LOCAL),
+			.daddr = ip(CLIENT),
+			.sport = BE_PORT,
+			.dport = c->flow->cport,
+			.flags = flags,
+			.ack = 1001}; /* the SYN's sequence number is 1000 */
+
+	return build(buf, &p);
+}
+
+static size_t pkt_reply_dsr_ack(const struct bcase *c, uint64_t i, uint8_t *buf)
+{
+	return pkt_reply_dsr(c, i, buf, F_ACK);
+}
+
+static size_t pkt_reply_dsr_synack(const struct bcase *c, uint64_t i, uint8_t *buf)
+{
+	return pkt_reply_dsr(c, i, buf, F_SYN | F_ACK);
+}
+
+/* A UDP datagram to a local pod, for no service: what every such packet costs. */
+static size_t pkt_udp_other(const struct bcase *c, uint64_t i, uint8_t *buf)
+{
+	struct pkt p = {.saddr = ip(CLIENT),
+			.daddr = ip(BE_LOCAL),
+			.sport = 50000,
+			.dport = 53,
+			.proto = IPPROTO_UDP};
+
+	return build(buf, &p);
+}
+
 /* Backend node of DSR: a dispatched SYN to our local backend, new flow per call. */
 static size_t pkt_dsr_backend(const struct bcase *c, uint64_t i, uint8_t *buf, bool ipip)
 {
@@ -612,6 +678,14 @@ static struct bcase cases[] = {
      .expect_daddr = BE_LOCAL},
     {"dsr_backend_ipip", "dsr_in on the backend node: IP-in-IP SYN (decapsulated)", "dsr", "dsr_in",
      .fresh = true, .packet = pkt_dsr_backend_ipip, .expect_ret = REDIR, .expect_daddr = BE_LOCAL},
+    {"dsr_reply_opt", "dsr_out on the backend node: reply of a dispatched flow (source = frontend)",
+     "dsr", "dsr_out", .egress = true, .flow = &fl_be_opt, .packet = pkt_reply_dsr_ack,
+     .expect_ret = OK, .expect_daddr = CLIENT},
+    {"dsr_synack_ipip", "dsr_out on the backend node: SYN-ACK of an IP-in-IP flow (MSS clamp)",
+     "dsr", "dsr_out", .egress = true, .flow = &fl_be_ipip, .packet = pkt_reply_dsr_synack,
+     .expect_ret = OK, .expect_daddr = CLIENT},
+    {"dsr_no_service_udp", "dsr_in: UDP datagram to a local pod, no service, no DSR (passes)",
+     "dsr", "dsr_in", .packet = pkt_udp_other, .expect_ret = OK},
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 

@@ -3,8 +3,11 @@
  * peerc: the client of the end-to-end tests (counterpart of peerd).
  *
  *   peerc tcp|udp HOST PORT [--count N] [--timeout MS] [--bind ADDR] [--sport PORT]
+ *                [--sport-step S]
  *       N times: a new connection (TCP) or a new socket with a new source port
- *       (UDP, one datagram), prints the server's line.  A failed attempt prints
+ *       (UDP, one datagram), prints the server's line.  With --sport, attempt
+ *       i (from 0) binds source port PORT + i * S (S default 0: the same port;
+ *       a TCP port then stays in TIME_WAIT toward HOST after the first).  A failed attempt prints
  *       "ERROR <reason>" instead; the other attempts still run.  --timeout is
  *       per attempt (connect + answer), default 2000.  The UDP socket is
  *       connected, so an answer from any other address than HOST:PORT (e.g. a
@@ -54,7 +57,7 @@
 
 struct opts {
 	const char *mode, *host, *port, *bind, *until;
-	long count, timeout_ms, chunk, interval_ms, sport;
+	long count, timeout_ms, chunk, interval_ms, sport, sport_step;
 	uint64_t bytes, seed;
 };
 
@@ -81,6 +84,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: peerc tcp|udp HOST PORT [--count N] [--timeout MS] [--bind ADDR] [--sport PORT]\n"
+		"                  [--sport-step S]\n"
 		"       peerc stream HOST PORT [--bytes N] [--chunk K] [--interval-ms T]\n"
 		"                  [--timeout MS] [--seed S] [--bind ADDR] [--sport PORT] [--until FILE]\n"
 		"       peerc ping HOST [--count N] [--timeout MS] [--bind ADDR]\n");
@@ -407,13 +411,16 @@ static int run_simple(const struct opts *o)
 		}
 	}
 	for (long i = 0; i < o->count; i++) {
+		struct opts a = *o;
 		char line[512], err[256];
 		bool ok;
 
+		if (o->sport)
+			a.sport = o->sport + i * o->sport_step;
 		if (!strcmp(o->mode, "tcp"))
-			ok = tcp_once(o, line, sizeof(line), err, sizeof(err));
+			ok = tcp_once(&a, line, sizeof(line), err, sizeof(err));
 		else if (!strcmp(o->mode, "udp"))
-			ok = udp_once(o, i, line, sizeof(line), err, sizeof(err));
+			ok = udp_once(&a, i, line, sizeof(line), err, sizeof(err));
 		else
 			ok = ping_once(o, pfd, id, (uint16_t)(i + 1), line, sizeof(line), err,
 				       sizeof(err));
@@ -607,6 +614,7 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "bind", required_argument, NULL, 'b' },
 		{ "sport", required_argument, NULL, 'p' },
+		{ "sport-step", required_argument, NULL, 'S' },
 		{ "bytes", required_argument, NULL, 'B' },
 		{ "chunk", required_argument, NULL, 'k' },
 		{ "interval-ms", required_argument, NULL, 'i' },
@@ -623,12 +631,13 @@ int main(int argc, char **argv)
 	int opt, npos;
 
 	signal(SIGPIPE, SIG_IGN);
-	while ((opt = getopt_long(argc, argv, "c:t:b:p:B:k:i:s:h", lopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:t:b:p:S:B:k:i:s:h", lopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': o.count = (long)parse_num(optarg, "--count"); break;
 		case 't': o.timeout_ms = (long)parse_num(optarg, "--timeout"); break;
 		case 'b': o.bind = optarg; break;
 		case 'p': o.sport = (long)parse_num(optarg, "--sport"); break;
+		case 'S': o.sport_step = (long)parse_num(optarg, "--sport-step"); break;
 		case 'B': o.bytes = parse_num(optarg, "--bytes"); break;
 		case 'k': o.chunk = (long)parse_num(optarg, "--chunk"); break;
 		case 'i': o.interval_ms = (long)parse_num(optarg, "--interval-ms"); break;
@@ -656,7 +665,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if ((!is_ping && !o.port) || (is_ping && o.port) || o.count < 1 || o.chunk < 1 ||
-	    o.sport < 0 || o.sport > 65535) {
+	    o.sport < 0 || o.sport > 65535 || o.sport_step < 0 ||
+	    o.sport + (o.count - 1) * o.sport_step > 65535) {
 		usage(stderr);
 		return 2;
 	}
