@@ -22,6 +22,15 @@
  *       bpflb_maglev_build for N backends and table size M (default 16381),
  *       median of R builds.
  *
+ *   ctrl_bench listen --socket CTL --metrics ADDR:PORT --ct PIN [--scrapers N]
+ *                     [--status S] [--reloads R]
+ *       Against a running bpflbd (bench/listen_bench.sh): fills its bpflb_ct
+ *       (pinned at PIN) to capacity, then times S `status` and R `reload`
+ *       requests on the control socket while N clients load the daemon, in
+ *       one run: first N clients whose every request walks the map on the
+ *       loop (ct.list, what status and /metrics did before the counts were
+ *       taken off the loop), then N scrapers of /metrics.
+ *
  * Prints one JSON object on stdout; progress on stderr.  Needs root for the
  * services part (BPF maps under bpffs).  The pin directory is removed at exit.
  */
@@ -38,6 +47,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "config_internal.h"
@@ -45,6 +61,7 @@
 #include "maglev.h"
 #include "pipeline.h"
 #include "services.h"
+#include "services_model.h"
 
 static double now_ms(void)
 {
@@ -337,12 +354,261 @@ static int run_maglev(const char *list, uint32_t m, int rounds)
 	return 0;
 }
 
+/* --- listen: control and reload latency under scrapers, full conntrack ------------ */
+
+struct scraper {
+	pthread_t th;
+	const char *how; /* "metrics": GET /metrics; "walk": ct.list on the control socket */
+	uint64_t done, failed;
+};
+
+static volatile int scrapers_stop;
+static struct sockaddr_in mx_addr;
+static char ctl_path[108];
+
+static int ctl_connect(void)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ctl_path);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* One request line, its whole answer line; 0 on "ok": true. */
+static int ctl_roundtrip(int fd, const char *req)
+{
+	static __thread char buf[1 << 16];
+	size_t len = strlen(req);
+	bool ok = false;
+	ssize_t n;
+
+	if (send(fd, req, len, MSG_NOSIGNAL) != (ssize_t)len)
+		return -1;
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) {
+		if (!ok && memmem(buf, (size_t)n, "\"ok\":true", 9))
+			ok = true;
+		if (buf[n - 1] == '\n')
+			return ok ? 0 : -1;
+	}
+	return -1;
+}
+
+static int scrape_once(void)
+{
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n";
+	char buf[1 << 16];
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ret = -1;
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	if (!connect(fd, (struct sockaddr *)&mx_addr, sizeof(mx_addr)) &&
+	    send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) == sizeof(req) - 1) {
+		while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+			ret = 0;
+	}
+	close(fd);
+	return ret;
+}
+
+static void *scraper_run(void *arg)
+{
+	struct scraper *s = arg;
+	int fd = -1;
+
+	while (!scrapers_stop) {
+		int ret;
+
+		if (!strcmp(s->how, "metrics")) {
+			ret = scrape_once();
+		} else {
+			/* what `status` and every scrape cost before: a walk of bpflb_ct on the loop */
+			if (fd < 0)
+				fd = ctl_connect();
+			ret = fd < 0 ? -1 : ctl_roundtrip(fd, "{\"cmd\":\"ct.list\",\"args\":{\"limit\":1}}\n");
+			if (ret && fd >= 0) {
+				close(fd);
+				fd = -1;
+			}
+		}
+		if (ret) {
+			s->failed++;
+			usleep(10000);
+		} else {
+			s->done++;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/* Fill bpflb_ct to max_entries with fresh established TCP entries. */
+static int ct_fill(const char *pin, uint32_t *filled)
+{
+	int fd = bpf_obj_get(pin), ret = 0;
+	struct bpf_map_info info = {0};
+	__u32 ilen = sizeof(info), chunk = 4096;
+	struct bpflb_ct_key *k = NULL;
+	struct bpflb_ct_val *v = NULL;
+	uint64_t now = bpflb_mono_ns();
+
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &ilen)) {
+		fprintf(stderr, "ctrl_bench: %s: %s\n", pin, strerror(errno));
+		return -errno;
+	}
+	k = calloc(chunk, sizeof(*k));
+	v = calloc(chunk, sizeof(*v));
+	for (uint32_t i = 0; k && v && i < info.max_entries && !ret; i += chunk) {
+		__u32 n = info.max_entries - i < chunk ? info.max_entries - i : chunk;
+
+		for (__u32 j = 0; j < n; j++) {
+			uint32_t id = i + j;
+
+			k[j] = (struct bpflb_ct_key){.saddr = htonl(0x0a000000u | id),
+						     .daddr = htonl(0xc6120001u),
+						     .sport = htons(1024 + id % 60000),
+						     .dport = htons(80),
+						     .proto = IPPROTO_TCP,
+						     .kind = BPFLB_CT_FWD};
+			v[j] = (struct bpflb_ct_val){.last_seen = now, .created = now,
+						     .state = BPFLB_CT_ESTABLISHED};
+		}
+		if (bpf_map_update_batch(fd, k, v, &n, NULL))
+			ret = -errno;
+	}
+	*filled = info.max_entries;
+	free(k);
+	free(v);
+	close(fd);
+	return ret;
+}
+
+/* The latency of `status` (a new connection each, as bpflbctl) and of `reload`. */
+static void measure(const char *phase, int nstatus, int nreload, const char *sep)
+{
+	double *st = calloc(nstatus, sizeof(double)), *rl = calloc(nreload, sizeof(double));
+	int fails = 0;
+
+	for (int i = 0; i < nstatus + nreload; i++) {
+		const char *req = i < nstatus ? "{\"cmd\":\"status\"}\n" : "{\"cmd\":\"reload\"}\n";
+		double t = now_ms();
+		int fd = ctl_connect();
+
+		if (fd < 0 || ctl_roundtrip(fd, req))
+			fails++;
+		if (fd >= 0)
+			close(fd);
+		if (i < nstatus)
+			st[i] = now_ms() - t;
+		else
+			rl[i - nstatus] = now_ms() - t;
+		usleep(20000);
+	}
+	qsort(st, nstatus, sizeof(double), dbl_cmp);
+	qsort(rl, nreload, sizeof(double), dbl_cmp);
+	printf("%s\"%s\": {\"status_p50_ms\": %.2f, \"status_p99_ms\": %.2f, \"status_max_ms\": "
+	       "%.2f, \"reload_p50_ms\": %.2f, \"reload_p99_ms\": %.2f, \"reload_max_ms\": %.2f, "
+	       "\"failed\": %d",
+	       sep, phase, st[nstatus / 2], st[(nstatus * 99) / 100], st[nstatus - 1],
+	       rl[nreload / 2], rl[(nreload * 99) / 100], rl[nreload - 1], fails);
+	fprintf(stderr, "ctrl_bench: %s: status p50 %.1f p99 %.1f ms, reload p50 %.1f p99 %.1f ms\n",
+		phase, st[nstatus / 2], st[(nstatus * 99) / 100], rl[nreload / 2],
+		rl[(nreload * 99) / 100]);
+	free(st);
+	free(rl);
+}
+
+static int run_phase(const char *phase, const char *how, int nscrapers, int nstatus, int nreload,
+		     const char *sep)
+{
+	struct scraper *s = calloc(nscrapers, sizeof(*s));
+	uint64_t done = 0, failed = 0;
+	double t0 = now_ms(), secs;
+
+	scrapers_stop = 0;
+	for (int i = 0; i < nscrapers; i++) {
+		s[i].how = how;
+		if (pthread_create(&s[i].th, NULL, scraper_run, &s[i]))
+			return 1;
+	}
+	usleep(500000); /* every scraper in flight */
+	measure(phase, nstatus, nreload, sep);
+	scrapers_stop = 1;
+	for (int i = 0; i < nscrapers; i++) {
+		pthread_join(s[i].th, NULL);
+		done += s[i].done;
+		failed += s[i].failed;
+	}
+	secs = (now_ms() - t0) / 1000;
+	printf(", \"scrapers\": %d, \"requests_per_s\": %.1f, \"scraper_errors\": %llu}", nscrapers,
+	       done / secs, (unsigned long long)failed);
+	free(s);
+	return 0;
+}
+
+/*
+ * Against a running bpflbd (bench/listen_bench.sh starts one): fill its
+ * bpflb_ct, then measure `status` and `reload` over the control socket while
+ * N clients hammer it, twice in one run:
+ *   walk     N clients each asking ct.list --limit 1 in a loop: every request
+ *            walks the whole map on the loop, as `status` and every /metrics
+ *            scrape did before the counts moved off the loop (before);
+ *   metrics  N Prometheus-like scrapers of /metrics (after: the counts come
+ *            from the snapshot).
+ */
+static int run_listen(const char *sock, const char *metrics, const char *ct_pin, int nscrapers,
+		      int nstatus, int nreload)
+{
+	const char *colon = strrchr(metrics, ':');
+	uint32_t filled = 0;
+	double walk[5];
+
+	snprintf(ctl_path, sizeof(ctl_path), "%s", sock);
+	mx_addr.sin_family = AF_INET;
+	mx_addr.sin_port = htons(colon ? atoi(colon + 1) : 9962);
+	if (!colon || inet_pton(AF_INET, strndupa(metrics, colon - metrics), &mx_addr.sin_addr) != 1)
+		return fprintf(stderr, "ctrl_bench: --metrics ADDR:PORT\n"), 2;
+	if (ct_fill(ct_pin, &filled))
+		return 1;
+	/* one walk of the full map, as svcq_ct_count did on the loop per request */
+	for (int i = 0; i < 5; i++) {
+		int fd = bpf_obj_get(ct_pin);
+		void *k = NULL, *v = NULL;
+		size_t n = 0;
+		double t = now_ms();
+
+		svc_map_dump(fd, sizeof(struct bpflb_ct_key), sizeof(struct bpflb_ct_val), &k, &v,
+			     &n);
+		walk[i] = now_ms() - t;
+		free(k);
+		free(v);
+		close(fd);
+	}
+	printf("{\"ct_entries\": %u, \"walk_ms\": %.2f, ", filled, median(walk, 5));
+	fprintf(stderr, "ctrl_bench: %u conntrack entries, one walk %.1f ms\n", filled,
+		median(walk, 5));
+	/* before: each sample waits behind up to N walks; fewer samples */
+	if (run_phase("before_walk_per_request", "walk", nscrapers, 5, 2, "") ||
+	    run_phase("after_snapshot", "metrics", nscrapers, nstatus, nreload, ", "))
+		return 1;
+	printf("}\n");
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(
 	    f,
 	    "usage: ctrl_bench services --config FILE [--changed FILE] [--pin DIR] [--rounds R]\n"
-	    "       ctrl_bench maglev [--backends N[,N..]] [--m M] [--rounds R]\n");
+	    "       ctrl_bench maglev [--backends N[,N..]] [--m M] [--rounds R]\n"
+	    "       ctrl_bench listen --socket CTL --metrics ADDR:PORT --ct PIN [--scrapers N]\n"
+	    "                         [--status S] [--reloads R]\n");
 }
 
 int main(int argc, char **argv)
@@ -351,7 +617,12 @@ int main(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'},	{"changed", required_argument, NULL, 'C'},
 	    {"pin", required_argument, NULL, 'p'},	{"rounds", required_argument, NULL, 'r'},
 	    {"backends", required_argument, NULL, 'b'}, {"m", required_argument, NULL, 'm'},
+	    {"socket", required_argument, NULL, 's'},	{"metrics", required_argument, NULL, 'M'},
+	    {"ct", required_argument, NULL, 't'},	{"scrapers", required_argument, NULL, 'n'},
+	    {"status", required_argument, NULL, 'S'},	{"reloads", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},		{0}};
+	const char *sock = NULL, *metrics = NULL, *ct_pin = NULL;
+	int scrapers = 200, nstatus = 200, nreload = 20;
 	const char *config = NULL, *changed = NULL, *pin = "/sys/fs/bpf", *backends = "100,1000";
 	int rounds = 5, c;
 	uint32_t m = 16381;
@@ -380,6 +651,24 @@ int main(int argc, char **argv)
 		case 'm':
 			m = strtoul(optarg, NULL, 0);
 			break;
+		case 's':
+			sock = optarg;
+			break;
+		case 'M':
+			metrics = optarg;
+			break;
+		case 't':
+			ct_pin = optarg;
+			break;
+		case 'n':
+			scrapers = atoi(optarg) > 0 ? atoi(optarg) : 1;
+			break;
+		case 'S':
+			nstatus = atoi(optarg) > 1 ? atoi(optarg) : 2;
+			break;
+		case 'R':
+			nreload = atoi(optarg) > 1 ? atoi(optarg) : 2;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -391,6 +680,8 @@ int main(int argc, char **argv)
 	log_init(LOG_WARNING);
 	if (!strcmp(argv[1], "maglev"))
 		return run_maglev(backends, m, rounds);
+	if (!strcmp(argv[1], "listen") && sock && metrics && ct_pin)
+		return run_listen(sock, metrics, ct_pin, scrapers, nstatus, nreload);
 	if (!strcmp(argv[1], "services") && config)
 		return run_services(config, changed, pin, rounds);
 	usage(stderr);

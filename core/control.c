@@ -1224,6 +1224,25 @@ static void srv_closed(uv_handle_t *h)
 	free(h->data);
 }
 
+static int group_id(const char *group, gid_t *gid, struct bpflb_err *err)
+{
+	struct group *g = getgrnam(group);
+
+	if (!g)
+		return bpflb_err_set(err, "control_group '%s' is not a group of this system", group),
+		       -ENOENT;
+	*gid = g->gr_gid;
+	return 0;
+}
+
+int control_prepare_dir(const char *path, const char *group, struct bpflb_err *err)
+{
+	gid_t gid = 0;
+	int ret = group ? group_id(group, &gid, err) : 0;
+
+	return ret ? ret : socket_dir_prepare(path, group ? &gid : NULL, err);
+}
+
 int control_open(struct bpflb_daemon *d, const char *path, const char *group,
 		 struct bpflb_control **out, struct bpflb_err *err)
 {
@@ -1236,15 +1255,8 @@ int control_open(struct bpflb_daemon *d, const char *path, const char *group,
 		return bpflb_err_set(err, "control_socket %s is longer than %zu characters", path,
 				     sizeof(ctl->path) - 1),
 		       -ENAMETOOLONG;
-	if (group) {
-		struct group *g = getgrnam(group);
-
-		if (!g)
-			return bpflb_err_set(
-				   err, "control_group '%s' is not a group of this system", group),
-			       -ENOENT;
-		gid = g->gr_gid;
-	}
+	if (group && (ret = group_id(group, &gid, err)))
+		return ret;
 	ret = socket_dir_prepare(path, group ? &gid : NULL, err);
 	if (ret)
 		return ret;

@@ -4,7 +4,10 @@
  *
  * Transport: a Unix stream socket at [daemon] control_socket, mode 0600
  * (owner root), or 0660 with the group [daemon] control_group; never
- * accessible to others.
+ * accessible to others.  Its directory must be writable by root alone
+ * (control_prepare_dir).  Connections are capped and time out (connlimit.h);
+ * a client whose unread answers exceed CONTROL_MAX_QUEUED is not read until it
+ * takes them.
  *
  * Framing: newline-delimited JSON.  A request is one JSON object on one line,
  * at most CONTROL_MAX_REQUEST bytes with its '\n':
@@ -38,7 +41,10 @@
 #include <bpflb/config.h>
 
 #define CONTROL_MAX_REQUEST 65536
-/* Queued output above which a streaming client loses events (counted). */
+/*
+ * Queued output above which a client is not read (pipelined requests) and a
+ * streaming client loses events (counted).
+ */
 #define CONTROL_MAX_QUEUED (1u << 20)
 
 struct bpflb_daemon;
@@ -65,6 +71,11 @@ extern const struct control_cmd control_cmds[];
 
 /* -EADDRINUSE (err set) when a daemon answers on path; 0 otherwise.  Changes nothing. */
 int control_check_free(const char *path, struct bpflb_err *err);
+/*
+ * Create the socket's directory (0750, root:group) when missing; refuse one
+ * that someone other than root could write (-EPERM, err names it).
+ */
+int control_prepare_dir(const char *path, const char *group, struct bpflb_err *err);
 /* Bind the socket (replacing a stale one) and serve it on d->loop. */
 int control_open(struct bpflb_daemon *d, const char *path, const char *group,
 		 struct bpflb_control **out, struct bpflb_err *err);

@@ -698,6 +698,13 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	ret = control_check_free(bpflb_cfg_str(ds, "control_socket"), err);
 	if (ret)
 		goto out;
+	/* An unsafe socket directory is refused before the datapath is touched. */
+	ret = control_prepare_dir(bpflb_cfg_str(ds, "control_socket"),
+				  bpflb_cfg_has(ds, "control_group") ? bpflb_cfg_str(ds, "control_group")
+								     : NULL,
+				  err);
+	if (ret)
+		goto out;
 	ret = sys_bpffs_prepare(bpflb_cfg_str(ds, "bpffs_root"), err);
 	if (ret) {
 		key_error(err, ds, "bpffs_root", ret);
