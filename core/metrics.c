@@ -162,6 +162,26 @@ static int pin_fd(struct bpflb_daemon *d, const char *name)
 	return bpf_obj_get(path);
 }
 
+/*
+ * Sum over CPUs of the __u64 counters 0..n-1 of the pinned per-CPU array
+ * `name` into out[]; counters that cannot be read stay 0.
+ */
+static void percpu_counters(struct bpflb_daemon *d, const char *name, uint64_t *out, uint32_t n)
+{
+	int fd = pin_fd(d, name), ncpu = libbpf_num_possible_cpus();
+	uint64_t *v;
+
+	if (fd < 0)
+		return;
+	v = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*v)) : NULL;
+	for (__u32 k = 0; v && k < n; k++)
+		if (!bpf_map_lookup_elem(fd, &k, v))
+			for (int c = 0; c < ncpu; c++)
+				out[k] += v[c];
+	free(v);
+	close(fd);
+}
+
 static uint32_t map_max(int fd)
 {
 	struct bpf_map_info info = {0};
@@ -193,6 +213,10 @@ static void fill(FILE *f, const char *map, uint64_t entries, uint32_t max)
  *   service_bytes_total{service,port,verdict}  counter
  *   drops_total{reason}                        counter, bpflb_drops
  *   snat_port_exhausted_total                  counter (drops_total{reason="snat_exhausted"})
+ *   snat_ports_reused_total                    counter, bpflb_ct_stats: closed flows' ports reused
+ *   conntrack_halves_lost_total{half="fwd|rev"}      counter, bpflb_ct_stats
+ *   conntrack_halves_repaired_total{half="fwd|rev"}  counter, bpflb_ct_stats
+ *   conntrack_conflicts_total                  counter, bpflb_ct_stats
  *   conntrack_entries                          gauge, from the last count (ct_snapshot.h)
  *   conntrack_count_age_seconds                gauge, how old that count is (-1: none yet)
  *   conntrack_gc_runs_total                    counter
@@ -214,8 +238,7 @@ char *metrics_render(struct bpflb_daemon *d, size_t *len)
 	char *text = NULL;
 	FILE *f = open_memstream(&text, len);
 	struct flows_counters fc;
-	uint64_t drops[BPFLB_DROP_MAX] = {0};
-	int fd, ncpu = libbpf_num_possible_cpus();
+	uint64_t drops[BPFLB_DROP_MAX] = {0}, cts[BPFLB_CT_STAT_MAX] = {0};
 
 	if (!f)
 		return NULL;
@@ -310,18 +333,7 @@ char *metrics_render(struct bpflb_daemon *d, size_t *len)
 		     map_max(bpflb_services_map_fd(d->services, "bpflb_maglev")));
 	}
 
-	fd = pin_fd(d, "bpflb_drops");
-	if (fd >= 0 && ncpu > 0) {
-		uint64_t *v = calloc((size_t)ncpu, sizeof(*v));
-
-		for (__u32 r = 0; v && r < BPFLB_DROP_MAX; r++)
-			if (!bpf_map_lookup_elem(fd, &r, v))
-				for (int c = 0; c < ncpu; c++)
-					drops[r] += v[c];
-		free(v);
-	}
-	if (fd >= 0)
-		close(fd);
+	percpu_counters(d, "bpflb_drops", drops, BPFLB_DROP_MAX);
 	head(f, "bpflb_drops_total", "counter", "Packets the datapath dropped, by reason.");
 	for (unsigned int r = 1; r < BPFLB_DROP_MAX; r++) {
 		const char *name = svcq_drop_reason_name((uint8_t)r);
@@ -334,6 +346,29 @@ char *metrics_render(struct bpflb_daemon *d, size_t *len)
 	     "New flows dropped because no SNAT port was free.");
 	fprintf(f, "bpflb_snat_port_exhausted_total %llu\n",
 		(unsigned long long)drops[BPFLB_DROP_SNAT_EXHAUSTED]);
+
+	percpu_counters(d, "bpflb_ct_stats", cts, BPFLB_CT_STAT_MAX);
+	head(f, "bpflb_conntrack_halves_lost_total", "counter",
+	     "Conntrack pairs the datapath found with one half missing (LRU eviction, flush).");
+	fprintf(f, "bpflb_conntrack_halves_lost_total{half=\"fwd\"} %llu\n",
+		(unsigned long long)cts[BPFLB_CT_STAT_LOST_FWD]);
+	fprintf(f, "bpflb_conntrack_halves_lost_total{half=\"rev\"} %llu\n",
+		(unsigned long long)cts[BPFLB_CT_STAT_LOST_REV]);
+	head(f, "bpflb_conntrack_halves_repaired_total", "counter",
+	     "Missing conntrack halves the datapath re-created from the surviving one.");
+	fprintf(f, "bpflb_conntrack_halves_repaired_total{half=\"fwd\"} %llu\n",
+		(unsigned long long)cts[BPFLB_CT_STAT_REPAIRED_FWD]);
+	fprintf(f, "bpflb_conntrack_halves_repaired_total{half=\"rev\"} %llu\n",
+		(unsigned long long)cts[BPFLB_CT_STAT_REPAIRED_REV]);
+	head(f, "bpflb_conntrack_conflicts_total", "counter",
+	     "Packets whose conntrack halves disagreed (NAT port held by another flow): not "
+	     "translated with that mapping.");
+	fprintf(f, "bpflb_conntrack_conflicts_total %llu\n",
+		(unsigned long long)cts[BPFLB_CT_STAT_CONFLICT]);
+	head(f, "bpflb_snat_ports_reused_total", "counter",
+	     "SNAT ports of closed TCP flows given to new flows before the GC removed them.");
+	fprintf(f, "bpflb_snat_ports_reused_total %llu\n",
+		(unsigned long long)cts[BPFLB_CT_STAT_SNAT_REUSED]);
 
 	flows_counters(d->flows, &fc);
 	head(f, "bpflb_flow_events_sent_total", "counter",

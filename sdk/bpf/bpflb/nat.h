@@ -61,28 +61,33 @@ static __always_inline int bpflb_snat_rev_is_flow(const struct bpflb_ct_val *rv,
 }
 
 /*
- * Take the port held by REV entry rk (value old) for a new flow: only when
+ * Take the port held by REV entry rk (value *cur) for a new flow: only when
  * that flow is over and idle.  Its FWD half goes first (when it still pairs
  * with the REV half), then the REV half, then the new REV half is inserted
  * with BPF_NOEXIST: when two CPUs race for the port, at most one insert
- * succeeds (a loser may have deleted the winner's fresh REV half: the
- * winner's flow then finds its pair broken and starts over, ct.h).
+ * succeeds.  The REV half is read again right before it is deleted, so a
+ * loser does not delete the winner's fresh half but in a window of a few
+ * instructions (the winner's flow would then find its pair broken and start
+ * over, ct.h: a delay, never a shared port).
  */
 static __always_inline int bpflb_snat_reuse(const struct bpflb_ct_key *rk,
-					    const struct bpflb_ct_val *old,
+					    struct bpflb_ct_val *cur,
 					    const struct bpflb_ct_val *rv, __u64 now)
 {
+	struct bpflb_ct_val old = *cur;
 	struct bpflb_ct_key ofk;
 	struct bpflb_ct_val *ofv;
 
-	if (rk->proto != IPPROTO_TCP || old->fwd != BPFLB_FWD_SNAT || !bpflb_ct_is_closed(old) ||
-	    now - old->last_seen < BPFLB_SNAT_REUSE_NS)
+	if (rk->proto != IPPROTO_TCP || old.fwd != BPFLB_FWD_SNAT || !bpflb_ct_is_closed(&old) ||
+	    now - old.last_seen < BPFLB_SNAT_REUSE_NS)
 		return -1;
-	bpflb_ct_fwd_of(rk, old, &ofk, NULL);
+	bpflb_ct_fwd_of(rk, &old, &ofk, NULL);
 	ofv = bpf_map_lookup_elem(&bpflb_ct, &ofk);
-	if (ofv && bpflb_ct_pair_agrees(rk, old, &ofk, ofv))
+	if (ofv && bpflb_ct_pair_agrees(rk, &old, &ofk, ofv))
 		bpf_map_delete_elem(&bpflb_ct, &ofk);
-	if (bpf_map_delete_elem(&bpflb_ct, rk))
+	cur = bpf_map_lookup_elem(&bpflb_ct, rk);
+	if (!cur || cur->created != old.created || cur->last_seen != old.last_seen ||
+	    bpf_map_delete_elem(&bpflb_ct, rk))
 		return -1; /* another CPU took it first */
 	if (bpf_map_update_elem(&bpflb_ct, rk, rv, BPF_NOEXIST))
 		return -1;
