@@ -387,7 +387,11 @@ static int load_checked(struct plugin_host *h, int fd, const char *path, const c
 	/* Without RTLD_NODELETE for now, so that a refused file is unmapped again. */
 	dl = dlopen(name, RTLD_NOW | RTLD_LOCAL);
 	if (!dl)
-		return bpflb_err_set(err, "%s: refused: cannot load: %s", path, dlerror());
+		return bpflb_err_set(err, "%s: refused: cannot load: %s%s", path, dlerror(),
+				     access(name, F_OK)
+					 ? " (plugins are loaded through /proc/self/fd: "
+					   "is /proc mounted?)"
+					 : "");
 	p = dlsym(dl, BPFLB_PLUGIN_SYMBOL);
 	if (!p) {
 		ret = bpflb_err_set(err,
@@ -535,6 +539,7 @@ static void plugin_path(char path[PATH_MAX], const char *dir, const char *name)
 static void recheck_loaded(struct bpflb_plugin_ctx *c, int dfd, const char *dir)
 {
 	char name[NAME_MAX + 1], path[PATH_MAX];
+	struct stat now, loaded;
 	struct bpflb_err err;
 	int fd;
 
@@ -542,12 +547,19 @@ static void recheck_loaded(struct bpflb_plugin_ctx *c, int dfd, const char *dir)
 	plugin_path(path, dir, name);
 	fd = file_open_checked(dfd, path, name, &err);
 	if (fd >= 0) {
+		/* Code is loaded once: an upgraded file runs after a restart. */
+		if (!fstat(fd, &now) && !fstat(c->fd, &loaded) &&
+		    (now.st_dev != loaded.st_dev || now.st_ino != loaded.st_ino))
+			pr_warn("%s: another file than the one loaded; plugin %s runs the code "
+				"loaded before until bpflbd restarts",
+				path, c->desc->name);
 		close(fd);
 		c->refused[0] = '\0';
 		return;
 	}
 	if (strcmp(c->refused, err.msg))
-		pr_err("%s; plugin %s stays loaded, but no reload enables it until this is fixed",
+		pr_err("%s; no reload enables plugin %s until this is fixed (if it runs, it "
+		       "keeps running)",
 		       err.msg, c->desc->name);
 	snprintf(c->refused, sizeof(c->refused), "%s", err.msg);
 }

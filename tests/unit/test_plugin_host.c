@@ -408,6 +408,7 @@ END_TEST
  * descriptor number may come back: the name /proc/self/fd/N must not. */
 START_TEST(descriptor_names_are_not_reused)
 {
+	const struct bpflb_plugin *kept;
 	struct plugin_host h = {0};
 	struct bpflb_err err;
 
@@ -415,8 +416,11 @@ START_TEST(descriptor_names_are_not_reused)
 	copy_fixture("misnamed", tmpdir, 0755, 0);
 	copy_fixture_as("good", "other", tmpdir, 0755, 0);
 	ck_assert_int_eq(load("good", &h, &err), 0);
+	kept = plugin_host_find(&h, "good")->desc;
 	plugin_host_free(&h);
-	/* A refused plugin is unmapped and its descriptor closed... */
+	/* An accepted plugin stays mapped (RTLD_NODELETE)... */
+	ck_assert_str_eq(kept->version, "1");
+	/* ...a refused one is unmapped and its descriptor closed... */
 	ck_assert_int_ne(load("misnamed", &h, &err), 0);
 	assert_has(err.msg, "something_else");
 	/* ...and the next file gets its own object, not good's or misnamed's. */
