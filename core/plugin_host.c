@@ -77,35 +77,31 @@ static bool walk_ends(const char *p)
  * sshd accepts root or the user) and, unless it is a symlink (whose mode
  * means nothing), not writable by group or others.  what says what path is
  * ("plugin dir " or "" for a plugin file); dir is the plugin_dir being
- * opened when path is above it, else NULL.  For an ancestor of plugin_dir (/tmp, a home) changing
- * it is rarely the fix: the message says that plugin_dir is in the wrong place instead.
+ * opened when path is above it, else NULL.  Changing an ancestor of
+ * plugin_dir (/tmp, a home) is rarely the fix: the message says that
+ * plugin_dir is in the wrong place instead.
  */
 static int check_component(const struct stat *st, const char *what, const char *path,
 			   const char *dir, struct bpflb_err *err)
 {
+	bool link = S_ISLNK(st->st_mode), owner_ok = !st->st_uid || st->st_uid == geteuid();
 	char owner[48] = "root", fix[2 * PATH_MAX + 80];
-	bool link = S_ISLNK(st->st_mode);
-	const char *problem = "";
 
+	if (owner_ok && (link || !(st->st_mode & (S_IWGRP | S_IWOTH))))
+		return 0;
 	if (geteuid())
 		snprintf(owner, sizeof(owner), "root or uid %u", (unsigned int)geteuid());
-	if (st->st_uid && st->st_uid != geteuid())
-		problem = "owner";
-	else if (!link && (st->st_mode & (S_IWGRP | S_IWOTH)))
-		problem = "mode";
-	if (!*problem)
-		return 0;
 	if (dir)
 		snprintf(fix, sizeof(fix),
 			 "it is on the way to plugin_dir %s, which must be a path only root can "
 			 "change",
 			 dir);
-	else if (*problem == 'o')
+	else if (!owner_ok)
 		snprintf(fix, sizeof(fix), "run 'chown %sroot:root %s' if you trust it",
 			 link ? "-h " : "", path);
 	else
 		snprintf(fix, sizeof(fix), "run 'chmod go-w %s' if you trust it", path);
-	if (*problem == 'o')
+	if (!owner_ok)
 		return refuse(err, -EPERM,
 			      "%s%s: refused: %sowned by uid %u, must be owned by %s; %s", what,
 			      path, link ? "symlink " : "", (unsigned int)st->st_uid, owner, fix);

@@ -72,8 +72,8 @@ reload_and_wait() { # expected log substring
 }
 good_active() {
 	"$BPFLBCTL" --socket "$TMP/ctl.sock" -o json plugin list |
-		python3 -c 'import json,sys; d=json.load(sys.stdin); d=d.get("data",d)
-sys.exit(0 if any(p["name"]=="good" and p["active"] for p in d) else 1)'
+		python3 -c 'import json,sys
+sys.exit(0 if any(p["name"]=="good" and p["active"] for p in json.load(sys.stdin)) else 1)'
 }
 expect_refused_reload() { # why what
 	reload_and_wait "reload failed"
