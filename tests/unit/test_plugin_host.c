@@ -550,7 +550,8 @@ END_TEST
 
 /* --- what the daemon says about a refused plugin ---------------------------- */
 
-static void write_config(char path[PATH_MAX], const char *mode, const char *features)
+static void write_config(char path[PATH_MAX], const char *mode, const char *features,
+			 const char *more)
 {
 	FILE *f;
 
@@ -560,8 +561,8 @@ static void write_config(char path[PATH_MAX], const char *mode, const char *feat
 	fprintf(f,
 		"[daemon]\nmode = %s\nfeatures = %s\ndevices = lo\nplugin_dir = %s\n"
 		"bpffs_root = /sys/fs/bpf/bpflb-unit-loader\ncontrol_socket = %s/ctl.sock\n"
-		"[node]\nname = n1\naddress = 127.0.0.1\n",
-		mode, features, tmpdir, tmpdir);
+		"[node]\nname = n1\naddress = 127.0.0.1\n%s",
+		mode, features, tmpdir, tmpdir, more);
 	fclose(f);
 }
 
@@ -577,7 +578,7 @@ START_TEST(config_error_repeats_the_refusal)
 
 	copy_fixture("good", tmpdir, 0755, 0);
 	copy_fixture_as("good", "dsr", tmpdir, 0666, 0);
-	write_config(ini, "dsr", "");
+	write_config(ini, "dsr", "", "");
 	ck_assert_int_ne(daemon_check_config(ini, &err), 0);
 	snprintf(want, sizeof(want),
 		 "mode = dsr: plugin 'dsr' cannot be enabled: %s/dsr.so: "
@@ -585,9 +586,12 @@ START_TEST(config_error_repeats_the_refusal)
 		 tmpdir);
 	assert_has(err.msg, want);
 
-	write_config(ini, "none", "good");
+	write_config(ini, "none", "good", "");
 	ck_assert_int_eq(daemon_check_config(ini, &err), 0);
+	/* The reason comes before "unknown section [good]": the plugin would
+	 * have declared it. */
 	ck_assert_int_eq(chmod(tmpdir, 0770), 0);
+	write_config(ini, "none", "good", "[good]\nkey = 1\n");
 	ck_assert_int_ne(daemon_check_config(ini, &err), 0);
 	snprintf(want, sizeof(want),
 		 "features = good: plugin 'good' cannot be enabled: plugin dir "
