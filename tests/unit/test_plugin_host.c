@@ -371,6 +371,30 @@ START_TEST(root_symlinks_followed_and_checked)
 }
 END_TEST
 
+/* Paths that are no directory of plugins: a loop, a file, a FIFO named *.so
+ * (opened without blocking, so a scan cannot hang on it). */
+START_TEST(odd_paths_refused)
+{
+	char a[PATH_MAX], b[PATH_MAX], file[PATH_MAX], fifo[PATH_MAX];
+	struct plugin_host h = {0};
+
+	symlink_in("a", "b", 0, a);
+	symlink_in("b", "a", 0, b);
+	expect_dir_refusal(a, "too many symlinks", "");
+	snprintf(file, sizeof(file), "%s/file", tmpdir);
+	run("touch '%s'", file);
+	expect_dir_refusal(file, "plugin dir ", ": refused: not a directory");
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo.so", tmpdir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	copy_fixture("good", tmpdir, 0755, 0);
+	ck_assert_int_eq(plugin_host_scan(&h, tmpdir, NULL), 1);
+	assert_has(plugin_host_refusal(&h, "fifo"), "fifo.so: refused: not a regular file");
+	ck_assert_ptr_nonnull(plugin_host_find(&h, "good"));
+	plugin_host_free(&h);
+}
+END_TEST
+
 START_TEST(relative_dir_refused)
 {
 	struct plugin_host h = {0};
@@ -626,6 +650,7 @@ int main(void)
 	tcase_add_test(tc, parent_world_writable_refused);
 	tcase_add_test(tc, user_symlink_to_dir_refused);
 	tcase_add_test(tc, root_symlinks_followed_and_checked);
+	tcase_add_test(tc, odd_paths_refused);
 	tcase_add_test(tc, relative_dir_refused);
 	tcase_add_test(tc, swap_after_check_loads_the_checked_file);
 	tcase_add_test(tc, descriptor_names_are_not_reused);
