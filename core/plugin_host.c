@@ -77,35 +77,31 @@ static bool walk_ends(const char *p)
  * sshd accepts root or the user) and, unless it is a symlink (whose mode
  * means nothing), not writable by group or others.  what says what path is
  * ("plugin dir " or "" for a plugin file); dir is the plugin_dir being
- * opened when path is above it, else NULL.  For an ancestor of plugin_dir (/tmp, a home) changing
- * it is rarely the fix: the message says that plugin_dir is in the wrong place instead.
+ * opened when path is above it, else NULL.  Changing an ancestor of
+ * plugin_dir (/tmp, a home) is rarely the fix: the message says that
+ * plugin_dir is in the wrong place instead.
  */
 static int check_component(const struct stat *st, const char *what, const char *path,
 			   const char *dir, struct bpflb_err *err)
 {
+	bool link = S_ISLNK(st->st_mode), owner_ok = !st->st_uid || st->st_uid == geteuid();
 	char owner[48] = "root", fix[2 * PATH_MAX + 80];
-	bool link = S_ISLNK(st->st_mode);
-	const char *problem = "";
 
+	if (owner_ok && (link || !(st->st_mode & (S_IWGRP | S_IWOTH))))
+		return 0;
 	if (geteuid())
 		snprintf(owner, sizeof(owner), "root or uid %u", (unsigned int)geteuid());
-	if (st->st_uid && st->st_uid != geteuid())
-		problem = "owner";
-	else if (!link && (st->st_mode & (S_IWGRP | S_IWOTH)))
-		problem = "mode";
-	if (!*problem)
-		return 0;
 	if (dir)
 		snprintf(fix, sizeof(fix),
 			 "it is on the way to plugin_dir %s, which must be a path only root can "
 			 "change",
 			 dir);
-	else if (*problem == 'o')
+	else if (!owner_ok)
 		snprintf(fix, sizeof(fix), "run 'chown %sroot:root %s' if you trust it",
 			 link ? "-h " : "", path);
 	else
 		snprintf(fix, sizeof(fix), "run 'chmod go-w %s' if you trust it", path);
-	if (*problem == 'o')
+	if (!owner_ok)
 		return refuse(err, -EPERM,
 			      "%s%s: refused: %sowned by uid %u, must be owned by %s; %s", what,
 			      path, link ? "symlink " : "", (unsigned int)st->st_uid, owner, fix);
@@ -387,7 +383,11 @@ static int load_checked(struct plugin_host *h, int fd, const char *path, const c
 	/* Without RTLD_NODELETE for now, so that a refused file is unmapped again. */
 	dl = dlopen(name, RTLD_NOW | RTLD_LOCAL);
 	if (!dl)
-		return bpflb_err_set(err, "%s: refused: cannot load: %s", path, dlerror());
+		return bpflb_err_set(err, "%s: refused: cannot load: %s%s", path, dlerror(),
+				     access(name, F_OK)
+					 ? " (plugins are loaded through /proc/self/fd: "
+					   "is /proc mounted?)"
+					 : "");
 	p = dlsym(dl, BPFLB_PLUGIN_SYMBOL);
 	if (!p) {
 		ret = bpflb_err_set(err,
@@ -535,6 +535,7 @@ static void plugin_path(char path[PATH_MAX], const char *dir, const char *name)
 static void recheck_loaded(struct bpflb_plugin_ctx *c, int dfd, const char *dir)
 {
 	char name[NAME_MAX + 1], path[PATH_MAX];
+	struct stat now, loaded;
 	struct bpflb_err err;
 	int fd;
 
@@ -542,12 +543,19 @@ static void recheck_loaded(struct bpflb_plugin_ctx *c, int dfd, const char *dir)
 	plugin_path(path, dir, name);
 	fd = file_open_checked(dfd, path, name, &err);
 	if (fd >= 0) {
+		/* Code is loaded once: an upgraded file runs after a restart. */
+		if (!fstat(fd, &now) && !fstat(c->fd, &loaded) &&
+		    (now.st_dev != loaded.st_dev || now.st_ino != loaded.st_ino))
+			pr_warn("%s: another file than the one loaded; plugin %s runs the code "
+				"loaded before until bpflbd restarts",
+				path, c->desc->name);
 		close(fd);
 		c->refused[0] = '\0';
 		return;
 	}
 	if (strcmp(c->refused, err.msg))
-		pr_err("%s; plugin %s stays loaded, but no reload enables it until this is fixed",
+		pr_err("%s; no reload enables plugin %s until this is fixed (if it runs, it "
+		       "keeps running)",
 		       err.msg, c->desc->name);
 	snprintf(c->refused, sizeof(c->refused), "%s", err.msg);
 }

@@ -17,6 +17,8 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:?usage: sdk.sh BUILD_DIR}
 P="bls$$"
 TMP=$(mktemp -d /tmp/bpflb-sdk-XXXXXX)
+# The plugin dir must not be under /tmp: bpflbd refuses a 1777 ancestor.
+PLUGDIR=$(mktemp -d "$(cd "$BUILD" && pwd)/tests/sdk-plugins.XXXXXX")
 PIN=/sys/fs/bpf/bpflb-sdk-$P
 DPID=""
 cleanup() {
@@ -24,7 +26,7 @@ cleanup() {
 	[[ -n $DPID ]] && kill -9 "$DPID" 2>/dev/null
 	ip netns del "${P}a" 2>/dev/null
 	ip netns del "${P}b" 2>/dev/null
-	rm -rf "$TMP" "$PIN"
+	rm -rf "$TMP" "$PIN" "$PLUGDIR"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [[ -f $TMP/log ]] && cat "$TMP/log" >&2; exit 1; }
@@ -41,7 +43,7 @@ PKG_CONFIG_PATH="$PFX/share/pkgconfig" make -s -C "$TMP/plugin" >/dev/null ||
 	fail "the example plugin does not build against the installed SDK"
 [[ $(PKG_CONFIG_PATH="$PFX/share/pkgconfig" pkg-config --modversion bpflb-sdk) == [0-9]* ]] ||
 	fail "pkg-config bpflb-sdk has no version"
-mkdir "$TMP/plugins" && cp "$TMP/plugin/hello.so" "$TMP/plugins/" && chmod 0755 "$TMP/plugins/hello.so"
+chmod 0755 "$PLUGDIR" && install -m 0755 -o root -g root "$TMP/plugin/hello.so" "$PLUGDIR/"
 echo "ok - example plugin built out of tree with pkg-config bpflb-sdk"
 
 ip netns add "${P}a"; ip netns add "${P}b"
@@ -53,7 +55,7 @@ cat >"$TMP/bpflb.ini" <<INI
 [daemon]
 mode = none
 features = hello
-plugin_dir = $TMP/plugins
+plugin_dir = $PLUGDIR
 bpffs_root = $PIN
 devices = ${P}x
 [node]

@@ -371,6 +371,30 @@ START_TEST(root_symlinks_followed_and_checked)
 }
 END_TEST
 
+/* Paths that are no directory of plugins: a loop, a file, a FIFO named *.so
+ * (opened without blocking, so a scan cannot hang on it). */
+START_TEST(odd_paths_refused)
+{
+	char a[PATH_MAX], b[PATH_MAX], file[PATH_MAX], fifo[PATH_MAX];
+	struct plugin_host h = {0};
+
+	symlink_in("a", "b", 0, a);
+	symlink_in("b", "a", 0, b);
+	expect_dir_refusal(a, "too many symlinks", "");
+	snprintf(file, sizeof(file), "%s/file", tmpdir);
+	run("touch '%s'", file);
+	expect_dir_refusal(file, "plugin dir ", ": refused: not a directory");
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo.so", tmpdir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	copy_fixture("good", tmpdir, 0755, 0);
+	ck_assert_int_eq(plugin_host_scan(&h, tmpdir, NULL), 1);
+	assert_has(plugin_host_refusal(&h, "fifo"), "fifo.so: refused: not a regular file");
+	ck_assert_ptr_nonnull(plugin_host_find(&h, "good"));
+	plugin_host_free(&h);
+}
+END_TEST
+
 START_TEST(relative_dir_refused)
 {
 	struct plugin_host h = {0};
@@ -408,6 +432,7 @@ END_TEST
  * descriptor number may come back: the name /proc/self/fd/N must not. */
 START_TEST(descriptor_names_are_not_reused)
 {
+	const struct bpflb_plugin *kept;
 	struct plugin_host h = {0};
 	struct bpflb_err err;
 
@@ -415,8 +440,11 @@ START_TEST(descriptor_names_are_not_reused)
 	copy_fixture("misnamed", tmpdir, 0755, 0);
 	copy_fixture_as("good", "other", tmpdir, 0755, 0);
 	ck_assert_int_eq(load("good", &h, &err), 0);
+	kept = plugin_host_find(&h, "good")->desc;
 	plugin_host_free(&h);
-	/* A refused plugin is unmapped and its descriptor closed... */
+	/* An accepted plugin stays mapped (RTLD_NODELETE)... */
+	ck_assert_str_eq(kept->version, "1");
+	/* ...a refused one is unmapped and its descriptor closed... */
 	ck_assert_int_ne(load("misnamed", &h, &err), 0);
 	assert_has(err.msg, "something_else");
 	/* ...and the next file gets its own object, not good's or misnamed's. */
@@ -546,7 +574,8 @@ END_TEST
 
 /* --- what the daemon says about a refused plugin ---------------------------- */
 
-static void write_config(char path[PATH_MAX], const char *mode, const char *features)
+static void write_config(char path[PATH_MAX], const char *mode, const char *features,
+			 const char *more)
 {
 	FILE *f;
 
@@ -556,8 +585,8 @@ static void write_config(char path[PATH_MAX], const char *mode, const char *feat
 	fprintf(f,
 		"[daemon]\nmode = %s\nfeatures = %s\ndevices = lo\nplugin_dir = %s\n"
 		"bpffs_root = /sys/fs/bpf/bpflb-unit-loader\ncontrol_socket = %s/ctl.sock\n"
-		"[node]\nname = n1\naddress = 127.0.0.1\n",
-		mode, features, tmpdir, tmpdir);
+		"[node]\nname = n1\naddress = 127.0.0.1\n%s",
+		mode, features, tmpdir, tmpdir, more);
 	fclose(f);
 }
 
@@ -573,7 +602,7 @@ START_TEST(config_error_repeats_the_refusal)
 
 	copy_fixture("good", tmpdir, 0755, 0);
 	copy_fixture_as("good", "dsr", tmpdir, 0666, 0);
-	write_config(ini, "dsr", "");
+	write_config(ini, "dsr", "", "");
 	ck_assert_int_ne(daemon_check_config(ini, &err), 0);
 	snprintf(want, sizeof(want),
 		 "mode = dsr: plugin 'dsr' cannot be enabled: %s/dsr.so: "
@@ -581,9 +610,12 @@ START_TEST(config_error_repeats_the_refusal)
 		 tmpdir);
 	assert_has(err.msg, want);
 
-	write_config(ini, "none", "good");
+	write_config(ini, "none", "good", "");
 	ck_assert_int_eq(daemon_check_config(ini, &err), 0);
+	/* The reason comes before "unknown section [good]": the plugin would
+	 * have declared it. */
 	ck_assert_int_eq(chmod(tmpdir, 0770), 0);
+	write_config(ini, "none", "good", "[good]\nkey = 1\n");
 	ck_assert_int_ne(daemon_check_config(ini, &err), 0);
 	snprintf(want, sizeof(want),
 		 "features = good: plugin 'good' cannot be enabled: plugin dir "
@@ -618,6 +650,7 @@ int main(void)
 	tcase_add_test(tc, parent_world_writable_refused);
 	tcase_add_test(tc, user_symlink_to_dir_refused);
 	tcase_add_test(tc, root_symlinks_followed_and_checked);
+	tcase_add_test(tc, odd_paths_refused);
 	tcase_add_test(tc, relative_dir_refused);
 	tcase_add_test(tc, swap_after_check_loads_the_checked_file);
 	tcase_add_test(tc, descriptor_names_are_not_reused);
