@@ -194,6 +194,25 @@ static int check_bpffs_root(const struct bpflb_config *cfg, struct bpflb_err *er
 	return ret;
 }
 
+/* The schema records of the enabled plugins' pinned maps, as plugin_init checks them. */
+static int check_plugin_schemas(struct bpflb_daemon *d, const struct bpflb_config *cfg,
+				struct bpflb_err *err)
+{
+	const char *root = bpflb_cfg_str(daemon_sec(cfg), "bpffs_root");
+
+	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next) {
+		int ret;
+
+		if (!plugin_enabled(cfg, c))
+			continue;
+		ret = pipeline_schema_check_pinned(root, c->desc->name,
+						   c->desc->map_schema_version, err);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static void warn_private_bpffs(const char *root, const char *what)
 {
 	if (sys_bpffs_private(root))
@@ -290,7 +309,7 @@ static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *ne
 		return ret;
 	/* At start and --check-config; on reload bpffs_root and the sizes are fixed (below). */
 	if (!d->cfg) {
-		ret = check_bpffs_root(next, err);
+		ret = check_bpffs_root(next, err) ?: check_plugin_schemas(d, next, err);
 		if (ret)
 			return ret;
 	}

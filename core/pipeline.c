@@ -256,13 +256,30 @@ static int sizes_check_obj(struct bpf_object *obj, const char *root,
 	return 0;
 }
 
+int pipeline_schema_check_pinned(const char *pin_root, const char *set, uint32_t version,
+				 struct bpflb_err *err)
+{
+	int fd = schema_fd_get(pin_root), ret;
+
+	if (fd < 0)
+		return 0; /* nothing pinned (or not readable): start makes it */
+	ret = schema_check_fd(fd, pin_root, set, version, err);
+	close(fd);
+	return ret;
+}
+
 int pipeline_sizes_check(const char *pin_root, const struct bpflb_map_sizes *sizes,
 			 const char **key, struct bpflb_err *err)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = pin_root);
-	struct bpflb_entry *skel = bpflb_entry__open_opts(&oo);
+	struct bpflb_entry *skel;
 	int ret;
 
+	ret = pipeline_schema_check_pinned(pin_root, "lb", BPFLB_LB_SCHEMA, err) ?:
+	      pipeline_schema_check_pinned(pin_root, "pipeline", BPFLB_PIPELINE_SCHEMA, err);
+	if (ret)
+		return ret;
+	skel = bpflb_entry__open_opts(&oo);
 	if (!skel)
 		return bpflb_err_set(err, "cannot open the core BPF object: %s", strerror(errno)),
 		       -errno;
@@ -329,6 +346,12 @@ int pipeline_remove_pins(const char *pin_root, struct bpflb_err *err)
 
 	if (rmdir(pin_root) == 0 || errno == ENOENT) {
 		pr_notice("removed %d pins and %s", removed, pin_root);
+		return 0;
+	}
+	if (errno != ENOTEMPTY && errno != EEXIST) {
+		/* A mount point (bpffs_root = /sys/fs/bpf) stays. */
+		pr_notice("removed %d pins under %s; the directory stays (%s)", removed, pin_root,
+			  strerror(errno));
 		return 0;
 	}
 	/* Not ours: leave it, and say what it is. */

@@ -45,10 +45,12 @@ int pipeline_open(struct pipeline *pl, const char *pin_root, uint32_t tc_handle,
 		  uint32_t tc_priority, uint32_t maglev_m, const struct bpflb_map_sizes *sizes,
 		  struct bpflb_err *err);
 /*
- * Would the shared maps pinned under pin_root take sizes?  0, or -EMSGSIZE
+ * Would start accept the maps pinned under pin_root (read only, for
+ * --check-config)?  Their schema records (-ESTALE, as pipeline_open) and the
+ * shared maps' sizes: 0, or -EMSGSIZE
  * with *key the [lb] key of the first map pinned with another size and err
  * saying what to do (the pin keeps its size: a restart after --cleanup, which
- * resets conntrack, or the pinned size in the file).  Read only (--check-config).
+ * resets conntrack, or the pinned size in the file).
  */
 int pipeline_sizes_check(const char *pin_root, const struct bpflb_map_sizes *sizes,
 			 const char **key, struct bpflb_err *err);
@@ -89,6 +91,9 @@ uint32_t pipeline_stage_prog_id(struct pipeline *pl, enum bpflb_stage st);
 int pipeline_schema_check(struct pipeline *pl, const char *set, uint32_t version,
 			  struct bpflb_err *err);
 int pipeline_schema_record(struct pipeline *pl, const char *set, uint32_t version);
+/* pipeline_schema_check() on the records pinned under pin_root, without a pipeline. */
+int pipeline_schema_check_pinned(const char *pin_root, const char *set, uint32_t version,
+				 struct bpflb_err *err);
 
 /* Remove the core's tc filters from the named devices (cleanup). */
 int pipeline_detach_devices(const char *const *names, int n, uint32_t tc_handle,

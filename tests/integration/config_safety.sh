@@ -11,6 +11,7 @@
 #   - [lb] ct_size sizes the conntrack map, the mode plugin loads against the
 #     resized pins, and a pinned map of another size is refused by
 #     --check-config and start with the key and what to do
+#   - pinned maps of another schema version fail --check-config as they fail start
 #   - a [node] address that is not local fails --check-config (file:line, key)
 #   - run under `ip netns exec` (a private mount namespace and bpffs), the
 #     daemon says so at --check-config, start, stop and --cleanup
@@ -132,6 +133,18 @@ if timeout 20 nsenter --net=/run/netns/"$NS" "$BPFLBD" --config "$TMP/bpflb.ini"
 fi
 grep -q "\[lb\] ct_size = 8192: .*has 4096" "$TMP/log" || fail "start: no clear size refusal"
 ok "a pinned map of another size is refused with the key and what to do"
+
+# --- pinned maps of another schema version: --check-config refuses as start does
+write_config "$PIN" 10.96.0.1 "ct_size = 4096"
+# bpflb_schema["lb"] = {magic "bplb", version 99}
+bpftool map update pinned "$PIN/bpflb_schema" key 0x6c 0x62 0 0 0 0 0 0 0 0 0 0 0 0 0 0 \
+	value 0x62 0x6c 0x70 0x62 99 0 0 0
+if nsn "$BPFLBD" --config "$TMP/bpflb.ini" --check-config >"$TMP/log" 2>&1; then
+	fail "--check-config accepted pinned maps of schema version 99"
+fi
+grep -q "for 'lb' have schema version 99, this build needs" "$TMP/log" ||
+	fail "--check-config: no clear schema refusal"
+ok "--check-config refuses pinned maps of another schema version, as start does"
 
 # --- --cleanup removes what bpflb pinned, by name, and nothing else ------------
 write_config "$PIN" 10.96.0.1 "ct_size = 4096"
