@@ -313,7 +313,8 @@ static size_t ip_hdr(uint8_t *b, uint32_t saddr, uint32_t daddr, uint8_t proto, 
 	iph->protocol = proto;
 	iph->saddr = saddr;
 	iph->daddr = daddr;
-	memcpy(iph + 1, opt, optlen);
+	if (optlen) /* opt is NULL without options: memcpy's arguments must not be */
+		memcpy(iph + 1, opt, optlen);
 	iph->check = htons(fold(sum16(iph, ihl, 0)));
 	return ihl;
 }

@@ -260,6 +260,19 @@ blocked "$EXT_NS" "$N1" 9999 || fail "after the refused reload: the default deny
 rm -f "$POLDIR/zz-broken.yaml"
 ok "a second policy opens SSH; a broken file is refused with file:line:field and the running policies stay"
 
+# Issue 13 item 8: 70k nested lists kept a reload busy for 14 s; now the depth
+# limit refuses them at once, with the file and line.
+python3 -c 'import sys; n = 70000; sys.stdout.write(
+    "apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata:\n  name: deep\n"
+    "spec:\n  description: " + "[" * n + "]" * n + "\n")' >"$POLDIR/zz-deep.yaml"
+bpflb_reload 1 && fail "a policy nested 70000 deep was accepted"
+grep -q "zz-deep.yaml:6: nested deeper than 32 lists and mappings" "$(bpflb_log 1)" ||
+	fail "the deep file's refusal does not name file:line: $(grep 'reload failed' "$(bpflb_log 1)" | tail -1)"
+connects "$EXT_NS" "$N1" 22 || fail "after the deep file: SSH (allow-ssh) no longer passes"
+blocked "$EXT_NS" "$N1" 9999 || fail "after the deep file: the default deny is gone"
+rm -f "$POLDIR/zz-deep.yaml"
+ok "a policy file nested 70000 deep is refused at once with file:line; the running policies stay"
+
 # --- 4. a workload policy, judged on the translated backend ----------------------------
 cat >"$POLDIR/web.yaml" <<'YAML'
 apiVersion: cilium.io/v2
