@@ -17,9 +17,10 @@
 #   - status reports conntrack counts from a snapshot taken off the loop, and
 #     they follow the map.
 #
-# Usage: listeners.sh BUILD_DIR
+# Usage: listeners.sh BUILD_DIR   (ONLY="dir peer ..." runs some parts: dir peer
+# sigpipe pipeline flood timeout ct)
 set -euo pipefail
-BUILD=${1:?usage: listeners.sh BUILD_DIR}
+BUILD=$(cd "${1:?usage: listeners.sh BUILD_DIR}" && pwd)
 BPFLBD=$BUILD/core/bpflbd
 CTL=$BUILD/tools/bpflbctl/bpflbctl
 PLUGDIR=$BUILD/tests/plugin-dir
@@ -48,6 +49,8 @@ nsd() { nsenter --net=/run/netns/"$NS" "$@"; }
 nobody() { nsd setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 ctl() { "$CTL" --socket "$SOCK" -o json "$@"; }
 py() { python3 -c 'import json,sys; d=json.load(sys.stdin); r=eval(sys.argv[1]); print(r if not isinstance(r,(dict,list)) else json.dumps(r))' "$1"; }
+ONLY=${ONLY:-dir peer sigpipe pipeline flood timeout ct}
+want() { [[ " $ONLY " == *" $1 "* ]]; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$DPID/status"; }
 nfds() { ls "/proc/$DPID/fd" | wc -l; }
 
@@ -116,20 +119,25 @@ refused_dir() { # dir why
 	nsd tc filter show dev eth0 ingress | grep -q bpflb && fail "refused start left a hook"
 	true
 }
-mkdir -p "$TMP/user" "$TMP/ww" "$TMP/sticky"
-chown 65534:65534 "$TMP/user"
-chmod 0777 "$TMP/ww"
-chmod 1777 "$TMP/sticky"
-refused_dir "$TMP/user" "owned by nobody"
-refused_dir "$TMP/ww" "world-writable"
-refused_dir "$TMP/sticky" "world-writable even if sticky"
-ok "bpflbd refuses a socket directory owned by another user or writable by others"
+if want dir; then
+	mkdir -p "$TMP/user" "$TMP/ww" "$TMP/sticky"
+	chown 65534:65534 "$TMP/user"
+	chmod 0777 "$TMP/ww"
+	chmod 1777 "$TMP/sticky"
+	refused_dir "$TMP/user" "owned by nobody"
+	refused_dir "$TMP/ww" "world-writable"
+	refused_dir "$TMP/sticky" "world-writable even if sticky"
+	ok "bpflbd refuses a socket directory owned by another user or writable by others"
+fi
 
 write_config "$SOCK"
 start_daemon
-[[ $(stat -c '%a %u' "$TMP/run") == "750 0" ]] || fail "socket directory is $(stat -c '%a %u' "$TMP/run"), expected 750 root"
-ok "bpflbd created the socket directory 0750 root-owned"
+if want dir; then
+	[[ $(stat -c '%a %u' "$TMP/run") == "750 0" ]] || fail "socket directory is $(stat -c '%a %u' "$TMP/run"), expected 750 root"
+	ok "bpflbd created the socket directory 0750 root-owned"
+fi
 
+if want peer; then
 # bpflbctl does not believe a socket served by another user
 mkdir "$TMP/evil"
 chmod 1777 "$TMP/evil"
@@ -148,8 +156,10 @@ fi
 grep -q "refusing $TMP/evil/ctl.sock: it is served by uid 65534" <<<"$out" ||
 	fail "bpflbctl's refusal does not say why: $out"
 ok "bpflbctl refuses a socket served by a user other than root (SO_PEERCRED)"
+fi
 
 # --- SIGPIPE: clients that hang up before the answer ---------------------------------
+if want sigpipe; then
 nsd python3 - "$SOCK" <<'EOF'
 import socket, sys
 for _ in range(200):
@@ -162,8 +172,10 @@ sleep 0.5
 alive "after clients hung up before their answers"
 [[ $(ctl status | py 'd["mode"]') == none ]] || fail "status after hung-up clients"
 ok "control clients that hang up before the answer: bpflbd lives and answers status"
+fi
 
 # --- pipelined requests, answers never read ----------------------------------------------
+if want pipeline; then
 rss0=$(rss_kb)
 nsd python3 - "$SOCK" >"$TMP/pipe.out" <<'EOF' &
 import socket, sys, time
@@ -206,8 +218,10 @@ ok "pipelined requests without reading: RSS ${rss0} -> ${rss1} kB, others answer
 wait "$PIPE" || true
 grep -q "^closed" "$TMP/pipe.out" || fail "the client that reads no answers was not dropped: $(cat "$TMP/pipe.out")"
 ok "a client whose answers stay unread past client_timeout is dropped"
+fi
 
 # --- connection floods ---------------------------------------------------------------
+if want flood; then
 # flood.py HOW N TARGET: open N connections and hold them until killed
 cat >"$TMP/flood.py" <<'EOF'
 import socket, sys, time
@@ -261,8 +275,10 @@ done
 grep -q "^bpflb_connections_refused_total [1-9]" "$TMP/metrics" || fail "metrics after the flood: no refused connections counted"
 nobody curl -s -m 5 http://10.97.0.1:32100/ | grep -q localEndpoints || fail "health check after the flood"
 ok "after the flood metrics and the health check answer again (refusals counted)"
+fi
 
 # --- idle and partial connections are closed ------------------------------------------
+if want timeout; then
 nsd python3 - "$SOCK" <<'EOF' || fail "a silent or slow connection was not closed after client_timeout"
 import socket, sys, time
 
@@ -295,8 +311,10 @@ h = socket.create_connection(("10.97.0.1", 32100))
 assert closed_within(h, 10, b"X"), "health check head sent a byte at a time"
 EOF
 ok "idle, slow (a byte at a time) and silent connections are closed after client_timeout"
+fi
 
 # --- conntrack counts from the snapshot --------------------------------------------------
+if want ct; then
 st=$(ctl status)
 [[ $(py 'd["conntrack"]["entries"] == 0 and d["conntrack"]["snapshot_age_ms"] is not None' <<<"$st") == True ]] ||
 	fail "status conntrack: $st"
@@ -313,6 +331,7 @@ for _ in $(seq 50); do [[ $(counts) == "3 2 1" ]] && break; sleep 0.1; done
 st=$(ctl status)
 [[ $(py 'd["conntrack"]["snapshot_age_ms"] < 60000' <<<"$st") == True ]] || fail "snapshot age: $st"
 ok "status: conntrack counts from the snapshot follow the map ($(py 'd["conntrack"]' <<<"$st"))"
+fi
 
 alive "at the end"
 kill -TERM "$DPID"
