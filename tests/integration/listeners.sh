@@ -45,8 +45,10 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [[ -f $TMP/log ]] && { echo "--- bpflbd log"; tail -50 "$TMP/log"; } >&2; exit 1; }
 ok() { echo "ok - $*"; }
 nsd() { nsenter --net=/run/netns/"$NS" "$@"; }
-# nobody: a local user without privileges
+# nobody: a local user without privileges (and a python3 it may run)
 nobody() { nsd setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+NPY=/usr/bin/python3
+[[ -x $NPY ]] || NPY=$(command -v python3)
 ctl() { "$CTL" --socket "$SOCK" -o json "$@"; }
 py() { python3 -c 'import json,sys; d=json.load(sys.stdin); r=eval(sys.argv[1]); print(r if not isinstance(r,(dict,list)) else json.dumps(r))' "$1"; }
 ONLY=${ONLY:-dir peer sigpipe pipeline flood timeout ct}
@@ -141,7 +143,7 @@ if want peer; then
 # bpflbctl does not believe a socket served by another user
 mkdir "$TMP/evil"
 chmod 1777 "$TMP/evil"
-nobody python3 -c '
+nobody "$NPY" -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)
 while True:
@@ -242,9 +244,9 @@ print("open", len(conns), flush=True)
 time.sleep(60)
 EOF
 fd0=$(nfds)
-nobody python3 "$TMP/flood.py" tcp 300 127.0.0.1:9962 >"$TMP/f1" &
+nobody "$NPY" "$TMP/flood.py" tcp 300 127.0.0.1:9962 >"$TMP/f1" &
 BG+=($!)
-nobody python3 "$TMP/flood.py" tcp 300 10.97.0.1:32100 >"$TMP/f2" &
+nobody "$NPY" "$TMP/flood.py" tcp 300 10.97.0.1:32100 >"$TMP/f2" &
 BG+=($!)
 nsd python3 "$TMP/flood.py" unix 100 "$SOCK" >"$TMP/f3" &
 BG+=($!)
