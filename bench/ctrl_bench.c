@@ -427,10 +427,13 @@ static void *scraper_run(void *arg)
 		if (!strcmp(s->how, "metrics")) {
 			ret = scrape_once();
 		} else {
-			/* what `status` and every scrape cost before: a walk of bpflb_ct on the loop */
+			/* what `status` and every scrape cost before: a walk of bpflb_ct on the
+			 * loop */
 			if (fd < 0)
 				fd = ctl_connect();
-			ret = fd < 0 ? -1 : ctl_roundtrip(fd, "{\"cmd\":\"ct.list\",\"args\":{\"limit\":1}}\n");
+			ret = fd < 0 ? -1
+				     : ctl_roundtrip(
+					   fd, "{\"cmd\":\"ct.list\",\"args\":{\"limit\":1}}\n");
 			if (ret && fd >= 0) {
 				close(fd);
 				fd = -1;
@@ -476,8 +479,8 @@ static int ct_fill(const char *pin, uint32_t *filled)
 						     .dport = htons(80),
 						     .proto = IPPROTO_TCP,
 						     .kind = BPFLB_CT_FWD};
-			v[j] = (struct bpflb_ct_val){.last_seen = now, .created = now,
-						     .state = BPFLB_CT_ESTABLISHED};
+			v[j] = (struct bpflb_ct_val){
+			    .last_seen = now, .created = now, .state = BPFLB_CT_ESTABLISHED};
 		}
 		if (bpf_map_update_batch(fd, k, v, &n, NULL))
 			ret = -errno;
@@ -517,8 +520,9 @@ static void measure(const char *phase, int nstatus, int nreload, const char *sep
 	       "\"failed\": %d",
 	       sep, phase, st[nstatus / 2], st[(nstatus * 99) / 100], st[nstatus - 1],
 	       rl[nreload / 2], rl[(nreload * 99) / 100], rl[nreload - 1], fails);
-	fprintf(stderr, "ctrl_bench: %s: status p50 %.1f p99 %.1f ms, reload p50 %.1f p99 %.1f ms\n",
-		phase, st[nstatus / 2], st[(nstatus * 99) / 100], rl[nreload / 2],
+	fprintf(stderr,
+		"ctrl_bench: %s: status p50 %.1f p99 %.1f ms, reload p50 %.1f p99 %.1f ms\n", phase,
+		st[nstatus / 2], st[(nstatus * 99) / 100], rl[nreload / 2],
 		rl[(nreload * 99) / 100]);
 	free(st);
 	free(rl);
@@ -572,7 +576,8 @@ static int run_listen(const char *sock, const char *metrics, const char *ct_pin,
 	snprintf(ctl_path, sizeof(ctl_path), "%s", sock);
 	mx_addr.sin_family = AF_INET;
 	mx_addr.sin_port = htons(colon ? atoi(colon + 1) : 9962);
-	if (!colon || inet_pton(AF_INET, strndupa(metrics, colon - metrics), &mx_addr.sin_addr) != 1)
+	if (!colon ||
+	    inet_pton(AF_INET, strndupa(metrics, colon - metrics), &mx_addr.sin_addr) != 1)
 		return fprintf(stderr, "ctrl_bench: --metrics ADDR:PORT\n"), 2;
 	if (ct_fill(ct_pin, &filled))
 		return 1;

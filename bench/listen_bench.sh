@@ -11,7 +11,7 @@
 #
 # Usage: listen_bench.sh BUILD_DIR [SCRAPERS]
 set -euo pipefail
-BUILD=${1:?usage: listen_bench.sh BUILD_DIR [SCRAPERS]}
+BUILD=$(cd "${1:?usage: listen_bench.sh BUILD_DIR [SCRAPERS]}" && pwd)
 N=${2:-200}
 NS="bctlb$$"
 PIN=/sys/fs/bpf/$NS

@@ -13,10 +13,10 @@
 
 static struct {
 	struct connlimit_cfg cfg;
-	unsigned int total;			/* connections of in_total listeners */
-	uint64_t refused;			/* times a listener paused at a cap */
+	unsigned int total;		    /* connections of in_total listeners */
+	uint64_t refused;		    /* times a listener paused at a cap */
 	struct connlimit_listener *waiting; /* paused listeners, resumed in turn */
-	unsigned int lowered_to;		/* last max_total lowered to (logged once) */
+	unsigned int lowered_to;	    /* last max_total lowered to (logged once) */
 } cl = {
     .cfg = {CONNLIMIT_DEF_TOTAL, CONNLIMIT_DEF_PER_LISTENER, CONNLIMIT_DEF_TIMEOUT_S * 1000},
 };

@@ -860,7 +860,9 @@ static void conn_timeout(uv_timer_t *t)
 
 	pr_debug("control: closing a client that made no progress in %llu ms (%s)",
 		 (unsigned long long)connlimit_timeout_ms(),
-		 c->pending ? "answers unread" : c->len ? "request incomplete" : "idle");
+		 c->pending ? "answers unread"
+		 : c->len   ? "request incomplete"
+			    : "idle");
 	conn_close(c);
 }
 
@@ -1147,16 +1149,17 @@ static int socket_dir_check(const char *path, const char *dir, struct stat *st,
 			int ret = -errno;
 
 			*p = c;
-			return bpflb_err_set(err, "control_socket %s: directory %s: %s", path,
-					     real, strerror(-ret)),
+			return bpflb_err_set(err, "control_socket %s: directory %s: %s", path, real,
+					     strerror(-ret)),
 			       ret;
 		}
 		if (st->st_uid != 0 && st->st_uid != geteuid())
-			return bpflb_err_set(err,
-					     "control_socket %s: refusing directory %s: owned by "
-					     "uid %u, not root; whoever owns it can replace the "
-					     "socket (use a root-owned directory such as /run/bpflb)",
-					     path, p == real ? "/" : real, st->st_uid),
+			return bpflb_err_set(
+				   err,
+				   "control_socket %s: refusing directory %s: owned by "
+				   "uid %u, not root; whoever owns it can replace the "
+				   "socket (use a root-owned directory such as /run/bpflb)",
+				   path, p == real ? "/" : real, st->st_uid),
 			       -EPERM;
 		if ((st->st_mode & (S_IWGRP | S_IWOTH)) && (last || !(st->st_mode & S_ISVTX)))
 			return bpflb_err_set(err,
@@ -1229,7 +1232,8 @@ static int group_id(const char *group, gid_t *gid, struct bpflb_err *err)
 	struct group *g = getgrnam(group);
 
 	if (!g)
-		return bpflb_err_set(err, "control_group '%s' is not a group of this system", group),
+		return bpflb_err_set(err, "control_group '%s' is not a group of this system",
+				     group),
 		       -ENOENT;
 	*gid = g->gr_gid;
 	return 0;

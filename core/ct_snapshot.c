@@ -58,8 +58,8 @@ static void count_work(uv_work_t *w)
 	free(keys);
 	free(vals);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	s->next.walk_ms = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000 +
-				     (t1.tv_nsec - t0.tv_nsec) / 1000000);
+	s->next.walk_ms =
+	    (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
 }
 
 static void count_done(uv_work_t *w, int status)

@@ -3,7 +3,8 @@
  * Prometheus metrics over HTTP on [daemon] metrics_listen (ADDR:PORT), served
  * on the daemon's loop.  GET /metrics answers the text exposition format
  * 0.0.4; every answer closes the connection.  The request head is read with
- * the reader healthz.c uses (http.h); heads over 8 KiB get 431.
+ * the reader healthz.c uses (http.h); heads over 8 KiB get 431.  Connections
+ * are capped and must be done within [daemon] client_timeout (connlimit.h).
  *
  * Metric names are listed in metrics.c, above metrics_render().
  */

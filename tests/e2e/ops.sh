@@ -158,6 +158,16 @@ nat=$(ctl nat list --service web/http)
 [[ $(py 'd["total"] > 0 and all(e["nat"].startswith("'"$N1"':") and e["backend"].startswith("10.244.2.2:") for e in d["entries"])' <<<"$nat") == True ]] ||
 	fail "nat list: $nat"
 table_has "10.244.2.2:8080" nat list || fail "nat list table"
+# status counts conntrack from a snapshot taken off the loop: after the flows
+# above it agrees with the map (both halves of every flow), and says its age
+ct_agree() {
+	local all st
+	all=$(ctl ct list --limit 0 | py 'd["total"]')
+	st=$(ctl status)
+	[[ $(py 'd["conntrack"]["entries"]' <<<"$st") == "$all" &&
+		$(py 'd["conntrack"]["snapshot_age_ms"] is not None and d["conntrack"]["tcp"] + d["conntrack"]["udp"] + d["conntrack"]["other"] == d["conntrack"]["entries"]' <<<"$st") == True ]]
+}
+wait_for ct_agree 10 0.2 || fail "status conntrack $(ctl status | py 'd["conntrack"]') disagrees with ct list ($(ctl ct list --limit 0 | py 'd["total"]'))"
 cluster_route_lbip "$MGIP" 1
 peerc_in "$CLIENT_NS" udp "$MGIP" 53 --count 4 >/dev/null || fail "maglev service"
 mg=$(ctl maglev show mg)
