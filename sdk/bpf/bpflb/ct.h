@@ -23,20 +23,30 @@
  * One half of a pair may disappear on its own: the LRU map evicts entries
  * silently, `bpflbctl ct flush` deletes a pair in two steps, a GC sweep races
  * with the datapath.  A NAT mapping is therefore only used while both halves
- * agree, each half's partner key naming the other
- * (bpflb_ct_pair_agrees()); for SNAT flows this is checked on every packet,
- * since the SNAT port is what another flow could take over; for LOCAL flows
- * (whose REV key holds the client's own tuple) once a second.  When the
- * partner is missing, the packet's own half re-creates it (BPF_NOEXIST, so a
- * key another flow claimed meanwhile is never overwritten): a FWD half puts
- * its REV half back with the same SNAT port, a REV half its FWD half.  Halves
- * that disagree are never used: a FWD half whose port went to another flow
- * makes its flow start over (a new port: the backend resets a mid-stream TCP
- * flow, the client sees a reset, never another client's bytes); a REV half
- * whose client moved on to another port is deleted and its packet not
- * translated.  A lost FWD half is also found from the client's side when the
- * flow's first SNAT port candidate is taken by its own REV half
- * (bpflb_snat_alloc()).  Each of these events is counted in bpflb_ct_stats.
+ * agree, each half's partner key naming the other (bpflb_ct_pair_agrees());
+ * for SNAT flows this is checked on every packet, since the SNAT port is what
+ * another flow could take over; for LOCAL flows (whose REV key holds the
+ * client's own tuple) once a second.  When the partner is missing, the
+ * packet's own half re-creates it (BPF_NOEXIST, so a key another flow claimed
+ * meanwhile is never overwritten): a FWD half puts its REV half back with the
+ * same SNAT port, a REV half its FWD half.  Halves that disagree are not used:
+ * a FWD half whose port went to another flow makes its flow start over (a new
+ * port: the backend resets a mid-stream TCP flow; the client sees a reset,
+ * never another client's answers); a REV half whose client moved on to
+ * another port is deleted and its packet left untranslated to the node's
+ * stack.  A LOCAL flow's reply is still translated by its REV half on egress:
+ * that key holds the client's own tuple, so it cannot name another client.  A
+ * lost FWD half is also found from the client's side when the flow's first
+ * SNAT port candidate is held by its own REV half (bpflb_snat_alloc()).  Each
+ * of these events is counted in bpflb_ct_stats.
+ *
+ * What no check can tell apart: when a lost REV half's port went to another
+ * client before the first client's next packet, what the backend still sends
+ * on the old connection through that port (the same tuple at the backend)
+ * reaches the new client.  For TCP that is at most a stray segment the new
+ * client's stack rejects with a reset (the backend's own demultiplexing keeps
+ * two connections on one tuple from both existing); for UDP, answers to
+ * datagrams the first client sent before the loss.
  *
  * The two halves of a DSR flow live on two nodes and are kept each on its own
  * (lb.h).
