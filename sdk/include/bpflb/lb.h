@@ -15,7 +15,7 @@
 
 #include <linux/types.h>
 
-#define BPFLB_LB_SCHEMA 1u
+#define BPFLB_LB_SCHEMA	   2u	       /* 2: bpflb_ct_val.flags, syn_seq (DSR backend half) */
 #define BPFLB_SCHEMA_MAGIC 0x62706c62u /* "bplb" */
 
 #define BPFLB_MAX_SERVICES 131072   /* frontends (address, port, protocol) */
@@ -166,7 +166,14 @@ _Static_assert(sizeof(struct bpflb_dsr_opt) == BPFLB_DSR_OPT_LEN, "bpflb_dsr_opt
  *  ingress node: FWD, as above (addr/port: backend; nat_*: 0), no REV;
  *  backend node: REV keyed by the reply (backend -> client), holding the client
  *       and the frontend the dispatch carried; no FWD.  svc_id is the local
- *       service of the same port when one is found (statistics), backend_id 0.
+ *       service of the same port when one is found (statistics); no backend_id:
+ *       syn_seq holds the sequence number of the client's SYN that came with
+ *       the DSR option, and only a SYN-ACK acknowledging that SYN leaves with
+ *       the frontend as its source.  Any other SYN-ACK on the tuple belongs to
+ *       a connection that did not come by DSR (the client reused its port to
+ *       reach the backend directly): the backend's stack accepted it, so the
+ *       DSR connection is over and the half is dropped.  flags follow the FINs
+ *       of both sides, so that a closed half expires soon.
  * Neither half has a partner: each ages on its own.
  */
 enum bpflb_ct_kind {
@@ -191,6 +198,12 @@ enum bpflb_ct_state {
 	BPFLB_CT_CLOSING = 2,     /* TCP FIN or RST seen in either direction */
 };
 
+/* bpflb_ct_val.flags, kept on the backend node's half of a DSR TCP flow. */
+#define BPFLB_CT_F_FIN_CLIENT  (1u << 0) /* FIN (or RST) seen from the client */
+#define BPFLB_CT_F_FIN_BACKEND (1u << 1) /* FIN (or RST) seen from the backend */
+#define BPFLB_CT_F_CLOSED      (BPFLB_CT_F_FIN_CLIENT | BPFLB_CT_F_FIN_BACKEND)
+#define BPFLB_CT_F_SYN_DATA    (1u << 2) /* the SYN carried data (TCP Fast Open) */
+
 /* How a flow is forwarded; recorded at its first packet and kept for its life. */
 enum bpflb_fwd {
 	BPFLB_FWD_LOCAL = 1,    /* backend on this node: DNAT only */
@@ -211,11 +224,26 @@ struct bpflb_ct_val {
 	 * REV: frontend address/port to restore as the reply's source. */
 	__be32 nat_addr;
 	__be16 nat_port;
-	__u16 pad;
+	__u16 flags;      /* BPFLB_CT_F_*: DSR backend half only, else 0 */
 	__u32 svc_id;
-	__u32 backend_id;
+	union {
+		__u32 backend_id; /* every entry but the DSR backend half */
+		__u32 syn_seq;    /* DSR backend half of a TCP flow: the client's SYN */
+	};
 };
 _Static_assert(sizeof(struct bpflb_ct_val) == 40, "bpflb_ct_val layout");
+
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+
+/* Is the entry the backend node's half of a DSR flow (no backend_id, see above)? */
+static __always_inline int bpflb_ct_is_dsr_rev(const struct bpflb_ct_key *k,
+					       const struct bpflb_ct_val *v)
+{
+	return k->kind == BPFLB_CT_REV &&
+	       (v->fwd == BPFLB_FWD_DSR_OPT || v->fwd == BPFLB_FWD_DSR_IPIP);
+}
 
 /* --- observation -------------------------------------------------------- */
 
