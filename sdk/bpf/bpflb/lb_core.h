@@ -299,11 +299,28 @@ static __always_inline int bpflb_lb_new_flow(struct __sk_buff *skb, struct bpflb
 }
 
 /*
+ * A FIN or RST of a DSR flow on its backend half: side is the sender
+ * (BPFLB_CT_F_FIN_CLIENT or _BACKEND); an RST closes both ways.  Written only
+ * when it adds a bit.  Two CPUs may race and lose one bit: the half then
+ * ages with the ordinary close timeout instead of the short one.
+ */
+static __always_inline void bpflb_lb_dsr_fin(struct bpflb_ct_val *rv, const struct bpflb_pkt *pkt,
+					     __u16 side)
+{
+	__u16 f = (pkt->tcp_flags & BPFLB_TCP_RST) ? BPFLB_CT_F_CLOSED : side;
+
+	if (pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (BPFLB_TCP_FIN | BPFLB_TCP_RST)) &&
+	    (rv->flags & f) != f)
+		rv->flags |= f;
+}
+
+/*
  * A DSR flow dispatched to us whose backend is on this node at an
  * address:port that is also one of our frontends (a host-network backend
- * listening on a node port): it is the backend's traffic, not a new flow.
- * A SYN without the option on the tuple of a closing DSR flow is not: the
- * client reuses its port to reach the frontend here, a flow of our own.
+ * listening on a node port): it is the backend's traffic, not a new flow;
+ * its FIN and RST are followed here.  A SYN without the option on the tuple
+ * of a closing DSR flow is not: the client reuses its port to reach the
+ * frontend here, a flow of our own.
  */
 static __always_inline int bpflb_lb_is_dispatched(const struct bpflb_pkt *pkt)
 {
@@ -317,8 +334,14 @@ static __always_inline int bpflb_lb_is_dispatched(const struct bpflb_pkt *pkt)
 	};
 	struct bpflb_ct_val *rv = bpf_map_lookup_elem(&bpflb_ct, &rk);
 
-	return rv && bpflb_fwd_is_dsr(rv->fwd) &&
-	       !(bpflb_tcp_is_syn(pkt) && rv->state == BPFLB_CT_CLOSING);
+	if (!rv || !bpflb_fwd_is_dsr(rv->fwd) ||
+	    (bpflb_tcp_is_syn(pkt) && rv->state == BPFLB_CT_CLOSING))
+		return 0;
+	if (pkt->tcp_flags & (BPFLB_TCP_FIN | BPFLB_TCP_RST)) {
+		bpflb_lb_dsr_fin(rv, pkt, BPFLB_CT_F_FIN_CLIENT);
+		bpflb_ct_touch_dir(&rk, rv, pkt, 0);
+	}
+	return 1;
 }
 
 /* A packet addressed to a frontend. */
@@ -419,22 +442,6 @@ static __always_inline void bpflb_lb_dsr_rev_key(struct bpflb_ct_key *rk,
 	rk->proto = pkt->proto;
 	rk->kind = BPFLB_CT_REV;
 	rk->pad = 0;
-}
-
-/*
- * A FIN or RST of a DSR flow on its backend half: side is the sender
- * (BPFLB_CT_F_FIN_CLIENT or _BACKEND); an RST closes both ways.  Written only
- * when it adds a bit.  Two CPUs may race and lose one bit: the half then
- * ages with the ordinary close timeout instead of the short one.
- */
-static __always_inline void bpflb_lb_dsr_fin(struct bpflb_ct_val *rv, const struct bpflb_pkt *pkt,
-					     __u16 side)
-{
-	__u16 f = (pkt->tcp_flags & BPFLB_TCP_RST) ? BPFLB_CT_F_CLOSED : side;
-
-	if (pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (BPFLB_TCP_FIN | BPFLB_TCP_RST)) &&
-	    (rv->flags & f) != f)
-		rv->flags |= f;
 }
 
 /* A FIN or RST of the client on a dispatched flow (after the SYN, no option). */
