@@ -9,6 +9,10 @@
  * belongs to another flow: see sdk/bpf/bpflb/ct.h).  The scan works on a snapshot;
  * before a pair is deleted both entries are read again, and a pair that the
  * datapath touched meanwhile stays.
+ *
+ * The backend node's half of a DSR TCP flow that saw FIN from both sides (or
+ * an RST) only has the last ACK and retransmissions left to translate: it
+ * expires after CT_DSR_CLOSED_NS idle instead of the close timeout.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,6 +24,8 @@
 
 #include "services.h"
 #include "services_model.h"
+
+#define CT_DSR_CLOSED_NS (2ull * 1000000000ull)
 
 const struct bpflb_ct_timeouts bpflb_ct_default_timeouts = {
     .tcp_syn_ns = 60ull * 1000000000ull,
@@ -181,8 +187,12 @@ static bool ct_pair_agrees(const struct bpflb_ct_key *k, const struct bpflb_ct_k
 static bool ct_expired(const struct bpflb_ct_timeouts *t, const struct bpflb_ct_key *k,
 		       const struct bpflb_ct_val *v, uint64_t now)
 {
-	return now > v->last_seen &&
-	       now - v->last_seen > bpflb_ct_timeout_ns(t, k->proto, v->state);
+	uint64_t timeout = bpflb_ct_timeout_ns(t, k->proto, v->state);
+
+	if (bpflb_ct_is_dsr_rev(k, v) && bpflb_ct_flags_closed(v->flags) &&
+	    timeout > CT_DSR_CLOSED_NS)
+		timeout = CT_DSR_CLOSED_NS;
+	return now > v->last_seen && now - v->last_seen > timeout;
 }
 
 int bpflb_ct_gc(int ct_fd, const struct bpflb_ct_timeouts *t, uint64_t now_ns,
@@ -225,7 +235,8 @@ int bpflb_ct_gc(int ct_fd, const struct bpflb_ct_timeouts *t, uint64_t now_ns,
 		if (done[i])
 			continue;
 		done[i] = 1;
-		orphan = backend_live && e[i].v.backend_id && !backend_live(ctx, e[i].v.backend_id);
+		orphan = backend_live && !bpflb_ct_is_dsr_rev(&e[i].k, &e[i].v) &&
+			 e[i].v.backend_id && !backend_live(ctx, e[i].v.backend_id);
 		if (!orphan && !ct_expired(t, &e[i].k, &e[i].v, now_ns))
 			continue;
 		has_p = bpflb_ct_partner(&e[i].k, &e[i].v, &pk);

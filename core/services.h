@@ -182,10 +182,13 @@ struct bpflb_ct_gc_stats {
  * Delete from the conntrack map ct_fd (bpflb_ct layout):
  *  - a pair (FWD entry + its REV partner, see lb.h) once both timed out, or
  *    one timed out and the other is missing (last_seen + timeout < now_ns);
+ *  - the backend node's half of a DSR flow once idle past its timeout, a
+ *    short one when it saw FIN from both sides or an RST (lb.h);
  *  - a pair whose backend_id is not 0 and backend_live(ctx, backend_id) is
- *    false, right away: the backend was removed, the flow cannot continue, and
- *    its next packet should start a new flow to a live backend instead of
- *    holding a reference to an id that may be reused one day.
+ *    false (a DSR backend half has none), right away: the backend was
+ *    removed, the flow cannot continue, and its next packet should start a
+ *    new flow to a live backend instead of holding a reference to an id
+ *    that may be reused one day.
  * backend_live may be NULL (no orphan check).  now_ns is CLOCK_MONOTONIC, as
  * bpf_ktime_get_ns().  An entry the datapath refreshed while we scanned is kept.
  * Returns 0 or -errno; st (may be NULL) is filled in either case.

@@ -468,7 +468,8 @@ static json_object *ct_json(struct bpflb_services *s, const struct bpflb_ct_key 
 	json_object_object_add(o, "fwd", json_object_new_string(svcq_fwd_name(v->fwd)));
 	json_object_object_add(o, "service", jstr(svc));
 	json_object_object_add(o, "svc_id", json_object_new_int64(v->svc_id));
-	json_object_object_add(o, "backend_id", json_object_new_int64(v->backend_id));
+	json_object_object_add(
+	    o, "backend_id", json_object_new_int64(bpflb_ct_is_dsr_rev(k, v) ? 0 : v->backend_id));
 	/* FWD: the backend; REV: the client */
 	json_object_object_add(o, k->kind == BPFLB_CT_REV ? "client" : "backend",
 			       jap(v->addr, ntohs(v->port)));

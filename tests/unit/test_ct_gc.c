@@ -240,6 +240,66 @@ START_TEST(test_dsr_halves)
 }
 END_TEST
 
+/* The backend node's half of a DSR TCP flow: state, FIN flags, client SYN, idle s. */
+static void put_dsr_tcp(uint16_t cport, uint8_t state, uint16_t flags, uint32_t syn_seq, long age)
+{
+	struct flow f = snat_tcp;
+	struct bpflb_ct_key k;
+	struct bpflb_ct_val v;
+
+	f.snat = NULL;
+	f.cport = cport;
+	f.state = state;
+	put_dsr(&f, BPFLB_CT_REV, age);
+	rev_key(&f, &k);
+	ck_assert_int_eq(bpf_map_lookup_elem(ct_fd, &k, &v), 0);
+	v.flags = flags;
+	v.syn_seq = syn_seq;
+	ck_assert_int_eq(bpf_map_update_elem(ct_fd, &k, &v, BPF_EXIST), 0);
+}
+
+static bool has_dsr_tcp(uint16_t cport)
+{
+	struct flow f = snat_tcp;
+
+	f.snat = NULL;
+	f.cport = cport;
+	return has_rev(&f);
+}
+
+static bool no_backend_lives(void *ctx, uint32_t id)
+{
+	(void)ctx;
+	(void)id;
+	return false;
+}
+
+/*
+ * A DSR backend half closed both ways (FIN from both sides, or an RST) goes
+ * after 2 s idle; half-closed, it keeps the close timeout.  Its syn_seq is no
+ * backend id: a half is never taken for the flow of a removed backend.
+ */
+START_TEST(test_dsr_closed_half)
+{
+	struct bpflb_ct_gc_stats st;
+
+	NEED_BPF();
+	put_dsr_tcp(41000, BPFLB_CT_CLOSING, BPFLB_CT_F_FIN_CLIENT | BPFLB_CT_F_FIN_BACKEND, 1000, 3);
+	put_dsr_tcp(41001, BPFLB_CT_CLOSING, BPFLB_CT_F_FIN_CLIENT, 1000, 3);
+	put_dsr_tcp(41002, BPFLB_CT_CLOSING, BPFLB_CT_F_FIN_BACKEND, 1000, 3);
+	put_dsr_tcp(41003, BPFLB_CT_CLOSING, BPFLB_CT_F_FIN_CLIENT | BPFLB_CT_F_FIN_BACKEND, 1000, 1);
+	put_dsr_tcp(41004, BPFLB_CT_ESTABLISHED, 0, 123456789, 1);
+	put_dsr_tcp(41005, BPFLB_CT_CLOSING, BPFLB_CT_F_FIN_CLIENT, 1000, 11);
+	ck_assert_int_eq(
+	    bpflb_ct_gc(ct_fd, &bpflb_ct_default_timeouts, NOW, no_backend_lives, NULL, &st), 0);
+	ck_assert_uint_eq(st.expired, 2);
+	ck_assert_uint_eq(st.orphaned, 0);
+	ck_assert(!has_dsr_tcp(41000) && !has_dsr_tcp(41005));
+	ck_assert(has_dsr_tcp(41001) && has_dsr_tcp(41002) && has_dsr_tcp(41003) &&
+		  has_dsr_tcp(41004));
+}
+END_TEST
+
 /* One-way traffic keeps only one entry fresh: the pair stays. */
 START_TEST(test_pair_partner_alive)
 {
@@ -394,6 +454,7 @@ static Suite *gc_suite(void)
 	tcase_add_test(tc, test_pair_both_expired);
 	tcase_add_test(tc, test_pair_partner_alive);
 	tcase_add_test(tc, test_dsr_halves);
+	tcase_add_test(tc, test_dsr_closed_half);
 	tcase_add_test(tc, test_partner_missing);
 	tcase_add_test(tc, test_partner_key_of_another_flow);
 	tcase_add_test(tc, test_states);

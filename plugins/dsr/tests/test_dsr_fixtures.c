@@ -315,6 +315,8 @@ struct spec {
 	uint16_t mss;	/* TCP MSS option (4 bytes) when set */
 	size_t payload; /* bytes of payload, a known pattern */
 	uint8_t ttl;	/* 0: 64 */
+	uint32_t seq;	/* TCP sequence number; 0: 1000 */
+	uint32_t ack;	/* TCP acknowledgment number with F_ACK; 0: 2000 */
 };
 
 static uint8_t pattern(size_t i)
@@ -354,8 +356,8 @@ static size_t build_ip(uint8_t *buf, const struct spec *p)
 
 		th->source = htons(p->sport);
 		th->dest = htons(p->dport);
-		th->seq = htonl(1000);
-		th->ack_seq = htonl(p->tcp_flags & F_ACK ? 2000 : 0);
+		th->seq = htonl(p->seq ? p->seq : 1000);
+		th->ack_seq = htonl(p->tcp_flags & F_ACK ? (p->ack ? p->ack : 2000) : 0);
 		th->doff = l4hdr / 4;
 		l4[13] = p->tcp_flags;
 		th->window = htons(65535);
@@ -1017,7 +1019,8 @@ static void assert_rev(struct node *n, uint8_t proto, const char *backend, uint1
 	ck_assert_str_eq(ntoa(rv.addr), CLIENT);
 	ck_assert_str_eq(ntoa(rv.nat_addr), fe);
 	ck_assert_uint_eq(ntohs(rv.nat_port), fport);
-	ck_assert_uint_eq(rv.backend_id, 0);
+	/* No backend id on this half: the client's SYN it was made for. */
+	ck_assert_uint_eq(rv.syn_seq, proto == IPPROTO_TCP ? 1000 : 0);
 }
 
 START_TEST(test_backend_opt)
@@ -1202,6 +1205,314 @@ START_TEST(test_backend_hostnet_on_frontend_port)
 }
 END_TEST
 
+/* --- backend node: stale DSR state and connections that did not come by DSR ----------- */
+
+/* Node B's REV half of CLIENT:51000 (TCP) or CLIENT:5353 (UDP), or -1 when there is none. */
+static int rev_get(uint8_t proto, struct bpflb_ct_val *rv)
+{
+	return ct_get(&B, BPFLB_CT_REV, proto, BE_B, BE_PORT, CLIENT,
+		      proto == IPPROTO_TCP ? 51000 : 5353, rv);
+}
+
+/* The dispatched SYN of CLIENT:51000 with sequence number seq, by option or IP-in-IP. */
+static void dsr_syn_in(int ipip, uint32_t seq, size_t payload, struct run *r)
+{
+	uint8_t opt[8], in[4096];
+	struct spec s = dispatched(opt, F_SYN);
+
+	s.seq = seq;
+	s.payload = payload;
+	if (ipip)
+		run_fd(B.in[M_DSR], in, build_ipip(in, NODE_A, NODE_B, &s), r);
+	else
+		send_in(&B, M_DSR, &s, r);
+	ck_assert_int_eq(r->ret, TC_ACT_OK);
+	ck_assert_uint_eq(r->v.ip->ihl, 5);
+	assert_dst(&r->v, BE_B, BE_PORT);
+}
+
+/* The backend's SYN-ACK to CLIENT:51000 acknowledging ack - 1, as it leaves node B. */
+static void synack_out(uint32_t ack, struct run *r)
+{
+	struct spec s = tcp(BE_B, BE_PORT, CLIENT, 51000, F_SYN | F_ACK);
+
+	s.seq = 7000;
+	s.ack = ack;
+	s.mss = 1460;
+	s.payload = 0;
+	send_out(&B, M_DSR, &s, r);
+	ck_assert_int_eq(r->ret, TC_ACT_OK);
+	assert_dst(&r->v, CLIENT, 51000);
+	assert_csums(&r->v);
+}
+
+/* A segment of CLIENT:51000 that came to node B by itself: no option, no IP-in-IP. */
+static void plain_in(const char *daddr, uint16_t dport, uint8_t flags, uint32_t seq, struct run *r)
+{
+	struct spec s = tcp(CLIENT, 51000, daddr, dport, flags);
+	uint8_t in[4096], copy[4096];
+	size_t len;
+
+	s.seq = seq;
+	s.payload = 0;
+	len = build(in, &s);
+	memcpy(copy, in, len);
+	run_fd(B.in[M_DSR], in, len, r);
+	ck_assert_int_eq(r->ret, TC_ACT_OK);
+	/* Not ours to translate: the packet goes on as it came. */
+	ck_assert_uint_eq(r->out_len, len);
+	ck_assert_mem_eq(r->out, copy, len);
+}
+
+/* A whole DSR connection on B, then closed by FIN both ways: the half is marked closed. */
+static void dsr_conn_closed(int ipip)
+{
+	uint8_t fwd = ipip ? BPFLB_FWD_DSR_IPIP : BPFLB_FWD_DSR_OPT;
+	struct bpflb_ct_val rv;
+	struct spec s;
+	uint8_t in[4096];
+	struct run r;
+
+	dsr_syn_in(ipip, 1000, 0, &r);
+	synack_out(1001, &r);
+	assert_src(&r.v, NODE_A, NODEPORT); /* the DSR SYN-ACK is translated */
+	assert_rev(&B, IPPROTO_TCP, BE_B, BE_PORT, NODE_A, NODEPORT, fwd, BPFLB_CT_ESTABLISHED);
+	ck_assert_int_eq(rev_get(IPPROTO_TCP, &rv), 0);
+	ck_assert_uint_eq(rv.flags, 0);
+
+	/* The client closes first (its FIN comes the way its ACKs come), then the backend. */
+	s = tcp(CLIENT, 51000, BE_B, BE_PORT, F_FIN | F_ACK);
+	if (ipip)
+		run_fd(B.in[M_DSR], in, build_ipip(in, NODE_A, NODE_B, &s), &r);
+	else
+		send_in(&B, M_DSR, &s, &r);
+	ck_assert_int_eq(rev_get(IPPROTO_TCP, &rv), 0);
+	ck_assert_uint_eq(rv.state, BPFLB_CT_CLOSING);
+	ck_assert_uint_eq(rv.flags, BPFLB_CT_F_FIN_CLIENT);
+	s = tcp(BE_B, BE_PORT, CLIENT, 51000, F_FIN | F_ACK);
+	send_out(&B, M_DSR, &s, &r);
+	assert_src(&r.v, NODE_A, NODEPORT);
+	ck_assert_int_eq(rev_get(IPPROTO_TCP, &rv), 0);
+	/* Closed both ways: the GC gives it the short timeout (tests/unit/test_ct_gc.c). */
+	ck_assert(bpflb_ct_flags_closed(rv.flags));
+}
+
+/*
+ * The reproduction of issue #13 item 18: after a DSR connection from
+ * CLIENT:51000 closed, the client connects from the same port straight to
+ * the pod.  The pod's SYN-ACK must leave B as the pod sent it, and so must
+ * the rest of that connection.
+ */
+static void direct_after_dsr(int ipip)
+{
+	struct bpflb_ct_val rv;
+	struct spec s;
+	struct run r;
+
+	node_load(&B, M_DSR, NODE_B, 0);
+	set_mtu(&B, 1500);
+	dsr_conn_closed(ipip);
+
+	/* The plain SYN passes B untouched; the stale half is still there... */
+	plain_in(BE_B, BE_PORT, F_SYN, 5000, &r);
+	ck_assert_int_eq(rev_get(IPPROTO_TCP, &rv), 0);
+	/* ... but the pod's SYN-ACK acknowledges another SYN: untouched, half gone. */
+	synack_out(5001, &r);
+	assert_src(&r.v, BE_B, BE_PORT);
+	ck_assert_uint_eq(mss_of(&r.v), 1460); /* no IP-in-IP clamp either */
+	ck_assert_uint_eq(r.ctx.cb[BPFLB_CB_FLAGS], 0);
+	ck_assert_int_ne(rev_get(IPPROTO_TCP, &rv), 0);
+	ck_assert_uint_eq(ct_count(&B), 0);
+
+	/* The rest of the direct connection: nothing translated either way. */
+	plain_in(BE_B, BE_PORT, F_ACK, 5001, &r);
+	s = tcp(BE_B, BE_PORT, CLIENT, 51000, F_ACK);
+	send_out(&B, M_DSR, &s, &r);
+	assert_src(&r.v, BE_B, BE_PORT);
+	ck_assert_uint_eq(ct_count(&B), 0);
+
+	/* A later DSR connection on the tuple is translated again. */
+	dsr_syn_in(ipip, 9000, 0, &r);
+	synack_out(9001, &r);
+	assert_src(&r.v, NODE_A, NODEPORT);
+}
+
+START_TEST(test_direct_after_dsr_option)
+{
+	direct_after_dsr(0);
+}
+END_TEST
+
+START_TEST(test_direct_after_dsr_ipip)
+{
+	direct_after_dsr(1);
+}
+END_TEST
+
+/*
+ * The stale half need not be closing: a DSR SYN the pod never answered, or
+ * a flow whose FINs B never saw.  Only the SYN-ACK of the SYN the half was
+ * made for is translated, whatever the state.
+ */
+START_TEST(test_synack_bound_to_dsr_syn)
+{
+	struct bpflb_ct_val rv;
+	struct run r;
+
+	node_load(&B, M_DSR, NODE_B, 0);
+	/* NEW: dispatched, never answered. */
+	dsr_syn_in(0, 1000, 0, &r);
+	plain_in(BE_B, BE_PORT, F_SYN, 3000, &r);
+	synack_out(3001, &r);
+	assert_src(&r.v, BE_B, BE_PORT);
+	ck_assert_uint_eq(ct_count(&B), 0);
+
+	/* ESTABLISHED: answered, then the client went away without a FIN B saw. */
+	dsr_syn_in(0, 1000, 0, &r);
+	synack_out(1001, &r);
+	assert_src(&r.v, NODE_A, NODEPORT);
+	synack_out(1001, &r); /* a retransmitted SYN-ACK of the DSR connection */
+	assert_src(&r.v, NODE_A, NODEPORT);
+	ck_assert_int_eq(rev_get(IPPROTO_TCP, &rv), 0);
+	ck_assert_uint_eq(rv.state, BPFLB_CT_ESTABLISHED);
+	synack_out(4001, &r);
+	assert_src(&r.v, BE_B, BE_PORT);
+	ck_assert_uint_eq(ct_count(&B), 0);
+
+	/* A retransmitted DSR SYN keeps the half; a new one (another sequence) remakes it. */
+	dsr_syn_in(0, 1000, 0, &r);
+	synack_out(1001, &r);
+	dsr_syn_in(0, 1000, 0, &r);
+	ck_assert_int_eq(rev_get(IPPROTO_TCP, &rv), 0);
+	ck_assert_uint_eq(rv.state, BPFLB_CT_ESTABLISHED);
+	dsr_syn_in(0, 6000, 0, &r);
+	ck_assert_int_eq(rev_get(IPPROTO_TCP, &rv), 0);
+	ck_assert_uint_eq(rv.state, BPFLB_CT_NEW);
+	ck_assert_uint_eq(rv.syn_seq, 6000);
+	synack_out(1001, &r);
+	assert_src(&r.v, BE_B, BE_PORT);
+	ck_assert_uint_eq(ct_count(&B), 0);
+
+	/* TCP Fast Open: the SYN-ACK may acknowledge the SYN's data too. */
+	dsr_syn_in(0, 1000, 100, &r);
+	ck_assert_int_eq(rev_get(IPPROTO_TCP, &rv), 0);
+	ck_assert_uint_eq(rv.flags, BPFLB_CT_F_SYN_DATA);
+	synack_out(1101, &r);
+	assert_src(&r.v, NODE_A, NODEPORT);
+	synack_out(1001, &r);
+	assert_src(&r.v, NODE_A, NODEPORT);
+}
+END_TEST
+
+/* An RST from either side closes the half both ways. */
+START_TEST(test_rst_closes_dsr_half)
+{
+	struct bpflb_ct_val rv;
+	struct spec s;
+	struct run r;
+
+	node_load(&B, M_DSR, NODE_B, 0);
+	dsr_syn_in(0, 1000, 0, &r);
+	s = tcp(BE_B, BE_PORT, CLIENT, 51000, F_RST | F_ACK);
+	s.ack = 1001;
+	send_out(&B, M_DSR, &s, &r);
+	assert_src(&r.v, NODE_A, NODEPORT); /* the client learns of it from the frontend */
+	ck_assert_int_eq(rev_get(IPPROTO_TCP, &rv), 0);
+	ck_assert_uint_eq(rv.state, BPFLB_CT_CLOSING);
+	ck_assert(bpflb_ct_flags_closed(rv.flags));
+
+	dsr_syn_in(0, 2000, 0, &r);
+	ck_assert_int_eq(rev_get(IPPROTO_TCP, &rv), 0);
+	ck_assert_uint_eq(rv.flags, 0);
+	plain_in(BE_B, BE_PORT, F_RST, 2001, &r);
+	ck_assert_int_eq(rev_get(IPPROTO_TCP, &rv), 0);
+	ck_assert(bpflb_ct_flags_closed(rv.flags));
+}
+END_TEST
+
+/* UDP has no handshake: a datagram that came without DSR ends the DSR half of its tuple. */
+START_TEST(test_udp_direct_after_dsr)
+{
+	uint8_t opt[8], in[4096];
+	struct bpflb_ct_val rv;
+	struct spec s = udp(CLIENT, 5353, BE_B, BE_PORT);
+	struct run r;
+
+	for (int ipip = 0; ipip < 2; ipip++) {
+		node_load(&B, M_DSR, NODE_B, 0);
+		dsr_opt(opt, LB_IP, LB_PORT);
+		s.opts = opt;
+		s.nopts = 8;
+		if (ipip)
+			run_fd(B.in[M_DSR], in, build_ipip(in, NODE_A, NODE_B, &s), &r);
+		else
+			send_in(&B, M_DSR, &s, &r);
+		ck_assert_int_eq(rev_get(IPPROTO_UDP, &rv), 0);
+		s = udp(BE_B, BE_PORT, CLIENT, 5353);
+		send_out(&B, M_DSR, &s, &r);
+		assert_src(&r.v, LB_IP, LB_PORT);
+
+		/* Straight to the pod from the same port: the answer is the pod's own. */
+		s = udp(CLIENT, 5353, BE_B, BE_PORT);
+		send_in(&B, M_DSR, &s, &r);
+		ck_assert_uint_eq(r.ctx.cb[BPFLB_CB_FLAGS], 0);
+		ck_assert_int_ne(rev_get(IPPROTO_UDP, &rv), 0);
+		s = udp(BE_B, BE_PORT, CLIENT, 5353);
+		send_out(&B, M_DSR, &s, &r);
+		assert_src(&r.v, BE_B, BE_PORT);
+		assert_csums(&r.v);
+		ck_assert_uint_eq(ct_count(&B), 0);
+		node_unload(&B);
+		s = udp(CLIENT, 5353, BE_B, BE_PORT);
+	}
+}
+END_TEST
+
+/*
+ * A host-network backend on a port B also serves as a frontend: after a DSR
+ * flow of CLIENT:51000 closed, a SYN from that port to B's own frontend is a
+ * new flow of B's service, not the rest of the dispatched one.
+ */
+START_TEST(test_frontend_after_closed_dsr)
+{
+	struct spec s = tcp(CLIENT, 51000, NODE_B, NODEPORT, F_SYN);
+	struct bpflb_ct_val v;
+	uint8_t opt[8];
+	struct run r;
+
+	node_load(&B, M_DSR, NODE_B, 0);
+	add_service(&B, NODE_B, NODEPORT, IPPROTO_TCP, 7, 1, 1, 0);
+	add_backend(&B, 9, NODE_B, NODEPORT, NODE_B, BPFLB_BE_F_LOCAL | BPFLB_BE_F_HOSTNET);
+	add_slot(&B, 7, 0, 9);
+	dsr_opt(opt, NODE_A, NODEPORT);
+	s.opts = opt;
+	s.nopts = 8;
+	send_in(&B, M_DSR, &s, &r);
+	s = tcp(CLIENT, 51000, NODE_B, NODEPORT, F_FIN | F_ACK);
+	send_in(&B, M_DSR, &s, &r);
+	ck_assert_int_ne(ct_get(&B, BPFLB_CT_FWD, IPPROTO_TCP, CLIENT, 51000, NODE_B, NODEPORT, &v),
+			 0);
+	/* The client's FIN reached the hostnet backend and closed B's half. */
+	ck_assert_int_eq(ct_get(&B, BPFLB_CT_REV, IPPROTO_TCP, NODE_B, NODEPORT, CLIENT, 51000, &v),
+			 0);
+	ck_assert_uint_eq(v.state, BPFLB_CT_CLOSING);
+	ck_assert_uint_eq(v.flags & (BPFLB_CT_F_FIN_CLIENT | BPFLB_CT_F_FIN_BACKEND | BPFLB_CT_F_RST), BPFLB_CT_F_FIN_CLIENT);
+
+	s = tcp(CLIENT, 51000, NODE_B, NODEPORT, F_SYN);
+	s.seq = 5000;
+	send_in(&B, M_DSR, &s, &r);
+	ck_assert_uint_eq(r.ctx.cb[BPFLB_CB_FLAGS], BPFLB_PKT_LB_DONE);
+	ck_assert_int_eq(ct_get(&B, BPFLB_CT_FWD, IPPROTO_TCP, CLIENT, 51000, NODE_B, NODEPORT, &v),
+			 0);
+	ck_assert_uint_eq(v.fwd, BPFLB_FWD_LOCAL);
+	s = tcp(NODE_B, NODEPORT, CLIENT, 51000, F_SYN | F_ACK);
+	s.ack = 5001;
+	send_out(&B, M_DSR, &s, &r);
+	assert_src(&r.v, NODE_B, NODEPORT);
+	assert_csums(&r.v);
+}
+END_TEST
+
 /* --- both nodes, end to end through the programs ------------------------------------- */
 
 static void chain(uint32_t flags)
@@ -1368,6 +1679,12 @@ static Suite *dsr_suite(void)
 	    {"backend", test_backend_udp},
 	    {"backend", test_backend_ipip_and_mss_clamp},
 	    {"backend", test_backend_hostnet_on_frontend_port},
+	    {"stale", test_direct_after_dsr_option},
+	    {"stale", test_direct_after_dsr_ipip},
+	    {"stale", test_synack_bound_to_dsr_syn},
+	    {"stale", test_rst_closes_dsr_half},
+	    {"stale", test_udp_direct_after_dsr},
+	    {"stale", test_frontend_after_closed_dsr},
 	    {"chain", test_chain_option},
 	    {"chain", test_chain_ipip},
 	    {"switch", test_switch_keeps_forwarding},

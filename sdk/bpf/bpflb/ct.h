@@ -193,10 +193,7 @@ static __always_inline __u16 bpflb_ct_next_flags(__u16 flags, const struct bpflb
 /* Is a TCP flow over: a FIN from both sides, or a RST? */
 static __always_inline int bpflb_ct_is_closed(const struct bpflb_ct_val *v)
 {
-	return v->state == BPFLB_CT_CLOSING &&
-	       ((v->flags & BPFLB_CT_F_RST) ||
-		(v->flags & (BPFLB_CT_F_FIN_CLIENT | BPFLB_CT_F_FIN_BACKEND)) ==
-		    (BPFLB_CT_F_FIN_CLIENT | BPFLB_CT_F_FIN_BACKEND));
+	return v->state == BPFLB_CT_CLOSING && bpflb_ct_flags_closed(v->flags);
 }
 
 /* A SYN that finds a closing flow reuses its tuple: start over. */

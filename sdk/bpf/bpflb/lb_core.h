@@ -301,7 +301,10 @@ static __always_inline int bpflb_lb_new_flow(struct __sk_buff *skb, struct bpflb
 /*
  * A DSR flow dispatched to us whose backend is on this node at an
  * address:port that is also one of our frontends (a host-network backend
- * listening on a node port): it is the backend's traffic, not a new flow.
+ * listening on a node port): it is the backend's traffic, not a new flow;
+ * its FIN and RST are followed here.  A SYN without the option on the tuple
+ * of a closing DSR flow is not: the client reuses its port to reach the
+ * frontend here, a flow of our own.
  */
 static __always_inline int bpflb_lb_is_dispatched(const struct bpflb_pkt *pkt)
 {
@@ -315,7 +318,12 @@ static __always_inline int bpflb_lb_is_dispatched(const struct bpflb_pkt *pkt)
 	};
 	struct bpflb_ct_val *rv = bpf_map_lookup_elem(&bpflb_ct, &rk);
 
-	return rv && bpflb_fwd_is_dsr(rv->fwd);
+	if (!rv || !bpflb_fwd_is_dsr(rv->fwd) ||
+	    (bpflb_tcp_is_syn(pkt) && rv->state == BPFLB_CT_CLOSING))
+		return 0;
+	if (pkt->tcp_flags & (BPFLB_TCP_FIN | BPFLB_TCP_RST))
+		bpflb_ct_touch_dir(&rk, rv, pkt, 0);
+	return 1;
 }
 
 /* A packet addressed to a frontend. */
@@ -428,11 +436,65 @@ static __always_inline void bpflb_lb_dsr_rev_key(struct bpflb_ct_key *rk,
 	rk->pad = 0;
 }
 
+/* A FIN or RST of the client on a dispatched flow (after the SYN, no option). */
+static __always_inline void bpflb_lb_dsr_backend_close(const struct bpflb_pkt *pkt)
+{
+	struct bpflb_ct_val *rv;
+	struct bpflb_ct_key rk;
+
+	bpflb_lb_dsr_rev_key(&rk, pkt);
+	rv = bpf_map_lookup_elem(&bpflb_ct, &rk);
+	if (!rv || !bpflb_fwd_is_dsr(rv->fwd))
+		return;
+	bpflb_ct_touch_dir(&rk, rv, pkt, 0);
+}
+
+/* What the backend half remembers of a dispatched SYN (its sequence number). */
+static __always_inline int bpflb_lb_dsr_syn_seq(struct __sk_buff *skb, const struct bpflb_pkt *pkt,
+						__u32 *seq, __u16 *flags)
+{
+	struct {
+		__be32 seq;
+		__be32 ack;
+		__u8 doff;
+	} h;
+	__u32 hlen;
+
+	if (bpf_skb_load_bytes(skb, pkt->l4_off + offsetof(struct tcphdr, seq), &h, 9))
+		return -1;
+	*seq = bpf_ntohl(h.seq);
+	hlen = pkt->ihl + (h.doff >> 4) * 4;
+	*flags = bpf_ntohs(pkt->tot_len) > hlen ? BPFLB_CT_F_SYN_DATA : 0;
+	return 0;
+}
+
+/*
+ * Does this SYN-ACK of the backend answer the SYN that came by DSR?  Its
+ * acknowledgment is that SYN's sequence number + 1, or beyond by the data a
+ * TCP Fast Open SYN carried when the backend took it.  Anything else answers
+ * another SYN on the same tuple that did not come by DSR.
+ */
+static __always_inline int bpflb_lb_dsr_synack_ours(struct __sk_buff *skb,
+						    const struct bpflb_pkt *pkt,
+						    const struct bpflb_ct_val *rv)
+{
+	__be32 ack;
+	__u32 d;
+
+	if (bpf_skb_load_bytes(skb, pkt->l4_off + offsetof(struct tcphdr, ack_seq), &ack,
+			       sizeof(ack)))
+		return 0;
+	d = bpf_ntohl(ack) - rv->syn_seq - 1;
+	return d == 0 || ((rv->flags & BPFLB_CT_F_SYN_DATA) && d <= 0xffff);
+}
+
 /*
  * A packet another node dispatched to a backend here: with the DSR option,
  * record (or refresh) the flow's REV half and remove the option; without it
  * (the rest of a TCP flow), follow FIN and RST.  It then goes to the backend
- * as the client sent it, apart from the address translation.
+ * as the client sent it, apart from the address translation.  A SYN whose
+ * sequence number differs from the one recorded starts a new connection on
+ * the tuple, whatever state the old one was in.
  */
 static __always_inline int bpflb_lb_dsr_backend(struct __sk_buff *skb, struct bpflb_pkt *pkt,
 						const struct bpflb_node_cfg *cfg, int via_ipip)
@@ -442,25 +504,24 @@ static __always_inline int bpflb_lb_dsr_backend(struct __sk_buff *skb, struct bp
 	struct bpflb_ct_val *rv, nv;
 	struct bpflb_ct_key rk;
 	__u8 fwd = via_ipip ? BPFLB_FWD_DSR_IPIP : BPFLB_FWD_DSR_OPT;
-	__u32 svc_id = 0;
+	int syn = bpflb_tcp_is_syn(pkt);
+	__u32 svc_id = 0, seq = 0;
+	__u16 flags = 0;
 
-	bpflb_lb_dsr_rev_key(&rk, pkt);
 	if (bpflb_dsr_opt_get(skb, pkt, &opt)) {
 		/* No option: only FIN and RST change what we know of the flow. */
-		if (pkt->proto == IPPROTO_TCP &&
-		    (pkt->tcp_flags & (BPFLB_TCP_FIN | BPFLB_TCP_RST))) {
-			rv = bpf_map_lookup_elem(&bpflb_ct, &rk);
-			if (rv && bpflb_fwd_is_dsr(rv->fwd))
-				bpflb_ct_touch_dir(&rk, rv, pkt, 0);
-		}
+		if (pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (BPFLB_TCP_FIN | BPFLB_TCP_RST)))
+			bpflb_lb_dsr_backend_close(pkt);
 		goto out;
 	}
-	if (bpflb_dsr_opt_pop(skb, pkt, &opt))
+	if (bpflb_dsr_opt_pop(skb, pkt, &opt) ||
+	    (syn && bpflb_lb_dsr_syn_seq(skb, pkt, &seq, &flags)))
 		return bpflb_drop(skb, pkt, 0, 0, BPFLB_DROP_BAD_PACKET, BPFLB_STAGE_IN_LB);
 
+	bpflb_lb_dsr_rev_key(&rk, pkt);
 	rv = bpf_map_lookup_elem(&bpflb_ct, &rk);
 	if (rv && rv->fwd == fwd && rv->nat_addr == opt.addr && rv->nat_port == opt.port &&
-	    !bpflb_ct_is_reopen(rv, pkt)) {
+	    !bpflb_ct_is_reopen(rv, pkt) && (!syn || rv->syn_seq == seq)) {
 		/* A retransmitted SYN, or the next datagram of a UDP flow. */
 		svc_id = rv->svc_id;
 		bpflb_ct_touch_dir(&rk, rv, pkt, 0);
@@ -471,6 +532,8 @@ static __always_inline int bpflb_lb_dsr_backend(struct __sk_buff *skb, struct bp
 	bpflb_ct_init(&nv, pkt, svc_id, 0, pkt->saddr, pkt->sport, fwd);
 	nv.nat_addr = opt.addr;
 	nv.nat_port = opt.port;
+	nv.syn_seq = seq;
+	nv.flags = flags;
 	if (bpf_map_update_elem(&bpflb_ct, &rk, &nv, BPF_ANY))
 		return bpflb_drop(skb, pkt, svc_id, 0, BPFLB_DROP_CT_FULL, BPFLB_STAGE_IN_LB);
 
@@ -486,8 +549,13 @@ out:
 	return BPFLB_LB_NEXT;
 }
 
-/* A FIN or RST of a dispatched flow that came without encapsulation. */
-static __always_inline void bpflb_lb_dsr_backend_close(const struct bpflb_pkt *pkt)
+/*
+ * A UDP datagram that came neither with the DSR option nor by IP-in-IP: the
+ * client talks to the backend directly now, so a DSR half of the tuple must
+ * not make the answers look as if they came from a frontend.  (TCP needs no
+ * look-up here: the backend's SYN-ACK tells which SYN it answers.)
+ */
+static __always_inline void bpflb_lb_dsr_direct_udp(const struct bpflb_pkt *pkt)
 {
 	struct bpflb_ct_val *rv;
 	struct bpflb_ct_key rk;
@@ -495,7 +563,7 @@ static __always_inline void bpflb_lb_dsr_backend_close(const struct bpflb_pkt *p
 	bpflb_lb_dsr_rev_key(&rk, pkt);
 	rv = bpf_map_lookup_elem(&bpflb_ct, &rk);
 	if (rv && bpflb_fwd_is_dsr(rv->fwd))
-		bpflb_ct_touch_dir(&rk, rv, pkt, 0);
+		bpf_map_delete_elem(&bpflb_ct, &rk);
 }
 
 /* --- the stages ------------------------------------------------------------------ */
@@ -534,7 +602,9 @@ static __always_inline int bpflb_lb_in_process(struct __sk_buff *skb)
 	dport = bpf_ntohs(pkt.dport);
 	if (pkt.daddr == cfg->addr && dport >= cfg->snat_port_min && dport <= cfg->snat_port_max)
 		return bpflb_lb_snat_reply(skb, &pkt);
-	if (pkt.proto == IPPROTO_TCP && (pkt.tcp_flags & (BPFLB_TCP_FIN | BPFLB_TCP_RST)))
+	if (pkt.proto == IPPROTO_UDP)
+		bpflb_lb_dsr_direct_udp(&pkt);
+	else if (pkt.tcp_flags & (BPFLB_TCP_FIN | BPFLB_TCP_RST))
 		bpflb_lb_dsr_backend_close(&pkt);
 	return BPFLB_LB_NEXT;
 }
@@ -572,6 +642,13 @@ static __always_inline int bpflb_lb_out_process(struct __sk_buff *skb)
 	if (!rv || (rv->fwd != BPFLB_FWD_LOCAL && !bpflb_fwd_is_dsr(rv->fwd)))
 		return BPFLB_LB_NEXT;
 
+	if (bpflb_fwd_is_dsr(rv->fwd) && pkt.proto == IPPROTO_TCP &&
+	    (pkt.tcp_flags & (BPFLB_TCP_SYN | BPFLB_TCP_ACK)) == (BPFLB_TCP_SYN | BPFLB_TCP_ACK) &&
+	    !bpflb_lb_dsr_synack_ours(skb, &pkt, rv)) {
+		/* The backend accepted a connection that did not come by DSR. */
+		bpf_map_delete_elem(&bpflb_ct, &rk);
+		return BPFLB_LB_NEXT;
+	}
 	bpflb_ct_touch_dir(&rk, rv, &pkt, 1);
 	frontend = rv->nat_addr;
 	fport = rv->nat_port;

@@ -15,7 +15,7 @@
 
 #include <linux/types.h>
 
-#define BPFLB_LB_SCHEMA 1u
+#define BPFLB_LB_SCHEMA	   2u	       /* 2: bpflb_ct_val.flags, syn_seq (DSR backend half) */
 #define BPFLB_SCHEMA_MAGIC 0x62706c62u /* "bplb" */
 
 #define BPFLB_MAX_SERVICES 131072   /* frontends (address, port, protocol) */
@@ -166,7 +166,14 @@ _Static_assert(sizeof(struct bpflb_dsr_opt) == BPFLB_DSR_OPT_LEN, "bpflb_dsr_opt
  *  ingress node: FWD, as above (addr/port: backend; nat_*: 0), no REV;
  *  backend node: REV keyed by the reply (backend -> client), holding the client
  *       and the frontend the dispatch carried; no FWD.  svc_id is the local
- *       service of the same port when one is found (statistics), backend_id 0.
+ *       service of the same port when one is found (statistics); no backend_id:
+ *       syn_seq holds the sequence number of the client's SYN that came with
+ *       the DSR option, and only a SYN-ACK acknowledging that SYN leaves with
+ *       the frontend as its source.  Any other SYN-ACK on the tuple belongs to
+ *       a connection that did not come by DSR (the client reused its port to
+ *       reach the backend directly): the backend's stack accepted it, so the
+ *       DSR connection is over and the half is dropped.  flags follow the FINs
+ *       of both sides, so that a closed half expires soon.
  * Neither half has a partner: each ages on its own.
  */
 enum bpflb_ct_kind {
@@ -211,9 +218,12 @@ struct bpflb_ct_val {
 	 * REV: frontend address/port to restore as the reply's source. */
 	__be32 nat_addr;
 	__be16 nat_port;
-	__u16 flags;      /* BPFLB_CT_F_*: how far a TCP flow has closed (was padding, 0) */
+	__u16 flags;      /* BPFLB_CT_F_*: how far a TCP flow has closed; SYN data */
 	__u32 svc_id;
-	__u32 backend_id;
+	union {
+		__u32 backend_id; /* every entry but the DSR backend half */
+		__u32 syn_seq;    /* DSR backend half of a TCP flow: the client's SYN */
+	};
 };
 _Static_assert(sizeof(struct bpflb_ct_val) == 40, "bpflb_ct_val layout");
 
@@ -221,13 +231,29 @@ _Static_assert(sizeof(struct bpflb_ct_val) == 40, "bpflb_ct_val layout");
  * bpflb_ct_val.flags, TCP only, set together with state CLOSING: which side
  * sent a FIN, or a RST was seen.  A flow is over ("closed") once both sides
  * sent a FIN or either sent a RST; its SNAT port may then be reclaimed by a
- * new flow after BPFLB_SNAT_REUSE_NS (sdk/bpf/bpflb/nat.h).  The field was
+ * new flow after BPFLB_SNAT_REUSE_NS (sdk/bpf/bpflb/nat.h), and the backend
+ * node's half of a closed DSR flow expires after a short timeout (ct_gc.c).  The field was
  * padding before: entries of an older daemon have no flags and are merely
  * never reclaimed early (the GC removes them as before).
  */
-#define BPFLB_CT_F_FIN_CLIENT (1u << 0) /* FIN from the client */
+#define BPFLB_CT_F_FIN_CLIENT  (1u << 0) /* FIN from the client */
 #define BPFLB_CT_F_FIN_BACKEND (1u << 1) /* FIN from the backend */
-#define BPFLB_CT_F_RST (1u << 2)         /* RST from either side */
+#define BPFLB_CT_F_RST         (1u << 2) /* RST from either side */
+/* The DSR backend half only: the client's SYN carried data (TCP Fast Open),
+ * so the backend's SYN-ACK may acknowledge beyond syn_seq + 1. */
+#define BPFLB_CT_F_SYN_DATA    (1u << 3)
+
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+
+/* Are the flags of a TCP flow those of one that is over (both FINs, or a RST)? */
+static __always_inline int bpflb_ct_flags_closed(__u16 flags)
+{
+	return (flags & BPFLB_CT_F_RST) ||
+	       (flags & (BPFLB_CT_F_FIN_CLIENT | BPFLB_CT_F_FIN_BACKEND)) ==
+		   (BPFLB_CT_F_FIN_CLIENT | BPFLB_CT_F_FIN_BACKEND);
+}
 
 /*
  * What the datapath noticed about conntrack pairs, bpflb_ct_stats (per-CPU
@@ -246,6 +272,14 @@ enum bpflb_ct_stat {
 	BPFLB_CT_STAT_SNAT_REUSED = 5,  /* a closed flow's SNAT port given to a new flow */
 	BPFLB_CT_STAT_MAX = 8,
 };
+
+/* Is the entry the backend node's half of a DSR flow (no backend_id, see above)? */
+static __always_inline int bpflb_ct_is_dsr_rev(const struct bpflb_ct_key *k,
+					       const struct bpflb_ct_val *v)
+{
+	return k->kind == BPFLB_CT_REV &&
+	       (v->fwd == BPFLB_FWD_DSR_OPT || v->fwd == BPFLB_FWD_DSR_IPIP);
+}
 
 /* --- observation -------------------------------------------------------- */
 
