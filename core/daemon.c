@@ -88,6 +88,18 @@ int daemon_load_config(struct bpflb_daemon *d, const char *path, struct bpflb_co
 	return bpflb_config_load(path, schemas, n, 0, out, err);
 }
 
+/*
+ * The oldest schema version of a plugin's pinned record that is adopted in
+ * place: the mode plugins' maps are the shared lb maps, so they follow
+ * BPFLB_LB_SCHEMA_ADOPT_FROM; every other plugin needs its own version.
+ */
+static uint32_t plugin_schema_oldest(const struct bpflb_plugin_ctx *c)
+{
+	if (c->desc->kind == BPFLB_PLUGIN_MODE && c->desc->map_schema_version == BPFLB_LB_SCHEMA)
+		return BPFLB_LB_SCHEMA_ADOPT_FROM;
+	return c->desc->map_schema_version;
+}
+
 /* Re-word err's message as an error at key of sec (file:line, key and value). */
 static int key_error(struct bpflb_err *err, const struct bpflb_cfg_section *sec, const char *key,
 		     int ret)
@@ -206,7 +218,8 @@ static int check_plugin_schemas(struct bpflb_daemon *d, const struct bpflb_confi
 		if (!plugin_enabled(cfg, c))
 			continue;
 		ret = pipeline_schema_check_pinned(root, c->desc->name,
-						   c->desc->map_schema_version, err);
+						   c->desc->map_schema_version,
+						   plugin_schema_oldest(c), err);
 		if (ret)
 			return ret;
 	}
@@ -390,7 +403,8 @@ static int plugin_init(struct bpflb_daemon *d, struct bpflb_plugin_ctx *c, struc
 	ret = sys_probe_features(c->desc->requires, who, err);
 	if (ret)
 		return ret;
-	ret = pipeline_schema_check(&d->pipeline, c->desc->name, c->desc->map_schema_version, err);
+	ret = pipeline_schema_check(&d->pipeline, c->desc->name, c->desc->map_schema_version,
+				    plugin_schema_oldest(c), err);
 	if (ret)
 		return ret;
 	ret = c->desc->init(c);

@@ -45,7 +45,7 @@ static void schema_key(struct bpflb_schema_key *k, const char *set)
 }
 
 static int schema_check_fd(int fd, const char *root, const char *set, uint32_t version,
-			   struct bpflb_err *err)
+			   uint32_t oldest, struct bpflb_err *err)
 {
 	struct bpflb_schema_key k;
 	struct bpflb_schema_val v;
@@ -59,6 +59,12 @@ static int schema_check_fd(int fd, const char *root, const char *set, uint32_t v
 				     "'%s'; remove it with 'bpflbd --config FILE --cleanup'",
 				     root, set),
 		       -ESTALE;
+	if (v.version >= oldest && v.version < version) {
+		pr_notice("maps pinned under %s for '%s' have schema version %u: adopted in "
+			  "place as version %u (same layout)",
+			  root, set, v.version, version);
+		return 0;
+	}
 	if (v.version != version)
 		return bpflb_err_set(err,
 				     "maps pinned under %s for '%s' have schema version %u, "
@@ -71,9 +77,9 @@ static int schema_check_fd(int fd, const char *root, const char *set, uint32_t v
 }
 
 int pipeline_schema_check(struct pipeline *pl, const char *set, uint32_t version,
-			  struct bpflb_err *err)
+			  uint32_t oldest, struct bpflb_err *err)
 {
-	return schema_check_fd(pl->schema_fd, pl->pin_root, set, version, err);
+	return schema_check_fd(pl->schema_fd, pl->pin_root, set, version, oldest, err);
 }
 
 int pipeline_schema_record(struct pipeline *pl, const char *set, uint32_t version)
@@ -257,13 +263,13 @@ static int sizes_check_obj(struct bpf_object *obj, const char *root,
 }
 
 int pipeline_schema_check_pinned(const char *pin_root, const char *set, uint32_t version,
-				 struct bpflb_err *err)
+				 uint32_t oldest, struct bpflb_err *err)
 {
 	int fd = schema_fd_get(pin_root), ret;
 
 	if (fd < 0)
 		return 0; /* nothing pinned (or not readable): start makes it */
-	ret = schema_check_fd(fd, pin_root, set, version, err);
+	ret = schema_check_fd(fd, pin_root, set, version, oldest, err);
 	close(fd);
 	return ret;
 }
@@ -275,8 +281,10 @@ int pipeline_sizes_check(const char *pin_root, const struct bpflb_map_sizes *siz
 	struct bpflb_entry *skel;
 	int ret;
 
-	ret = pipeline_schema_check_pinned(pin_root, "lb", BPFLB_LB_SCHEMA, err) ?:
-	      pipeline_schema_check_pinned(pin_root, "pipeline", BPFLB_PIPELINE_SCHEMA, err);
+	ret = pipeline_schema_check_pinned(pin_root, "lb", BPFLB_LB_SCHEMA,
+					   BPFLB_LB_SCHEMA_ADOPT_FROM, err) ?:
+	      pipeline_schema_check_pinned(pin_root, "pipeline", BPFLB_PIPELINE_SCHEMA,
+					   BPFLB_PIPELINE_SCHEMA, err);
 	if (ret)
 		return ret;
 	skel = bpflb_entry__open_opts(&oo);
@@ -389,9 +397,11 @@ int pipeline_open(struct pipeline *pl, const char *pin_root, uint32_t tc_handle,
 	/* Refuse maps of another layout before libbpf gets a chance to reuse them. */
 	fd = schema_fd_get(pin_root);
 	if (fd >= 0) {
-		ret = schema_check_fd(fd, pin_root, "lb", BPFLB_LB_SCHEMA, err);
+		ret = schema_check_fd(fd, pin_root, "lb", BPFLB_LB_SCHEMA,
+				      BPFLB_LB_SCHEMA_ADOPT_FROM, err);
 		if (!ret)
-			ret = schema_check_fd(fd, pin_root, "pipeline", BPFLB_PIPELINE_SCHEMA, err);
+			ret = schema_check_fd(fd, pin_root, "pipeline", BPFLB_PIPELINE_SCHEMA,
+					      BPFLB_PIPELINE_SCHEMA, err);
 		if (!ret)
 			maglev_resize(fd, pin_root, maglev_m);
 		close(fd);

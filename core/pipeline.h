@@ -85,15 +85,16 @@ int pipeline_stage_clear(struct pipeline *pl, enum bpflb_stage st);
 uint32_t pipeline_stage_prog_id(struct pipeline *pl, enum bpflb_stage st);
 
 /*
- * Schema record of a map set ("lb", a plugin's name): 0 when absent or equal to
- * version, -ESTALE with a message naming both versions when it differs.
+ * Schema record of a map set ("lb", a plugin's name): 0 when absent, equal to
+ * version, or at least oldest (adopted in place, same layout); -ESTALE with a
+ * message naming both versions otherwise.
  */
 int pipeline_schema_check(struct pipeline *pl, const char *set, uint32_t version,
-			  struct bpflb_err *err);
+			  uint32_t oldest, struct bpflb_err *err);
 int pipeline_schema_record(struct pipeline *pl, const char *set, uint32_t version);
 /* pipeline_schema_check() on the records pinned under pin_root, without a pipeline. */
 int pipeline_schema_check_pinned(const char *pin_root, const char *set, uint32_t version,
-				 struct bpflb_err *err);
+				 uint32_t oldest, struct bpflb_err *err);
 
 /* Remove the core's tc filters from the named devices (cleanup). */
 int pipeline_detach_devices(const char *const *names, int n, uint32_t tc_handle,

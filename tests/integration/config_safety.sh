@@ -134,6 +134,33 @@ fi
 grep -q "\[lb\] ct_size = 8192: .*has 4096" "$TMP/log" || fail "start: no clear size refusal"
 ok "a pinned map of another size is refused with the key and what to do"
 
+# --- maps of schema 1 (same layout) are adopted in place: an upgrade keeps conntrack
+write_config "$PIN" 10.96.0.1 "ct_size = 4096"
+# bpflb_schema["lb"] and ["snat"] = {magic "bplb", version 1}
+bpftool map update pinned "$PIN/bpflb_schema" key 0x6c 0x62 0 0 0 0 0 0 0 0 0 0 0 0 0 0 \
+	value 0x62 0x6c 0x70 0x62 1 0 0 0
+bpftool map update pinned "$PIN/bpflb_schema" key 0x73 0x6e 0x61 0x74 0 0 0 0 0 0 0 0 0 0 0 0 \
+	value 0x62 0x6c 0x70 0x62 1 0 0 0
+nsn "$BPFLBD" --config "$TMP/bpflb.ini" --check-config >"$TMP/log" 2>&1 ||
+	fail "--check-config refused maps of schema 1: $(cat "$TMP/log")"
+nsenter --net=/run/netns/"$NS" "$BPFLBD" --config "$TMP/bpflb.ini" >"$TMP/log" 2>&1 &
+DPID=$!
+for _ in $(seq 100); do
+	grep -q "running: mode snat" "$TMP/log" && break
+	kill -0 "$DPID" 2>/dev/null || fail "bpflbd exited at start with maps of schema 1"
+	sleep 0.1
+done
+grep -q "running: mode snat" "$TMP/log" || fail "bpflbd did not start on maps of schema 1"
+grep -q "for 'lb' have schema version 1: adopted in place" "$TMP/log" ||
+	fail "no notice that the maps of schema 1 were adopted"
+kill -TERM "$DPID"
+wait "$DPID" || true
+DPID=""
+ver=$(bpftool map lookup pinned "$PIN/bpflb_schema" key 0x6c 0x62 0 0 0 0 0 0 0 0 0 0 0 0 0 0 -j |
+	python3 -c 'import json,sys; print(int(json.load(sys.stdin)["value"][4], 16))')
+((ver == 2)) || fail "the adopted maps are recorded as schema $ver, not 2"
+ok "maps of schema 1 are adopted in place and recorded as schema 2"
+
 # --- pinned maps of another schema version: --check-config refuses as start does
 write_config "$PIN" 10.96.0.1 "ct_size = 4096"
 # bpflb_schema["lb"] = {magic "bplb", version 99}

@@ -16,6 +16,14 @@
 #include <linux/types.h>
 
 #define BPFLB_LB_SCHEMA	   2u	       /* 2: bpflb_ct_val.flags, syn_seq (DSR backend half) */
+/*
+ * The oldest schema whose maps this build adopts in place (and re-records as
+ * BPFLB_LB_SCHEMA): version 1 has the same layout, with 0 in what are now
+ * flags, and a DSR backend half's syn_seq only matters for a SYN-ACK, which an
+ * established flow no longer sends.  An upgrade keeps conntrack; a downgrade
+ * is refused by the older daemon.
+ */
+#define BPFLB_LB_SCHEMA_ADOPT_FROM 1u
 #define BPFLB_SCHEMA_MAGIC 0x62706c62u /* "bplb" */
 
 #define BPFLB_MAX_SERVICES 131072   /* frontends (address, port, protocol) */
