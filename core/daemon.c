@@ -196,12 +196,12 @@ static int check_bpffs_root(const struct bpflb_config *cfg, struct bpflb_err *er
 	ret = pipeline_sizes_check(root, &sizes, &key, err);
 	if (ret && key) {
 		const struct bpflb_cfg_section *lb = bpflb_cfg_section(cfg, "lb", 0);
+		char msg[sizeof(err->msg)];
 
 		if (lb && bpflb_cfg_has(lb, key))
 			return key_error(err, lb, key, ret);
-		return bpflb_err_set(err, "%s: [lb] %s (default): %s", bpflb_cfg_path(cfg), key,
-				     err->msg),
-		       ret;
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		bpflb_err_set(err, "%s: [lb] %s (default): %s", bpflb_cfg_path(cfg), key, msg);
 	}
 	return ret;
 }
@@ -346,7 +346,6 @@ static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *ne
 	if (d->cfg) {
 		const struct bpflb_cfg_section *ol = bpflb_cfg_section(d->cfg, "lb", 0);
 		const struct bpflb_cfg_section *nl = bpflb_cfg_section(next, "lb", 0);
-
 		struct bpflb_map_sizes os, ns;
 		static const char *const maps[] = {"bpflb_svc",	 "bpflb_backends", "bpflb_slots",
 						   "bpflb_maglev", "bpflb_ct",	     "bpflb_peers",
