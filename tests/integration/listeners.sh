@@ -33,9 +33,17 @@ SOCK=$TMP/run/ctl.sock
 DPID=""
 BG=()
 
+# A background function call runs in a subshell whose child is the real
+# process: end the subshell's descendants too (by pid, never by name).
+kill_tree() {
+	local c
+	for c in $(pgrep -P "$1"); do kill_tree "$c"; done
+	kill "$1" 2>/dev/null
+}
+
 cleanup() {
 	set +e
-	for p in "${BG[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${BG[@]}"; do kill_tree "$p"; done
 	[[ -n $DPID ]] && kill -9 "$DPID" 2>/dev/null
 	ip netns del "$NS" 2>/dev/null
 	rm -rf "$PIN" "$TMP"
@@ -276,7 +284,7 @@ done
 grep -q "reload failed" "$TMP/log" && fail "SIGHUP reload failed under a connection flood: $(grep 'reload failed' "$TMP/log")"
 [[ $(ctl status | py 'd["reloads"]["ok"]') == $((ok0 + 1)) ]] || fail "the reload under the flood did not count"
 ok "700 connections to metrics, health check and control: descriptors $fd0 -> $fd1, status and SIGHUP reload work"
-for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
+for p in "${BG[@]}"; do kill_tree "$p" || true; done
 # once the flood is gone the endpoints answer again
 for _ in $(seq 50); do
 	nobody curl -sf -m 2 http://127.0.0.1:9962/metrics >"$TMP/metrics" && break
