@@ -5,9 +5,12 @@
  * directory from "/" down to plugin_dir is owned by root (or by the euid
  * bpflbd runs as) and not group or world writable, a symlink on the way is
  * followed only when root owns it, and the plugin is a regular file (not a
- * symlink) under the same owner and mode rules.  A sticky world-writable
- * directory such as /tmp is refused too: anyone may create the next
- * component in it.
+ * symlink) under the same owner and mode rules.  An ancestor may be world
+ * writable if it is sticky (/tmp): there nobody but root renames or removes
+ * the root-owned next component, which is checked in turn, and an entry
+ * someone else made there is refused for its owner.  plugin_dir itself is
+ * never writable by others, sticky or not.  The control socket's directory
+ * follows the same rule (control.c).
  *
  * What is checked is what is loaded: the walk opens each component relative
  * to the descriptor of the one just checked, with O_NOFOLLOW, and fstat()s the
@@ -88,6 +91,9 @@ static int check_component(const struct stat *st, const char *what, const char *
 	char owner[48] = "root", fix[2 * PATH_MAX + 80];
 
 	if (owner_ok && (link || !(st->st_mode & (S_IWGRP | S_IWOTH))))
+		return 0;
+	/* A sticky ancestor: its root-owned child cannot be replaced (see above). */
+	if (owner_ok && dir && S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX))
 		return 0;
 	if (geteuid())
 		snprintf(owner, sizeof(owner), "root or uid %u", (unsigned int)geteuid());

@@ -6,8 +6,8 @@
  * checked is what is loaded.
  *
  * Every test works in its own directory under TEST_ROOT (in the build
- * directory), whose ancestors must pass the loader's own rules: /tmp (1777)
- * would not.  dlopen() and qsort() are wrapped (-Wl,--wrap) so that a test
+ * directory), whose ancestors must pass the loader's own rules (a sticky
+ * ancestor such as /tmp does).  dlopen() and qsort() are wrapped (-Wl,--wrap) so that a test
  * can act between the check and the load, and see every qsort() call.
  */
 #include <check.h>
@@ -329,7 +329,30 @@ END_TEST
 
 START_TEST(parent_world_writable_refused)
 {
-	expect_parent_refused(01777, 0, "mode 1777 is group or world writable");
+	expect_parent_refused(0777, 0, "mode 0777 is group or world writable");
+}
+END_TEST
+
+/*
+ * A sticky world-writable ancestor (/tmp) is accepted: nobody but root can
+ * rename or remove the root-owned plugin_dir in it.  A plugin_dir someone
+ * else made there is refused for its owner.
+ */
+START_TEST(parent_sticky_accepted_for_root_child)
+{
+	struct plugin_host h = {0};
+	struct bpflb_err err;
+	char dir[PATH_MAX], want[PATH_MAX + 80];
+
+	copy_fixture("good", subdir("plugins", 0755, 0, dir), 0755, 0);
+	ck_assert_int_eq(chmod(tmpdir, 01777), 0);
+	ck_assert_int_eq(load_from(dir, "good", &h, &err), 0);
+	ck_assert_ptr_nonnull(plugin_host_find(&h, "good"));
+	plugin_host_free(&h);
+
+	ck_assert_int_eq(chown(dir, NOBODY, 0), 0);
+	snprintf(want, sizeof(want), "plugin dir %s: refused: owned by uid 65534", dir);
+	expect_dir_refusal(dir, want, "chown");
 }
 END_TEST
 
@@ -648,6 +671,7 @@ int main(void)
 	tcase_add_test(tc, dir_not_root_owned_refused);
 	tcase_add_test(tc, parent_not_root_owned_refused);
 	tcase_add_test(tc, parent_world_writable_refused);
+	tcase_add_test(tc, parent_sticky_accepted_for_root_child);
 	tcase_add_test(tc, user_symlink_to_dir_refused);
 	tcase_add_test(tc, root_symlinks_followed_and_checked);
 	tcase_add_test(tc, odd_paths_refused);
