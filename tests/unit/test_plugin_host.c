@@ -107,7 +107,8 @@ static char *symlink_in(const char *name, const char *target, uid_t uid, char ou
 
 /*
  * The tests' tree must be somewhere the loader accepts: every directory from
- * "/" to TEST_ROOT root-owned and not group/world writable.  Say so when the
+ * "/" to TEST_ROOT root-owned and not group/world writable, or (above
+ * TEST_ROOT) sticky, as /tmp is.  Say so when the
  * build directory is not, rather than fail every test for a reason the
  * messages would not make obvious.
  */
@@ -119,9 +120,11 @@ static void check_test_root(void)
 	snprintf(path, sizeof(path), "%s", TEST_ROOT);
 	for (;;) {
 		ck_assert_int_eq(lstat(path, &st), 0);
-		ck_assert_msg(st.st_uid == 0 && !(st.st_mode & (S_IWGRP | S_IWOTH)) &&
-				  !S_ISLNK(st.st_mode),
-			      "%s must be a root-owned directory, not group/world writable, for "
+		ck_assert_msg(st.st_uid == 0 && !S_ISLNK(st.st_mode) &&
+				  (!(st.st_mode & (S_IWGRP | S_IWOTH)) ||
+				   ((st.st_mode & S_ISVTX) && strcmp(path, TEST_ROOT))),
+			      "%s must be a root-owned directory, not group/world writable (or "
+			      "sticky above the tests' own directory), for "
 			      "the loader tests (uid %u, mode %04o): build elsewhere",
 			      path, st.st_uid, st.st_mode & 07777);
 		if (!strcmp(path, "/"))
