@@ -95,6 +95,7 @@ const char *svcq_drop_reason_name(uint8_t reason)
 	    [BPFLB_DROP_POLICY] = "policy",
 	    [BPFLB_DROP_NO_GATEWAY] = "no_gateway",
 	    [BPFLB_DROP_MTU] = "mtu",
+	    [BPFLB_DROP_NAT_NO_MAPPING] = "nat_no_mapping",
 	};
 
 	return reason < BPFLB_DROP_MAX && names[reason] ? names[reason] : "other";

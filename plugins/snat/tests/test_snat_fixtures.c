@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -644,15 +645,32 @@ START_TEST(test_reply_from_remote_backend)
 }
 END_TEST
 
-START_TEST(test_reply_unknown_nat_port_passes)
+/*
+ * A TCP segment to a SNAT port no flow holds is held back (a reset from the
+ * stack would kill a connection whose REV half was lost), unless a socket of
+ * the node owns the port (the range may overlap ip_local_port_range): then
+ * it goes to the stack untouched.  The test runs in a network namespace of
+ * its own (main), so the listener is private to it.
+ */
+START_TEST(test_reply_unknown_nat_port)
 {
 	struct flow f = tcp_flow(BE_REMOTE, BE_PORT, NODE, SNAT_MIN + 7, F_ACK);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(SNAT_MIN + 7)};
 	uint8_t in[256];
 	size_t len = build(in, &f);
 	struct run r;
+	int s;
 
 	one_backend_service(0);
 	run_prog(skel->progs.snat_in, in, len, &r);
+	ck_assert_int_eq(r.ret, TC_ACT_SHOT);
+
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(s, 0);
+	ck_assert_int_eq(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(s, 1), 0);
+	run_prog(skel->progs.snat_in, in, len, &r);
+	close(s);
 	ck_assert_int_eq(r.ret, TC_ACT_OK);
 	ck_assert_uint_eq(r.out_len, len);
 	ck_assert_mem_eq(r.out, in, len);
@@ -1136,6 +1154,34 @@ START_TEST(test_snat_lost_rev_half_repaired)
 }
 END_TEST
 
+/*
+ * The backend speaks first after the REV half was lost: its segment cannot
+ * name the client, and handed to the stack it would draw a reset that kills
+ * the connection.  It is held back; the client's next segment repairs the
+ * pair and the backend's retransmission goes through.
+ */
+START_TEST(test_snat_lost_rev_half_reply_held_back)
+{
+	struct flow f = tcp_flow(CLIENT, 51000, NODE, NODEPORT, F_ACK);
+	uint16_t port;
+	struct run r;
+
+	one_backend_service(0);
+	port = snat_establish(CLIENT, 51000);
+	ck_assert_int_eq(ct_del(BPFLB_CT_REV, IPPROTO_TCP, BE_REMOTE, BE_PORT, NODE, port), 0);
+
+	f = tcp_flow(BE_REMOTE, BE_PORT, NODE, port, F_ACK);
+	send_in(&f, &r);
+	ck_assert_int_eq(r.ret, TC_ACT_SHOT);
+
+	f = tcp_flow(CLIENT, 51000, NODE, NODEPORT, F_ACK);
+	send_in(&f, &r);
+	ck_assert_int_eq(r.ret, TC_ACT_OK);
+	assert_src(&r.v, NODE, port);
+	assert_reply_to(port, CLIENT, 51000);
+}
+END_TEST
+
 START_TEST(test_snat_lost_fwd_half_repaired_by_reply)
 {
 	struct flow f = tcp_flow(CLIENT, 51000, NODE, NODEPORT, F_ACK);
@@ -1513,7 +1559,7 @@ static Suite *snat_suite(void)
 		{ "forward", test_midstream_packet_without_ct },
 		{ "forward", test_syn_reopens_closing_flow },
 		{ "reply", test_reply_from_remote_backend },
-		{ "reply", test_reply_unknown_nat_port_passes },
+		{ "reply", test_reply_unknown_nat_port },
 		{ "reply", test_egress_reply_from_local_backend },
 		{ "reply", test_egress_other_traffic_passes },
 		{ "no_backend", test_etp_local_without_local_backend },
@@ -1528,6 +1574,7 @@ static Suite *snat_suite(void)
 		{ "snat_ports", test_snat_closed_port_reused },
 		{ "snat_ports", test_snat_half_closed_port_kept },
 		{ "ct_pairs", test_snat_lost_rev_half_repaired },
+		{ "ct_pairs", test_snat_lost_rev_half_reply_held_back },
 		{ "ct_pairs", test_snat_lost_fwd_half_repaired_by_reply },
 		{ "ct_pairs", test_snat_lost_fwd_half_found_by_client },
 		{ "ct_pairs", test_snat_port_of_lost_half_never_shared },

@@ -34,7 +34,12 @@
  * port: the backend resets a mid-stream TCP flow; the client sees a reset,
  * never another client's answers); a REV half whose client moved on to
  * another port is deleted and its packet left untranslated to the node's
- * stack.  A LOCAL flow's reply is still translated by its REV half on egress:
+ * stack.  A lost REV half cannot be rebuilt from the backend's side (its
+ * packet does not name the client): a backend's TCP segment that finds no
+ * REV half and no local socket on the port is dropped (reason
+ * nat_no_mapping), not handed to the stack, whose reset would end the
+ * connection; the client's next segment repairs the pair and the backend's
+ * retransmission goes through (lb_core.h, bpflb_lb_snat_reply()).  A LOCAL flow's reply is still translated by its REV half on egress:
  * that key holds the client's own tuple, so it cannot name another client.  A
  * lost FWD half is also found from the client's side when the flow's first
  * SNAT port candidate is held by its own REV half (bpflb_snat_alloc()).  Each

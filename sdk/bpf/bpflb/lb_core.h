@@ -367,6 +367,24 @@ new_flow:
 	return bpflb_lb_new_flow(skb, pkt, cfg, svc, &fk);
 }
 
+/* Does a socket of this node own the packet's TCP tuple (a connection or a listener)? */
+static __always_inline int bpflb_lb_local_tcp_socket(struct __sk_buff *skb,
+						     const struct bpflb_pkt *pkt)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+
+	t.ipv4.saddr = pkt->saddr;
+	t.ipv4.daddr = pkt->daddr;
+	t.ipv4.sport = pkt->sport;
+	t.ipv4.dport = pkt->dport;
+	sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	bpf_sk_release(sk);
+	return 1;
+}
+
 /* Ingress packet to the node's SNAT address and port: a reply of a SNATed flow? */
 static __always_inline int bpflb_lb_snat_reply(struct __sk_buff *skb, struct bpflb_pkt *pkt)
 {
@@ -378,6 +396,17 @@ static __always_inline int bpflb_lb_snat_reply(struct __sk_buff *skb, struct bpf
 
 	bpflb_ct_key_of(&rk, pkt, BPFLB_CT_REV);
 	rv = bpf_map_lookup_elem(&bpflb_ct, &rk);
+	/*
+	 * No REV half: a lost one (LRU eviction, a flush) cannot be rebuilt from
+	 * the backend's side, which does not name the client.  Handed to the
+	 * stack, a TCP segment would be answered with a reset that kills the
+	 * backend's connection; held back instead, it is retransmitted, and the
+	 * client's next segment puts the REV half back (ct.h) or, with both
+	 * halves gone, finds the same port again (nat.h).  A node-local socket
+	 * on the port (the range may overlap ip_local_port_range) still gets it.
+	 */
+	if (!rv && pkt->proto == IPPROTO_TCP && !bpflb_lb_local_tcp_socket(skb, pkt))
+		return bpflb_drop(skb, pkt, 0, 0, BPFLB_DROP_NAT_NO_MAPPING, BPFLB_STAGE_IN_LB);
 	if (!rv || rv->fwd != BPFLB_FWD_SNAT)
 		return BPFLB_LB_NEXT;
 

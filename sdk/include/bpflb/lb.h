@@ -310,6 +310,10 @@ enum bpflb_drop_reason {
 	BPFLB_DROP_POLICY = 8,           /* network policy */
 	BPFLB_DROP_NO_GATEWAY = 9,       /* egress gateway: no healthy gateway */
 	BPFLB_DROP_MTU = 10,             /* too big after encapsulation */
+	/* A TCP segment to a SNAT port that no conntrack entry and no local
+	 * socket owns: held back (no reset) until the client's next segment
+	 * puts a lost REV half back. */
+	BPFLB_DROP_NAT_NO_MAPPING = 11,
 	BPFLB_DROP_MAX = 16,
 };
 
