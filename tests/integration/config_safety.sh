@@ -39,6 +39,17 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [[ -f $TMP/log ]] && { echo "--- output"; cat "$TMP/log"; } >&2; exit 1; }
 ok() { echo "ok - $*"; }
 nsn() { nsenter --net=/run/netns/"$NS" "$@"; }
+# Start bpflbd in the background (DPID) and wait until it serves; WHY names the case.
+start_daemon() {
+	nsenter --net=/run/netns/"$NS" "$BPFLBD" --config "$TMP/bpflb.ini" >"$TMP/log" 2>&1 &
+	DPID=$!
+	for _ in $(seq 100); do
+		grep -q "running: mode snat" "$TMP/log" && return 0
+		kill -0 "$DPID" 2>/dev/null || fail "bpflbd exited at start $1"
+		sleep 0.1
+	done
+	fail "bpflbd did not start $1"
+}
 # line number of the first line of the config starting with $1
 line_of() { grep -n "^$1" "$TMP/bpflb.ini" | head -1 | cut -d: -f1; }
 
@@ -107,14 +118,7 @@ ok "--check-config refuses a non-local [node] address with file:line and key"
 write_config "$PIN" 10.96.0.1 "ct_size = 4096"
 nsn "$BPFLBD" --config "$TMP/bpflb.ini" --check-config >"$TMP/log" 2>&1 ||
 	fail "--check-config refused a good file"
-nsenter --net=/run/netns/"$NS" "$BPFLBD" --config "$TMP/bpflb.ini" >"$TMP/log" 2>&1 &
-DPID=$!
-for _ in $(seq 100); do
-	grep -q "running: mode snat" "$TMP/log" && break
-	kill -0 "$DPID" 2>/dev/null || fail "bpflbd exited at start"
-	sleep 0.1
-done
-grep -q "running: mode snat" "$TMP/log" || fail "bpflbd did not start"
+start_daemon "with ct_size = 4096"
 n=$(bpftool map show pinned "$PIN/bpflb_ct" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["max_entries"])')
 ((n == 4096)) || fail "bpflb_ct has $n entries, [lb] ct_size = 4096"
 kill -TERM "$DPID"
@@ -143,14 +147,7 @@ bpftool map update pinned "$PIN/bpflb_schema" key 0x73 0x6e 0x61 0x74 0 0 0 0 0 
 	value 0x62 0x6c 0x70 0x62 1 0 0 0
 nsn "$BPFLBD" --config "$TMP/bpflb.ini" --check-config >"$TMP/log" 2>&1 ||
 	fail "--check-config refused maps of schema 1: $(cat "$TMP/log")"
-nsenter --net=/run/netns/"$NS" "$BPFLBD" --config "$TMP/bpflb.ini" >"$TMP/log" 2>&1 &
-DPID=$!
-for _ in $(seq 100); do
-	grep -q "running: mode snat" "$TMP/log" && break
-	kill -0 "$DPID" 2>/dev/null || fail "bpflbd exited at start with maps of schema 1"
-	sleep 0.1
-done
-grep -q "running: mode snat" "$TMP/log" || fail "bpflbd did not start on maps of schema 1"
+start_daemon "on maps of schema 1"
 grep -q "for 'lb' have schema version 1: adopted in place" "$TMP/log" ||
 	fail "no notice that the maps of schema 1 were adopted"
 kill -TERM "$DPID"
