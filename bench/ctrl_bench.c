@@ -56,12 +56,12 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "config_internal.h"
+#include "config/config_internal.h"
 #include "log.h"
-#include "maglev.h"
+#include "lb/maglev.h"
 #include "pipeline.h"
-#include "services.h"
-#include "services_model.h"
+#include "lb/services.h"
+#include "lb/services_model.h"
 
 static double now_ms(void)
 {

@@ -20,14 +20,14 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "connlimit.h"
-#include "control.h"
-#include "ct_snapshot.h"
+#include "ops/connlimit.h"
+#include "ops/control.h"
+#include "lb/ct_snapshot.h"
 #include "daemon.h"
-#include "flows.h"
+#include "ops/flows.h"
 #include "log.h"
-#include "metrics.h"
-#include "services.h"
+#include "ops/metrics.h"
+#include "lb/services.h"
 #include "sys.h"
 
 #define MAX_SCHEMAS 64

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <uv.h>
 
-#include "config_internal.h"
+#include "config/config_internal.h"
 #include "pipeline.h"
 #include "plugin_host.h"
 

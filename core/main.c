@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "connlimit.h"
+#include "ops/connlimit.h"
 #include "daemon.h"
 #include "log.h"
 

@@ -12,7 +12,7 @@
 #include <bpflb/config.h>
 #include <bpflb/stages.h>
 
-#include "services.h"
+#include "lb/services.h"
 
 struct bpf_object;
 

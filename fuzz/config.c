@@ -9,8 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "config_internal.h"
-#include "services.h"
+#include "config/config_internal.h"
+#include "lb/services.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control.h"
+#include "ops/control.h"
 #include "daemon.h"
 
 static struct bpflb_daemon d;

@@ -22,8 +22,8 @@
 
 #include <bpflb/lb.h>
 
-#include "config_internal.h"
-#include "services.h"
+#include "config/config_internal.h"
+#include "lb/services.h"
 
 #define FX_CT_SIZE 4096
 

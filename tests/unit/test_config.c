@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "config_internal.h"
+#include "config/config_internal.h"
 
 #ifndef CONFIG_CORPUS_DIR
 #error "CONFIG_CORPUS_DIR must name tests/configs"

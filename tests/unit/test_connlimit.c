@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "connlimit.h"
+#include "ops/connlimit.h"
 
 struct lst {
 	uv_pipe_t srv;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The control protocol (core/control.h) through control_dispatch(): framing
+ * The control protocol (core/ops/control.h) through control_dispatch(): framing
  * errors, unknown commands and bad arguments get error replies; the handlers
  * answer from a daemon without state, and, on pinned test maps, the service
  * commands change the service state only when the request is valid.
@@ -9,7 +9,7 @@
 #include <check.h>
 #include <json-c/json.h>
 
-#include "control.h"
+#include "ops/control.h"
 #include "daemon.h"
 #include "svc_fixture.h"
 

@@ -15,7 +15,7 @@
 
 #include <bpf/bpf.h>
 
-#include "services.h"
+#include "lb/services.h"
 
 #define S   1000000000ull
 #define NOW (100000ull * S)

@@ -15,7 +15,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "healthz.h"
+#include "lb/healthz.h"
 #include "svc_fixture.h"
 
 static uint32_t lo_addr(void)

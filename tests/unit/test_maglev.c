@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "maglev.h"
+#include "lb/maglev.h"
 
 #define M 16381u
 /* FNV-1a of the table of test_deterministic, recorded from this implementation */

@@ -10,7 +10,7 @@
 #include <check.h>
 #include <netinet/in.h>
 
-#include "maglev.h"
+#include "lb/maglev.h"
 #include "svc_fixture.h"
 
 /* 10 lines: the line numbers of the cases below count from here. */

@@ -2,7 +2,7 @@
 /*
  * bpflbctl: the operator's CLI over bpflbd's control socket.
  *
- * One request per run (newline-delimited JSON, see core/control.h), printed
+ * One request per run (newline-delimited JSON, see core/ops/control.h), printed
  * as a table for people or as the daemon's JSON "data" with -o json.
  *
  * Exit status: 0 ok, 1 the daemon answered with an error (message on stderr),

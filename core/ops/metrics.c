@@ -14,16 +14,16 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "connlimit.h"
-#include "control.h"
-#include "ct_snapshot.h"
+#include "ops/connlimit.h"
+#include "ops/control.h"
+#include "lb/ct_snapshot.h"
 #include "daemon.h"
-#include "flows.h"
-#include "http.h"
+#include "ops/flows.h"
+#include "ops/http.h"
 #include "log.h"
-#include "metrics.h"
-#include "services.h"
-#include "services_query.h"
+#include "ops/metrics.h"
+#include "lb/services.h"
+#include "lb/services_query.h"
 
 #define MX_MAX_HEAD 8192
 

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "connlimit.h"
-#include "healthz.h"
-#include "http.h"
+#include "ops/connlimit.h"
+#include "lb/healthz.h"
+#include "ops/http.h"
 
 #define HZ_MAX_HEAD   8192
 #define HZ_MAX_BODY   65536 /* a probe has no body; skip a small one */

@@ -19,7 +19,7 @@
 #include <bpflb/config.h>
 #include <bpflb/lb.h>
 
-#include "services_query.h"
+#include "lb/services_query.h"
 
 #define FLOWS_RING  8192
 #define FLOWS_PAGES 64 /* perf buffer pages per CPU (256 KiB with 4 KiB pages) */

@@ -8,8 +8,8 @@
 
 #include <string.h>
 
-#include "config_internal.h"
-#include "connlimit.h"
+#include "config/config_internal.h"
+#include "ops/connlimit.h"
 
 #define CORE_STR_(x) #x
 #define CORE_STR(x)  CORE_STR_(x)

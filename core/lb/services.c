@@ -30,11 +30,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "healthz.h"
+#include "lb/healthz.h"
 #include "log.h"
-#include "maglev.h"
-#include "services.h"
-#include "services_model.h"
+#include "lb/maglev.h"
+#include "lb/services.h"
+#include "lb/services_model.h"
 
 #define SP_KEY_LEN (2 * SVC_NAME_LEN + 2)
 

@@ -14,7 +14,7 @@
 #include <bpflb/config.h>
 #include <bpflb/lb.h>
 
-#include "services.h"
+#include "lb/services.h"
 
 #define SVC_NAME_LEN		 64
 #define SVC_MAX_NODE_ADDRS	 16

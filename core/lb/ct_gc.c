@@ -22,8 +22,8 @@
 
 #include <bpf/bpf.h>
 
-#include "services.h"
-#include "services_model.h"
+#include "lb/services.h"
+#include "lb/services_model.h"
 
 #define CT_DSR_CLOSED_NS (2ull * 1000000000ull)
 

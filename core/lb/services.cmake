@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Service state: [lb]/[service] sections, desired state and map diff, Maglev,
-# conntrack GC, health check node ports.  Included by core/CMakeLists.txt into
+# conntrack GC and its snapshots, health check node ports.  Included by core/CMakeLists.txt into
 # the static library bpflb_core.
 set(BPFLB_SERVICES_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/services.c
@@ -8,5 +8,5 @@ set(BPFLB_SERVICES_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/ct_gc.c
     ${CMAKE_CURRENT_LIST_DIR}/maglev.c
     ${CMAKE_CURRENT_LIST_DIR}/healthz.c
-    ${CMAKE_CURRENT_LIST_DIR}/http.c
+    ${CMAKE_CURRENT_LIST_DIR}/ct_snapshot.c
     ${CMAKE_CURRENT_LIST_DIR}/services_query.c)

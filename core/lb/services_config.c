@@ -85,8 +85,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "maglev.h"
-#include "services_model.h"
+#include "lb/maglev.h"
+#include "lb/services_model.h"
 
 static const char *const alg_choices[] = {"random", "maglev", NULL};
 static const char *const type_choices[] = {"nodeport", "loadbalancer", "externalip", "hostport",

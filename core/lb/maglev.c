@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "maglev.h"
+#include "lb/maglev.h"
 
 bool bpflb_maglev_is_prime(uint32_t m)
 {

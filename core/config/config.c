@@ -31,7 +31,7 @@
 
 #include <ini.h>
 
-#include "config_internal.h"
+#include "config/config_internal.h"
 
 #define CFG_SEPARATORS ", \t"
 #define CFG_SPACES     " \t\r\n\f\v"

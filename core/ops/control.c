@@ -22,16 +22,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "config_internal.h"
-#include "connlimit.h"
-#include "control.h"
-#include "ct_snapshot.h"
+#include "config/config_internal.h"
+#include "ops/connlimit.h"
+#include "ops/control.h"
+#include "lb/ct_snapshot.h"
 #include "daemon.h"
-#include "flows.h"
+#include "ops/flows.h"
 #include "log.h"
-#include "metrics.h"
-#include "services.h"
-#include "services_query.h"
+#include "ops/metrics.h"
+#include "lb/services.h"
+#include "lb/services_query.h"
 
 struct control_conn {
 	uv_pipe_t pipe;

@@ -15,8 +15,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "services_model.h"
-#include "services_query.h"
+#include "lb/services_model.h"
+#include "lb/services_query.h"
 
 /* --- names ------------------------------------------------------------------- */
 

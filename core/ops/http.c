@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http.h"
+#include "ops/http.h"
 
 /* Case-insensitive "name:" at the start of line; *val points past blanks. */
 static bool header_is(const char *line, const char *name, const char **val)

@@ -14,7 +14,7 @@
 #include <bpflb/config.h>
 #include <bpflb/lb.h>
 
-#include "services.h"
+#include "lb/services.h"
 
 /* Service list (name NULL) or one service; NULL with err set when it does not exist. */
 json_object *svcq_services(struct bpflb_services *s, const char *name, struct bpflb_err *err);

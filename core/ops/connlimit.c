@@ -8,7 +8,7 @@
 #include <sys/resource.h>
 #include <uv.h>
 
-#include "connlimit.h"
+#include "ops/connlimit.h"
 #include "log.h"
 
 static struct {

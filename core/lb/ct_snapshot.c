@@ -9,9 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ct_snapshot.h"
+#include "lb/ct_snapshot.h"
 #include "log.h"
-#include "services_model.h"
+#include "lb/services_model.h"
 
 struct ct_snapshot {
 	uv_loop_t *loop;

@@ -22,11 +22,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "control.h"
+#include "ops/control.h"
 #include "daemon.h"
-#include "flows.h"
+#include "ops/flows.h"
 #include "log.h"
-#include "services.h"
+#include "lb/services.h"
 
 #define FLOWS_STATS_MS 1000
 /*
