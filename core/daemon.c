@@ -20,14 +20,12 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "daemon.h"
+#include "daemon_ops.h"
+#include "lb/services.h"
+#include "log.h"
 #include "ops/connlimit.h"
 #include "ops/control.h"
-#include "lb/ct_snapshot.h"
-#include "daemon.h"
-#include "ops/flows.h"
-#include "log.h"
-#include "ops/metrics.h"
-#include "lb/services.h"
 #include "sys.h"
 
 #define MAX_SCHEMAS 64
@@ -583,7 +581,7 @@ fail_services:
 	return ret ? ret : -EINVAL;
 }
 
-/* --- operating: control socket, flow events, metrics --------------------- */
+/* --- operating: connection limits (the operations surface: daemon_ops.c) --- */
 
 static void apply_conn_limits(const struct bpflb_config *cfg)
 {
@@ -595,46 +593,6 @@ static void apply_conn_limits(const struct bpflb_config *cfg)
 	};
 
 	connlimit_set(&l);
-}
-
-static int daemon_open_ops(struct bpflb_daemon *d, const struct bpflb_cfg_section *ds,
-			   struct bpflb_err *err)
-{
-	struct bpflb_err ferr = {""};
-	int ret;
-
-	/* Observation is not worth refusing to forward for: warn and go on. */
-	ret = flows_open(d, &d->flows, &ferr);
-	if (ret)
-		pr_warn("flow events unavailable: %s", ferr.msg[0] ? ferr.msg : strerror(-ret));
-	ret = ct_snapshot_open(d->loop, bpflb_services_map_fd(d->services, "bpflb_ct"),
-			       &d->ct_counts);
-	if (ret)
-		pr_warn("conntrack counts unavailable: %s", strerror(-ret));
-	ret = control_open(d, bpflb_cfg_str(ds, "control_socket"),
-			   bpflb_cfg_has(ds, "control_group") ? bpflb_cfg_str(ds, "control_group")
-							      : NULL,
-			   &d->control, err);
-	if (ret)
-		return ret;
-	if (bpflb_cfg_has(ds, "metrics_listen")) {
-		ret = metrics_open(d, bpflb_cfg_str(ds, "metrics_listen"), &d->metrics, err);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-static void daemon_close_ops(struct bpflb_daemon *d)
-{
-	control_close(d->control);
-	d->control = NULL;
-	metrics_close(d->metrics);
-	d->metrics = NULL;
-	flows_close(d->flows);
-	d->flows = NULL;
-	ct_snapshot_close(d->ct_counts);
-	d->ct_counts = NULL;
 }
 
 /* --- loop --------------------------------------------------------------- */
@@ -764,7 +722,9 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	d->cfg = cfg;
 	cfg = NULL;
 	apply_conn_limits(d->cfg);
-	ret = daemon_open_ops(d, ds, err);
+	ret = daemon_ops_register(d, err);
+	if (!ret)
+		ret = daemon_ops_listen(d, ds, err);
 	if (ret)
 		goto out;
 
@@ -840,7 +800,7 @@ static void close_cb(uv_handle_t *h, void *arg)
 
 void daemon_stop(struct bpflb_daemon *d)
 {
-	daemon_close_ops(d);
+	daemon_ops_close(d);
 	/* Plugins release their userspace side; programs stay in the pinned
 	 * stage array and keep forwarding until the next bpflbd takes over. */
 	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next)

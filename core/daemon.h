@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "config/config_internal.h"
+#include "lb/services_ops.h"
 #include "pipeline.h"
 #include "plugin_host.h"
 
@@ -34,10 +35,11 @@ struct bpflb_daemon {
 	uint64_t reloads_failed;
 	char last_reload_error[1024];
 	time_t started_at;
-	struct bpflb_control *control; /* control socket (control.c) */
-	struct bpflb_flows *flows;     /* flow event reader (flows.c); NULL when unavailable */
-	struct bpflb_metrics *metrics; /* metrics endpoint (metrics.c); NULL when off */
+	struct bpflb_control *control; /* control commands and socket (daemon_ops.c) */
+	struct bpflb_flows *flows;     /* flow event reader; reads nothing when unavailable */
+	struct bpflb_metrics *metrics; /* metrics collectors; served when metrics_listen is set */
 	struct ct_snapshot *ct_counts; /* conntrack counts (ct_snapshot.c); NULL without services */
+	struct lb_ops lb_ops;	       /* what lb's commands and metrics read (daemon_ops.c) */
 };
 
 /* Load, validate and apply the configuration, attach; errors are fatal (err). */

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Service state: [lb]/[service] sections, desired state and map diff, Maglev,
-# conntrack GC and its snapshots, health check node ports.  Included by core/CMakeLists.txt into
+# conntrack GC and its snapshots, health check node ports, and their control
+# commands and metrics (services_ops.h).  Included by core/CMakeLists.txt into
 # the static library bpflb_core.
 set(BPFLB_SERVICES_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/services.c
@@ -9,4 +10,6 @@ set(BPFLB_SERVICES_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/maglev.c
     ${CMAKE_CURRENT_LIST_DIR}/healthz.c
     ${CMAKE_CURRENT_LIST_DIR}/ct_snapshot.c
-    ${CMAKE_CURRENT_LIST_DIR}/services_query.c)
+    ${CMAKE_CURRENT_LIST_DIR}/services_query.c
+    ${CMAKE_CURRENT_LIST_DIR}/services_ctl.c
+    ${CMAKE_CURRENT_LIST_DIR}/services_metrics.c)

@@ -17,35 +17,9 @@
 
 #include "lb/services_model.h"
 #include "lb/services_query.h"
+#include "ops/wire.h"
 
 /* --- names ------------------------------------------------------------------- */
-
-const char *svcq_proto_name(uint8_t proto)
-{
-	switch (proto) {
-	case IPPROTO_TCP:
-		return "tcp";
-	case IPPROTO_UDP:
-		return "udp";
-	case IPPROTO_ICMP:
-		return "icmp";
-	default:
-		return "other";
-	}
-}
-
-int svcq_proto_parse(const char *s, uint8_t *proto)
-{
-	if (!strcmp(s, "tcp"))
-		*proto = IPPROTO_TCP;
-	else if (!strcmp(s, "udp"))
-		*proto = IPPROTO_UDP;
-	else if (!strcmp(s, "icmp"))
-		*proto = IPPROTO_ICMP;
-	else
-		return -EINVAL;
-	return 0;
-}
 
 static const char *const state_names[] = {"active", "terminating", "maintenance"};
 
@@ -65,80 +39,6 @@ int svcq_state_parse(const char *s, uint8_t *state)
 	return -EINVAL;
 }
 
-const char *svcq_fwd_name(uint8_t fwd)
-{
-	switch (fwd) {
-	case BPFLB_FWD_LOCAL:
-		return "local";
-	case BPFLB_FWD_SNAT:
-		return "snat";
-	case BPFLB_FWD_DSR_OPT:
-		return "dsr-opt";
-	case BPFLB_FWD_DSR_IPIP:
-		return "dsr-ipip";
-	default:
-		return "none";
-	}
-}
-
-const char *svcq_drop_reason_name(uint8_t reason)
-{
-	static const char *const names[BPFLB_DROP_MAX] = {
-	    [BPFLB_DROP_NONE] = "none",
-	    [BPFLB_DROP_NO_BACKEND] = "no_backend",
-	    [BPFLB_DROP_NO_LOCAL_BACKEND] = "no_local_backend",
-	    [BPFLB_DROP_SNAT_EXHAUSTED] = "snat_exhausted",
-	    [BPFLB_DROP_BACKEND_MAINT] = "backend_maintenance",
-	    [BPFLB_DROP_BAD_PACKET] = "bad_packet",
-	    [BPFLB_DROP_CT_FULL] = "ct_full",
-	    [BPFLB_DROP_FIB] = "fib",
-	    [BPFLB_DROP_POLICY] = "policy",
-	    [BPFLB_DROP_NO_GATEWAY] = "no_gateway",
-	    [BPFLB_DROP_MTU] = "mtu",
-	    [BPFLB_DROP_NAT_NO_MAPPING] = "nat_no_mapping",
-	};
-
-	return reason < BPFLB_DROP_MAX && names[reason] ? names[reason] : "other";
-}
-
-static const char *const verdict_names[] = {
-    [BPFLB_VERDICT_FORWARDED] = "FORWARDED",
-    [BPFLB_VERDICT_DROPPED] = "DROPPED",
-    [BPFLB_VERDICT_AUDIT] = "AUDIT",
-    [BPFLB_VERDICT_REJECTED] = "REJECTED",
-};
-
-const char *svcq_verdict_name(uint8_t verdict)
-{
-	return verdict < sizeof(verdict_names) / sizeof(verdict_names[0]) && verdict_names[verdict]
-		   ? verdict_names[verdict]
-		   : "UNKNOWN";
-}
-
-int svcq_verdict_parse(const char *s, uint8_t *verdict)
-{
-	for (uint8_t i = 1; i < sizeof(verdict_names) / sizeof(verdict_names[0]); i++) {
-		if (verdict_names[i] && !strcasecmp(s, verdict_names[i])) {
-			*verdict = i;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-const char *svcq_addrport(uint32_t addr_be, uint16_t port, char *buf, size_t len)
-{
-	char a[INET_ADDRSTRLEN];
-	struct in_addr in = {.s_addr = addr_be};
-
-	inet_ntop(AF_INET, &in, a, sizeof(a));
-	if (port)
-		snprintf(buf, len, "%s:%u", a, port);
-	else
-		snprintf(buf, len, "%s", a);
-	return buf;
-}
-
 static json_object *jstr(const char *s)
 {
 	return s ? json_object_new_string(s) : json_object_new_null();
@@ -148,14 +48,14 @@ static json_object *jaddr(uint32_t addr_be)
 {
 	char b[32];
 
-	return json_object_new_string(svcq_addrport(addr_be, 0, b, sizeof(b)));
+	return json_object_new_string(wire_addrport(addr_be, 0, b, sizeof(b)));
 }
 
 static json_object *jap(uint32_t addr_be, uint16_t port)
 {
 	char b[32];
 
-	return json_object_new_string(svcq_addrport(addr_be, port, b, sizeof(b)));
+	return json_object_new_string(wire_addrport(addr_be, port, b, sizeof(b)));
 }
 
 /* --- services ------------------------------------------------------------------ */
@@ -247,7 +147,7 @@ static json_object *service_json(struct bpflb_services *s, const struct svc_mode
 
 		json_object_object_add(po, "name", json_object_new_string(sp->name));
 		json_object_object_add(po, "proto",
-				       json_object_new_string(svcq_proto_name(sp->proto)));
+				       json_object_new_string(wire_proto_name(sp->proto)));
 		json_object_object_add(po, "port", json_object_new_int(sp->port));
 		json_object_object_add(po, "nodeport", json_object_new_int(sp->nodeport));
 		json_object_object_add(po, "target", json_object_new_int(sp->target));
@@ -462,11 +362,11 @@ static json_object *ct_json(struct bpflb_services *s, const struct bpflb_ct_key 
 			       json_object_new_string(k->kind == BPFLB_CT_FWD	? "fwd"
 						      : k->kind == BPFLB_CT_REV ? "rev"
 										: "unknown"));
-	json_object_object_add(o, "proto", json_object_new_string(svcq_proto_name(k->proto)));
+	json_object_object_add(o, "proto", json_object_new_string(wire_proto_name(k->proto)));
 	json_object_object_add(o, "src", jap(k->saddr, ntohs(k->sport)));
 	json_object_object_add(o, "dst", jap(k->daddr, ntohs(k->dport)));
 	json_object_object_add(o, "state", json_object_new_string(ct_state_name(v->state)));
-	json_object_object_add(o, "fwd", json_object_new_string(svcq_fwd_name(v->fwd)));
+	json_object_object_add(o, "fwd", json_object_new_string(wire_fwd_name(v->fwd)));
 	json_object_object_add(o, "service", jstr(svc));
 	json_object_object_add(o, "svc_id", json_object_new_int64(v->svc_id));
 	json_object_object_add(

@@ -52,16 +52,8 @@ typedef void (*svcq_stats_cb)(void *ctx, const char *svc, const char *port, uint
 			      const struct bpflb_svc_stats *sum);
 int svcq_svc_stats(struct bpflb_services *s, svcq_stats_cb cb, void *ctx);
 
-/* Names used on the wire. */
-const char *svcq_proto_name(uint8_t proto);
-int svcq_proto_parse(const char *s, uint8_t *proto);
+/* Backend states (enum bpflb_backend_state) as the listings and backend.set-state name them. */
 const char *svcq_state_name(uint8_t state);
 int svcq_state_parse(const char *s, uint8_t *state);
-const char *svcq_fwd_name(uint8_t fwd);
-const char *svcq_drop_reason_name(uint8_t reason);
-const char *svcq_verdict_name(uint8_t verdict);
-int svcq_verdict_parse(const char *s, uint8_t *verdict);
-/* "a.b.c.d:port" (port host order; 0 prints the address alone) */
-const char *svcq_addrport(uint32_t addr_be, uint16_t port, char *buf, size_t len);
 
 #endif

@@ -1,16 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * The control socket (protocol in control.h): a libuv pipe server, the
- * newline-delimited JSON framing, and one handler per command in
- * control_cmds[].
+ * newline-delimited JSON framing, and the registry of commands that their
+ * owners fill (bpflb_control_register).
  *
- * Handlers answer from the daemon's state and never block the loop for long:
- * the slowest are the conntrack listings, one batched map read.  Commands that
- * change something (service set|delete, backend set-state, ct flush, reload)
- * go through the same transactions as the configuration: on error nothing
- * changed and the error says why.
+ * This file answers no command of its own but "help": what a command does is
+ * its owner's business, so the socket neither includes nor links against the
+ * state it serves.  Handlers run on the loop and must not block it for long
+ * (the slowest are the conntrack listings, one batched map read).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
@@ -22,16 +20,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "config/config_internal.h"
+#include "log.h"
 #include "ops/connlimit.h"
 #include "ops/control.h"
-#include "lb/ct_snapshot.h"
-#include "daemon.h"
-#include "ops/flows.h"
-#include "log.h"
 #include "ops/metrics.h"
-#include "lb/services.h"
-#include "lb/services_query.h"
 
 struct control_conn {
 	uv_pipe_t pipe;
@@ -44,6 +36,8 @@ struct control_conn {
 	bool close_after_write;
 	bool throttled; /* not read until its unread answers shrink */
 	unsigned int pending;
+	void (*on_close)(void *ctx, struct control_conn *c); /* a stream's owner */
+	void *on_close_ctx;
 	size_t len;
 	char buf[CONTROL_MAX_REQUEST];
 };
@@ -55,21 +49,30 @@ struct control_write {
 	char data[];
 };
 
+struct control_entry {
+	const struct bpflb_control_cmd *cmd;
+	void *ctx;
+};
+
 struct bpflb_control {
 	uv_pipe_t srv;
+	bool listening;
 	struct connlimit_listener lim;
-	struct bpflb_daemon *d;
 	struct control_conn *conns;
 	unsigned int nconns;
 	uint64_t requests;
+	/* registration order, which "help" keeps; a few dozen: a linear lookup */
+	struct control_entry cmds[CONTROL_MAX_CMDS];
+	unsigned int ncmds;
+	const struct bpflb_control_fallback *fallback;
+	void *fallback_ctx;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
-/* --- helpers for handlers --------------------------------------------------- */
+/* --- arguments ------------------------------------------------------------- */
 
-/* String argument key; NULL when absent.  -EINVAL (err set) when not a string. */
-static int arg_str(json_object *args, const char *key, bool required, const char **out,
-		   struct bpflb_err *err)
+int control_arg_str(json_object *args, const char *key, bool required, const char **out,
+		    struct bpflb_err *err)
 {
 	json_object *v;
 
@@ -85,8 +88,8 @@ static int arg_str(json_object *args, const char *key, bool required, const char
 	return 0;
 }
 
-static int arg_uint(json_object *args, const char *key, uint64_t max, uint64_t *out,
-		    struct bpflb_err *err)
+int control_arg_uint(json_object *args, const char *key, uint64_t max, uint64_t *out,
+		     struct bpflb_err *err)
 {
 	json_object *v;
 	int64_t n;
@@ -104,7 +107,7 @@ static int arg_uint(json_object *args, const char *key, uint64_t max, uint64_t *
 	return 0;
 }
 
-static int arg_bool(json_object *args, const char *key, bool *out, struct bpflb_err *err)
+int control_arg_bool(json_object *args, const char *key, bool *out, struct bpflb_err *err)
 {
 	json_object *v;
 
@@ -116,588 +119,78 @@ static int arg_bool(json_object *args, const char *key, bool *out, struct bpflb_
 	return 0;
 }
 
-static int need_services(struct bpflb_daemon *d, struct bpflb_err *err)
+/* --- the registry ------------------------------------------------------------ */
+
+static int h_help(void *ctx, struct control_conn *c, json_object *args, json_object **data,
+		  struct bpflb_err *err)
 {
-	if (!d->services)
-		return bpflb_err_set(err, "the service state is not open"), -EAGAIN;
-	return 0;
-}
+	struct bpflb_control *ctl = ctx;
 
-/* --service, --addr, --proto (and --limit) of ct and observe. */
-static int parse_selection(struct bpflb_daemon *d, json_object *args, struct svcq_ct_filter *f,
-			   struct bpflb_err *err)
-{
-	const char *svc, *addr, *proto;
-	uint64_t limit = 0;
-	int ret;
-
-	memset(f, 0, sizeof(*f));
-	if ((ret = arg_str(args, "service", false, &svc, err)) ||
-	    (ret = arg_str(args, "addr", false, &addr, err)) ||
-	    (ret = arg_str(args, "proto", false, &proto, err)) ||
-	    (ret = arg_uint(args, "limit", UINT32_MAX, &limit, err)))
-		return ret;
-	f->limit = (uint32_t)limit;
-	if (svc) {
-		ret = need_services(d, err);
-		if (!ret)
-			ret = svcq_ct_filter_service(d->services, svc, f, err);
-		if (ret)
-			return ret;
-	}
-	if (addr) {
-		if (bpflb_parse_ipv4(addr, &f->addr))
-			return bpflb_err_set(err, "addr '%s' is not an IPv4 address", addr),
-			       -EINVAL;
-		f->by_addr = true;
-	}
-	if (proto && svcq_proto_parse(proto, &f->proto))
-		return bpflb_err_set(err, "proto '%s' is not tcp, udp or icmp", proto), -EINVAL;
-	return 0;
-}
-
-/* --- handlers ------------------------------------------------------------------- */
-
-static const char *plugin_state_name(enum plugin_state s)
-{
-	switch (s) {
-	case PLUGIN_LOADED:
-		return "loaded";
-	case PLUGIN_READY:
-		return "ready";
-	case PLUGIN_ATTACHED:
-		return "attached";
-	case PLUGIN_FAILED:
-		return "failed";
-	}
-	return "unknown";
-}
-
-static json_object *plugins_json(struct bpflb_daemon *d)
-{
-	json_object *arr = json_object_new_array();
-
-	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next) {
-		json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "name", json_object_new_string(c->desc->name));
-		json_object_object_add(
-		    o, "version", json_object_new_string(c->desc->version ? c->desc->version : ""));
-		json_object_object_add(o, "kind",
-				       json_object_new_string(c->desc->kind == BPFLB_PLUGIN_MODE
-								  ? "mode"
-								  : "feature"));
-		json_object_object_add(o, "state",
-				       json_object_new_string(plugin_state_name(c->state)));
-		json_object_object_add(o, "active",
-				       json_object_new_boolean(c->state == PLUGIN_READY ||
-							       c->state == PLUGIN_ATTACHED));
-		json_object_object_add(o, "map_schema_version",
-				       json_object_new_int64(c->desc->map_schema_version));
-		json_object_object_add(o, "path", json_object_new_string(c->path ? c->path : ""));
-		json_object_object_add(
-		    o, "description",
-		    json_object_new_string(c->desc->description ? c->desc->description : ""));
-		json_object_object_add(o, "last_error",
-				       c->last_error[0] ? json_object_new_string(c->last_error)
-							: json_object_new_null());
-		json_object_array_add(arr, o);
-	}
-	return arr;
-}
-
-static int h_plugin_list(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-			 json_object **data, struct bpflb_err *err)
-{
-	*data = plugins_json(d);
-	return 0;
-}
-
-static void add_time(json_object *o, const char *key, time_t t)
-{
-	char b[32];
-	struct tm tm;
-
-	if (!t) {
-		json_object_object_add(o, key, json_object_new_null());
-		return;
-	}
-	gmtime_r(&t, &tm);
-	strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	json_object_object_add(o, key, json_object_new_string(b));
-}
-
-/*
- * Counts of bpflb_ct from the last snapshot (ct_snapshot.h), never a walk of
- * the map here: "entries" and the counts by protocol, how old they are and
- * how long the count took.  null until the first count finished.
- */
-static void ct_counts_json(struct bpflb_daemon *d, json_object *o)
-{
-	struct ct_counts cnt = {0};
-	uint64_t age = 0;
-	bool have;
-
-	if (d->ct_counts)
-		ct_snapshot_get(d->ct_counts, &cnt, &age);
-	have = cnt.taken_ms != 0;
-	json_object_object_add(o, "entries", have ? json_object_new_uint64(cnt.entries) : NULL);
-	json_object_object_add(o, "tcp", have ? json_object_new_uint64(cnt.tcp) : NULL);
-	json_object_object_add(o, "udp", have ? json_object_new_uint64(cnt.udp) : NULL);
-	json_object_object_add(o, "other", have ? json_object_new_uint64(cnt.other) : NULL);
-	json_object_object_add(o, "snapshot_age_ms", have ? json_object_new_uint64(age) : NULL);
-	json_object_object_add(o, "snapshot_walk_ms",
-			       have ? json_object_new_uint64(cnt.walk_ms) : NULL);
-	json_object_object_add(o, "snapshot_error",
-			       cnt.error ? json_object_new_string(strerror(-cnt.error)) : NULL);
-}
-
-static int h_status(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-		    json_object **data, struct bpflb_err *err)
-{
-	const struct bpflb_cfg_section *ds = d->cfg ? bpflb_cfg_section(d->cfg, "daemon", 0) : NULL;
-	json_object *o = json_object_new_object(), *x, *a;
-	time_t now = time(NULL);
-
-	json_object_object_add(o, "version", json_object_new_string(BPFLB_VERSION));
-	json_object_object_add(o, "pid", json_object_new_int(getpid()));
-	add_time(o, "started_at", d->started_at);
-	json_object_object_add(o, "uptime_s",
-			       json_object_new_int64(d->started_at ? now - d->started_at : 0));
-	json_object_object_add(o, "mode",
-			       json_object_new_string(d->mode ? d->mode->desc->name : "none"));
-	json_object_object_add(
-	    o, "node",
-	    json_object_new_string(
-		d->cfg ? bpflb_cfg_str(bpflb_cfg_section(d->cfg, "node", 0), "name") : ""));
-	json_object_object_add(o, "features",
-			       json_object_new_string(ds ? bpflb_cfg_str(ds, "features") : ""));
-	json_object_object_add(o, "plugins", plugins_json(d));
-	a = json_object_new_array();
-	for (int i = 0; i < d->pipeline.ndevs; i++) {
-		x = json_object_new_object();
-		json_object_object_add(x, "name", json_object_new_string(d->pipeline.devs[i].name));
-		json_object_object_add(x, "ifindex",
-				       json_object_new_int(d->pipeline.devs[i].ifindex));
-		json_object_array_add(a, x);
-	}
-	json_object_object_add(o, "devices", a);
-	json_object_object_add(o, "bpffs_root", json_object_new_string(d->pipeline.pin_root));
-	/* true: the pins vanish with this process's mount namespace (ip netns exec) */
-	json_object_object_add(o, "bpffs_private", json_object_new_boolean(d->bpffs_private));
-
-	x = json_object_new_object();
-	json_object_object_add(x, "path",
-			       json_object_new_string(d->config_path ? d->config_path : ""));
-	add_time(x, "loaded_at", d->cfg ? bpflb_config_loaded_at(d->cfg) : 0);
-	json_object_object_add(o, "config", x);
-
-	x = json_object_new_object();
-	json_object_object_add(x, "ok", json_object_new_uint64(d->reloads_ok));
-	json_object_object_add(x, "failed", json_object_new_uint64(d->reloads_failed));
-	json_object_object_add(x, "last_error",
-			       d->last_reload_error[0]
-				   ? json_object_new_string(d->last_reload_error)
-				   : json_object_new_null());
-	json_object_object_add(o, "reloads", x);
-
-	if (d->services) {
-		struct bpflb_services_counts cnt;
-		struct bpflb_services_gc gc;
-		const char *name;
-		uint32_t addr;
-		uint16_t port;
-		uint8_t state;
-		bool deleted;
-		char b[32];
-
-		bpflb_services_counts(d->services, &cnt);
-		x = json_object_new_object();
-		json_object_object_add(x, "services", json_object_new_int64(cnt.services));
-		json_object_object_add(x, "frontends", json_object_new_int64(cnt.frontends));
-		json_object_object_add(x, "service_ports", json_object_new_int64(cnt.svc_ports));
-		json_object_object_add(x, "backends", json_object_new_int64(cnt.backends));
-		json_object_object_add(x, "maglev_tables", json_object_new_int64(cnt.maglev));
-		json_object_object_add(x, "health_checks", json_object_new_int64(cnt.healthz));
-		json_object_object_add(o, "services", x);
-
-		x = json_object_new_object();
-		a = json_object_new_array();
-		for (size_t i = 0; (name = bpflb_services_runtime_at(d->services, i, &deleted));
-		     i++) {
-			json_object *r = json_object_new_object();
-
-			json_object_object_add(r, "name", json_object_new_string(name));
-			json_object_object_add(r, "change",
-					       json_object_new_string(deleted ? "deleted" : "set"));
-			json_object_array_add(a, r);
-		}
-		json_object_object_add(x, "services", a);
-		a = json_object_new_array();
-		for (size_t i = 0; bpflb_services_override_at(d->services, i, &addr, &port, &state);
-		     i++) {
-			json_object *r = json_object_new_object();
-
-			json_object_object_add(
-			    r, "backend",
-			    json_object_new_string(svcq_addrport(addr, port, b, sizeof(b))));
-			json_object_object_add(r, "state",
-					       json_object_new_string(svcq_state_name(state)));
-			json_object_array_add(a, r);
-		}
-		json_object_object_add(x, "backend_states", a);
-		json_object_object_add(o, "runtime", x);
-
-		bpflb_services_gc_stats(d->services, &gc);
-		x = json_object_new_object();
-		ct_counts_json(d, x);
-		json_object_object_add(x, "capacity", json_object_new_int64(d->pipeline.sizes.ct));
-		json_object_object_add(x, "gc_runs", json_object_new_uint64(gc.runs));
-		json_object_object_add(x, "gc_expired", json_object_new_uint64(gc.total.expired));
-		json_object_object_add(x, "gc_orphaned", json_object_new_uint64(gc.total.orphaned));
-		json_object_object_add(o, "conntrack", x);
-	}
-	json_object_object_add(o, "flow_events", flows_stats_json(d->flows));
-	x = json_object_new_object();
-	json_object_object_add(x, "socket",
-			       json_object_new_string(d->control ? d->control->path : ""));
-	json_object_object_add(x, "clients",
-			       json_object_new_int(d->control ? d->control->nconns : 0));
-	json_object_object_add(o, "control", x);
-	json_object_object_add(o, "metrics_listen",
-			       ds && bpflb_cfg_has(ds, "metrics_listen")
-				   ? json_object_new_string(bpflb_cfg_str(ds, "metrics_listen"))
-				   : json_object_new_null());
-	*data = o;
-	return 0;
-}
-
-static int h_service_list(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-			  json_object **data, struct bpflb_err *err)
-{
-	*data = svcq_services(d->services, NULL, err);
-	return 0;
-}
-
-static int h_service_get(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-			 json_object **data, struct bpflb_err *err)
-{
-	const char *name;
-	int ret = arg_str(args, "name", true, &name, err);
-
-	if (ret)
-		return ret;
-	*data = svcq_services(d->services, name, err);
-	return *data ? 0 : -ENOENT;
-}
-
-/*
- * service.set {"name": N, "lines": ["type = nodeport", "port = ...", ...]}: the
- * lines of a [service N] section, checked by the configuration engine with
- * the [service] schema, then against every other service.
- */
-static int h_service_set(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-			 json_object **data, struct bpflb_err *err)
-{
-	const struct bpflb_cfg_schema schema = {"bpflbctl", bpflb_services_sections};
-	struct bpflb_config *cfg = NULL;
-	json_object *lines;
-	const char *name;
-	char *text = NULL;
-	size_t tlen = 0;
-	FILE *fp;
-	int ret;
-
-	ret = arg_str(args, "name", true, &name, err);
-	if (ret || (ret = need_services(d, err)))
-		return ret;
-	if (!json_object_object_get_ex(args, "lines", &lines) ||
-	    !json_object_is_type(lines, json_type_array) || !json_object_array_length(lines))
-		return bpflb_err_set(err, "argument 'lines' must be a non-empty array of "
-					  "\"key = value\" strings"),
-		       -EINVAL;
-	if (strpbrk(name, "[]\n\r"))
-		return bpflb_err_set(err, "'%s' is not a service name", name), -EINVAL;
-	fp = open_memstream(&text, &tlen);
-	if (!fp)
-		return -ENOMEM;
-	fprintf(fp, "[service %s]\n", name);
-	for (size_t i = 0; i < json_object_array_length(lines); i++) {
-		json_object *l = json_object_array_get_idx(lines, i);
-		const char *s = json_object_get_string(l);
-
-		if (!json_object_is_type(l, json_type_string) || strpbrk(s, "\n\r") ||
-		    s[strspn(s, " \t")] == '[') {
-			fclose(fp);
-			free(text);
-			return bpflb_err_set(err, "lines[%zu] is not a \"key = value\" line", i),
-			       -EINVAL;
-		}
-		fprintf(fp, "%s\n", s);
-	}
-	fclose(fp);
-	fp = fmemopen(text, tlen, "r");
-	if (!fp) {
-		free(text);
-		return -ENOMEM;
-	}
-	ret = bpflb_config_load_fp(fp, "service-set", &schema, 1, 0, &cfg, err);
-	fclose(fp);
-	free(text);
-	if (ret)
-		return ret;
-	ret = bpflb_services_svc_set(d->services, bpflb_cfg_find(cfg, "service", name), err);
-	bpflb_config_free(cfg);
-	if (ret)
-		return ret;
-	pr_notice("control: service %s set at runtime (until the next reload)", name);
-	*data = svcq_services(d->services, name, err);
-	return 0;
-}
-
-static int h_service_delete(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-			    json_object **data, struct bpflb_err *err)
-{
-	const char *name;
-	int ret = arg_str(args, "name", true, &name, err);
-
-	if (ret || (ret = need_services(d, err)))
-		return ret;
-	ret = bpflb_services_svc_delete(d->services, name, err);
-	if (!ret)
-		pr_notice("control: service %s deleted at runtime (until the next reload)", name);
-	return ret;
-}
-
-static int h_backend_list(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-			  json_object **data, struct bpflb_err *err)
-{
-	*data = svcq_backends(d->services);
-	return 0;
-}
-
-static int h_backend_set_state(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-			       json_object **data, struct bpflb_err *err)
-{
-	const char *addr, *state;
-	uint64_t port = 0;
-	uint32_t a;
-	uint8_t st = 0;
-	bool clear = false;
-	int ret;
-
-	if ((ret = arg_str(args, "addr", true, &addr, err)) ||
-	    (ret = arg_uint(args, "port", 65535, &port, err)) ||
-	    (ret = arg_str(args, "state", true, &state, err)) || (ret = need_services(d, err)))
-		return ret;
-	if (bpflb_parse_ipv4(addr, &a))
-		return bpflb_err_set(err, "addr '%s' is not an IPv4 address", addr), -EINVAL;
-	if (!strcmp(state, "configured"))
-		clear = true;
-	else if (svcq_state_parse(state, &st))
-		return bpflb_err_set(err,
-				     "state '%s' is not active, terminating, maintenance or "
-				     "configured",
-				     state),
-		       -EINVAL;
-	ret = bpflb_services_backend_set_state(d->services, a, (uint16_t)port,
-					       (enum bpflb_backend_state)st, clear, err);
-	if (ret)
-		return ret;
-	pr_notice("control: backend %s%s%.0llu state %s", addr, port ? ":" : "",
-		  (unsigned long long)port, state);
-	*data = svcq_backends(d->services);
-	return 0;
-}
-
-static int h_ct_list(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-		     json_object **data, struct bpflb_err *err)
-{
-	struct svcq_ct_filter f;
-	int ret;
-
-	if ((ret = need_services(d, err)) || (ret = parse_selection(d, args, &f, err)))
-		return ret;
-	return svcq_ct_list(d->services, &f, data, err);
-}
-
-static int h_nat_list(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-		      json_object **data, struct bpflb_err *err)
-{
-	struct svcq_ct_filter f;
-	int ret;
-
-	if ((ret = need_services(d, err)) || (ret = parse_selection(d, args, &f, err)))
-		return ret;
-	f.nat_only = true;
-	return svcq_ct_list(d->services, &f, data, err);
-}
-
-static int h_ct_flush(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-		      json_object **data, struct bpflb_err *err)
-{
-	struct svcq_ct_filter f;
-	uint64_t n = 0;
-	int ret;
-
-	if ((ret = need_services(d, err)) || (ret = parse_selection(d, args, &f, err)))
-		return ret;
-	ret = svcq_ct_flush(d->services, &f, &n, err);
-	if (ret)
-		return ret;
-	pr_notice("control: conntrack flush removed %llu entries", (unsigned long long)n);
 	*data = json_object_new_object();
-	json_object_object_add(*data, "deleted", json_object_new_uint64(n));
+	for (unsigned int i = 0; i < ctl->ncmds; i++)
+		json_object_object_add(*data, ctl->cmds[i].cmd->name,
+				       json_object_new_string(ctl->cmds[i].cmd->help));
 	return 0;
 }
 
-static int h_maglev_show(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-			 json_object **data, struct bpflb_err *err)
+/* "help" stays last in its own listing, however many owners register after it. */
+static const struct bpflb_control_cmd help_cmd = {"help", h_help, "this list"};
+
+static const struct control_entry *cmd_find(const struct bpflb_control *ctl, const char *name)
 {
-	const char *spec;
-	int ret = arg_str(args, "service", true, &spec, err);
-
-	if (ret || (ret = need_services(d, err)))
-		return ret;
-	*data = svcq_maglev(d->services, spec, err);
-	return *data ? 0 : -ENOENT;
-}
-
-static int h_reload(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-		    json_object **data, struct bpflb_err *err)
-{
-	int ret;
-
-	if (!d->cfg)
-		return bpflb_err_set(err, "the daemon is not running a configuration"), -EAGAIN;
-	ret = daemon_reload(d);
-	if (ret)
-		return bpflb_err_set(err,
-				     "reload failed, still running the previous "
-				     "configuration: %s",
-				     d->last_reload_error),
-		       ret;
-	*data = json_object_new_object();
-	json_object_object_add(*data, "mode",
-			       json_object_new_string(d->mode ? d->mode->desc->name : "none"));
-	json_object_object_add(*data, "reloads_ok", json_object_new_uint64(d->reloads_ok));
-	return 0;
-}
-
-static int h_observe(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-		     json_object **data, struct bpflb_err *err)
-{
-	struct flows_filter flt = {0};
-	const char *verdict;
-	uint64_t last = 0;
-	bool follow = false;
-	int ret;
-
-	if ((ret = parse_selection(d, args, &flt.sel, err)) ||
-	    (ret = arg_str(args, "verdict", false, &verdict, err)) ||
-	    (ret = arg_uint(args, "last", FLOWS_RING, &last, err)) ||
-	    (ret = arg_bool(args, "follow", &follow, err)))
-		return ret;
-	if (verdict && svcq_verdict_parse(verdict, &flt.verdict))
-		return bpflb_err_set(err,
-				     "verdict '%s' is not FORWARDED, DROPPED, REJECTED or AUDIT",
-				     verdict),
-		       -EINVAL;
-	if (!d->flows)
-		return bpflb_err_set(err, "flow events are not being read"), -EAGAIN;
-	if (follow && !c)
-		return bpflb_err_set(err, "follow needs a connection"), -EINVAL;
-	*data = json_object_new_object();
-	json_object_object_add(*data, "events", flows_last(d->flows, &flt, (unsigned int)last));
-	json_object_object_add(*data, "stats", flows_stats_json(d->flows));
-	json_object_object_add(*data, "follow", json_object_new_boolean(follow));
-	if (follow) {
-		ret = flows_subscribe(d->flows, c, &flt);
-		if (ret) {
-			json_object_put(*data);
-			*data = NULL;
-			return ret;
-		}
-		control_conn_stream(c);
-	}
-	return 0;
-}
-
-static int h_help(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-		  json_object **data, struct bpflb_err *err)
-{
-	*data = json_object_new_object();
-	for (const struct control_cmd *cmd = control_cmds; cmd->name; cmd++)
-		json_object_object_add(*data, cmd->name, json_object_new_string(cmd->help));
-	return 0;
-}
-
-const struct control_cmd control_cmds[] = {
-    {"status", h_status, "version, mode, plugins, devices, config, reloads, counters"},
-    {"plugin.list", h_plugin_list, "plugins loaded from plugin_dir and their state"},
-    {"service.list", h_service_list, "every service with ports, frontends, backends"},
-    {"service.get", h_service_get, "one service: {name}"},
-    {"service.set", h_service_set,
-     "add or replace a service until the next reload: {name, lines: [\"key = value\"...]}"},
-    {"service.delete", h_service_delete, "remove a service until the next reload: {name}"},
-    {"backend.list", h_backend_list, "every backend in bpflb_backends"},
-    {"backend.set-state", h_backend_set_state,
-     "{addr, [port], state: active|terminating|maintenance|configured}"},
-    {"ct.list", h_ct_list, "conntrack entries: {[service], [addr], [proto], [limit]}"},
-    {"ct.flush", h_ct_flush, "delete conntrack entries: {[service], [addr], [proto]}"},
-    {"nat.list", h_nat_list, "SNAT mappings: {[service], [addr], [proto], [limit]}"},
-    {"maglev.show", h_maglev_show, "Maglev table summary: {service: NAME[/PORT]}"},
-    {"reload", h_reload, "re-read the configuration file (as SIGHUP)"},
-    {"observe", h_observe,
-     "flow events: {[service], [verdict], [addr], [proto], [last], [follow]}"},
-    {"help", h_help, "this list"},
-    {NULL, NULL, NULL},
-};
-
-/* --- dispatch ---------------------------------------------------------------------- */
-
-/*
- * "PLUGIN.CMD" for a command no core handler knows: the enabled plugin's
- * control hook answers it (bpflbctl policy list -> "policy.list").  Returns
- * NULL when no plugin claims the name.
- */
-static struct bpflb_plugin_ctx *plugin_for(struct bpflb_daemon *d, const char *name,
-					   const char **sub)
-{
-	const char *dot = strchr(name, '.');
-	char pname[64];
-
-	if (!dot || dot == name || (size_t)(dot - name) >= sizeof(pname))
-		return NULL;
-	snprintf(pname, sizeof(pname), "%.*s", (int)(dot - name), name);
-	for (struct bpflb_plugin_ctx *p = d->plugins.head; p; p = p->next) {
-		if (strcmp(p->desc->name, pname) || !BPFLB_PLUGIN_HAS(p->desc, control))
-			continue;
-		if (p->state != PLUGIN_READY && p->state != PLUGIN_ATTACHED)
-			return NULL;
-		*sub = dot + 1;
-		return p;
-	}
+	for (unsigned int i = 0; i < ctl->ncmds; i++)
+		if (!strcmp(ctl->cmds[i].cmd->name, name))
+			return &ctl->cmds[i];
 	return NULL;
 }
 
-static int h_plugin_cmd(struct bpflb_daemon *d, struct bpflb_plugin_ctx *p, const char *sub,
-			json_object *args, json_object **data, struct bpflb_err *err)
+struct bpflb_control *bpflb_control_new(void)
 {
-	json_object *reply = NULL, *e;
-	int ret = p->desc->control(p, sub, args, &reply);
+	struct bpflb_control *ctl = calloc(1, sizeof(*ctl));
 
-	if (!ret) {
-		*data = reply ? reply : json_object_new_object();
-		return 0;
-	}
-	if (reply && json_object_object_get_ex(reply, "error", &e))
-		bpflb_err_set(err, "%s", json_object_get_string(e));
-	else
-		bpflb_err_set(err, "plugin %s: %s: %s", p->desc->name, sub, strerror(-ret));
-	json_object_put(reply);
-	return ret < 0 ? ret : -EIO;
+	if (!ctl)
+		return NULL;
+	ctl->cmds[ctl->ncmds++] = (struct control_entry){&help_cmd, ctl};
+	return ctl;
 }
+
+int bpflb_control_register(struct bpflb_control *ctl, const struct bpflb_control_cmd *cmds,
+			   void *ctx, struct bpflb_err *err)
+{
+	struct control_entry help = ctl->cmds[ctl->ncmds - 1];
+	unsigned int n = 0;
+
+	for (const struct bpflb_control_cmd *c = cmds; c->name; c++, n++) {
+		if (cmd_find(ctl, c->name))
+			return bpflb_err_set(err, "control command '%s' is registered twice",
+					     c->name),
+			       -EEXIST;
+		for (const struct bpflb_control_cmd *p = cmds; p != c; p++)
+			if (!strcmp(p->name, c->name))
+				return bpflb_err_set(err,
+						     "control command '%s' is registered twice",
+						     c->name),
+				       -EEXIST;
+	}
+	if (ctl->ncmds + n > CONTROL_MAX_CMDS)
+		return bpflb_err_set(err, "more than %d control commands (CONTROL_MAX_CMDS)",
+				     CONTROL_MAX_CMDS),
+		       -ENOSPC;
+	ctl->ncmds--; /* help, put back after them */
+	for (const struct bpflb_control_cmd *c = cmds; c->name; c++)
+		ctl->cmds[ctl->ncmds++] = (struct control_entry){c, ctx};
+	ctl->cmds[ctl->ncmds++] = help;
+	return 0;
+}
+
+void bpflb_control_set_fallback(struct bpflb_control *ctl, const struct bpflb_control_fallback *fb,
+				void *ctx)
+{
+	ctl->fallback = fb;
+	ctl->fallback_ctx = ctx;
+}
+
+/* --- dispatch ---------------------------------------------------------------------- */
 
 static char *reply_string(json_object *reply)
 {
@@ -720,14 +213,14 @@ static char *error_reply(json_object *id, int ret, const char *msg)
 	return reply_string(r);
 }
 
-char *control_dispatch(struct bpflb_daemon *d, struct control_conn *c, const char *line, size_t len)
+char *control_dispatch(struct bpflb_control *ctl, struct control_conn *c, const char *line,
+		       size_t len)
 {
 	struct json_tokener *tok = json_tokener_new();
 	json_object *req = NULL, *cmdv, *args = NULL, *id = NULL, *data = NULL, *r;
-	const struct control_cmd *cmd;
-	struct bpflb_plugin_ctx *plugin = NULL;
+	const struct control_entry *cmd;
 	struct bpflb_err err = {""};
-	const char *name, *sub = NULL;
+	const char *name;
 	size_t end;
 	char *out;
 	int ret;
@@ -772,10 +265,8 @@ char *control_dispatch(struct bpflb_daemon *d, struct control_conn *c, const cha
 		goto out;
 	}
 	name = json_object_get_string(cmdv);
-	for (cmd = control_cmds; cmd->name && strcmp(cmd->name, name); cmd++)
-		;
-	plugin = cmd->name ? NULL : plugin_for(d, name, &sub);
-	if (!cmd->name && !plugin) {
+	cmd = cmd_find(ctl, name);
+	if (!cmd && !(ctl->fallback && ctl->fallback->claims(ctl->fallback_ctx, name))) {
 		char msg[256];
 
 		snprintf(msg, sizeof(msg), "unknown command '%.64s'; 'help' lists the commands",
@@ -795,8 +286,8 @@ char *control_dispatch(struct bpflb_daemon *d, struct control_conn *c, const cha
 	} else {
 		args = json_object_new_object();
 	}
-	ret = plugin ? h_plugin_cmd(d, plugin, sub, args, &data, &err)
-		     : cmd->fn(d, c, args, &data, &err);
+	ret = cmd ? cmd->cmd->fn(cmd->ctx, c, args, &data, &err)
+		  : ctl->fallback->call(ctl->fallback_ctx, name, args, &data, &err);
 	json_object_put(args);
 	if (ret) {
 		json_object_put(data);
@@ -837,8 +328,8 @@ static void conn_close(struct control_conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
-	if (c->streaming)
-		flows_unsubscribe(c->ctl->d->flows, c);
+	if (c->on_close)
+		c->on_close(c->on_close_ctx, c);
 	if (c->pprev) {
 		*c->pprev = c->next;
 		if (c->next)
@@ -947,9 +438,12 @@ int control_conn_send(struct control_conn *c, json_object *o)
 	return conn_write(c, s, strlen(s));
 }
 
-void control_conn_stream(struct control_conn *c)
+void control_conn_stream(struct control_conn *c,
+			 void (*on_close)(void *ctx, struct control_conn *c), void *ctx)
 {
 	c->streaming = true;
+	c->on_close = on_close;
+	c->on_close_ctx = ctx;
 }
 
 static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -980,7 +474,7 @@ static void conn_process(struct control_conn *c)
 			break;
 		}
 		c->ctl->requests++;
-		reply = control_dispatch(c->ctl->d, c, c->buf, l);
+		reply = control_dispatch(c->ctl, c, c->buf, l);
 		memmove(c->buf, nl + 1, c->len - l - 1);
 		c->len -= l + 1;
 		if (!reply) {
@@ -1247,14 +741,15 @@ int control_prepare_dir(const char *path, const char *group, struct bpflb_err *e
 	return ret ? ret : socket_dir_prepare(path, group ? &gid : NULL, err);
 }
 
-int control_open(struct bpflb_daemon *d, const char *path, const char *group,
-		 struct bpflb_control **out, struct bpflb_err *err)
+int control_listen(struct bpflb_control *ctl, uv_loop_t *loop, const char *path, const char *group,
+		   struct bpflb_err *err)
 {
-	struct bpflb_control *ctl;
 	gid_t gid = 0;
 	mode_t old;
 	int ret;
 
+	if (ctl->listening)
+		return bpflb_err_set(err, "the control socket is served already"), -EALREADY;
 	if (strlen(path) >= sizeof(ctl->path))
 		return bpflb_err_set(err, "control_socket %s is longer than %zu characters", path,
 				     sizeof(ctl->path) - 1),
@@ -1267,13 +762,11 @@ int control_open(struct bpflb_daemon *d, const char *path, const char *group,
 	ret = stale_socket(path, err);
 	if (ret)
 		return ret;
-	ctl = calloc(1, sizeof(*ctl));
-	if (!ctl)
-		return -ENOMEM;
-	ctl->d = d;
 	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
-	uv_pipe_init(d->loop, &ctl->srv, 0);
+	uv_pipe_init(loop, &ctl->srv, 0);
 	ctl->srv.data = ctl;
+	/* from here on control_close() closes the handle, which frees ctl */
+	ctl->listening = true;
 	connlimit_listener_init(&ctl->lim, (uv_stream_t *)&ctl->srv, false);
 	/* created 0600: never a moment in which others could connect */
 	old = umask(0177);
@@ -1286,10 +779,9 @@ int control_open(struct bpflb_daemon *d, const char *path, const char *group,
 	if (ret) {
 		bpflb_err_set(err, "cannot serve control_socket %s: %s", path, uv_strerror(ret));
 		unlink(path);
-		uv_close((uv_handle_t *)&ctl->srv, srv_closed);
+		ctl->path[0] = '\0';
 		return ret;
 	}
-	*out = ctl;
 	return 0;
 }
 
@@ -1297,11 +789,21 @@ void control_close(struct bpflb_control *ctl)
 {
 	if (!ctl)
 		return;
+	if (!ctl->listening) {
+		free(ctl);
+		return;
+	}
 	connlimit_listener_close(&ctl->lim);
 	while (ctl->conns)
 		conn_close(ctl->conns);
-	unlink(ctl->path);
+	if (ctl->path[0])
+		unlink(ctl->path);
 	uv_close((uv_handle_t *)&ctl->srv, srv_closed);
+}
+
+const char *control_path(const struct bpflb_control *ctl)
+{
+	return ctl ? ctl->path : "";
 }
 
 unsigned int control_clients(const struct bpflb_control *ctl)
@@ -1312,4 +814,22 @@ unsigned int control_clients(const struct bpflb_control *ctl)
 uint64_t control_requests(const struct bpflb_control *ctl)
 {
 	return ctl ? ctl->requests : 0;
+}
+
+static void control_metrics(FILE *f, void *ctx)
+{
+	const struct bpflb_control *ctl = ctx;
+
+	bpflb_metrics_head(f, "bpflb_control_clients", "gauge", "Open control socket connections.");
+	fprintf(f, "bpflb_control_clients %u\n", control_clients(ctl));
+	bpflb_metrics_head(f, "bpflb_control_requests_total", "counter",
+			   "Control socket requests.");
+	fprintf(f, "bpflb_control_requests_total %llu\n",
+		(unsigned long long)control_requests(ctl));
+}
+
+int control_metrics_register(struct bpflb_control *ctl, struct bpflb_metrics *m,
+			     struct bpflb_err *err)
+{
+	return bpflb_metrics_register(m, "control", control_metrics, ctl, err);
 }

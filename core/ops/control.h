@@ -25,10 +25,36 @@
  * usable.  A request longer than CONTROL_MAX_REQUEST gets an error reply and
  * the connection is closed (there is no way to find the next request).
  *
- * Streams: "observe" with "follow": true answers as usual, then the
- * connection carries one line per flow event, {"event": {...}}, and a line
- * {"stats": {...}} whenever the counts of events not shown change, until the
- * client closes it.
+ * Streams: a command may turn its connection into a stream after answering
+ * (control_conn_stream): "observe" with "follow": true answers as usual, then
+ * the connection carries one line per flow event, {"event": {...}}, and a
+ * line {"stats": {...}} whenever the counts of events not shown change, until
+ * the client closes it.
+ *
+ * Commands: this file knows none.  Each owner registers its own on the
+ * registry (bpflb_control_register) when the daemon opens its operations
+ * surface (core/daemon_ops.c, daemon_ops_open): the daemon "status",
+ * "plugin.list", "reload" (core/daemon_ops.c), the load-balancing control
+ * plane "service.*", "backend.*", "ct.*", "nat.list", "maglev.show"
+ * (core/lb/services_ctl.c), flow events "observe" (core/ops/flows.c); "help"
+ * is built in and lists them in the order they were registered.  A name no
+ * table has may be claimed by the fallback ("PLUGIN.CMD": the plugin's
+ * control hook, core/daemon_ops.c).
+ *
+ * Adding commands (e.g. in core/state/):
+ *
+ *     static int h_overlay_list(void *ctx, struct control_conn *c, json_object *args,
+ *                               json_object **data, struct bpflb_err *err);
+ *     static const struct bpflb_control_cmd state_cmds[] = {
+ *         {"overlay.list", h_overlay_list, "the overlay's entries"},
+ *         {NULL},
+ *     };
+ *     ret = bpflb_control_register(ctl, state_cmds, st, err);
+ *
+ * and call that from daemon_ops_open(), where the order of "help" is made.
+ * Read arguments with control_arg_*() so that errors read alike; a handler
+ * that changes state says so in the log (pr_notice) and, on error, changes
+ * nothing.
  */
 #ifndef BPFLB_CORE_CONTROL_H
 #define BPFLB_CORE_CONTROL_H
@@ -37,6 +63,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <json-c/json.h>
+#include <uv.h>
 
 #include <bpflb/config.h>
 
@@ -47,27 +74,58 @@
  */
 #define CONTROL_MAX_QUEUED (1u << 20)
 
-struct bpflb_daemon;
+#define CONTROL_MAX_CMDS 64 /* registered commands; "help" is one */
+
 struct bpflb_control;
+struct bpflb_metrics;
 struct control_conn;
 
 /*
- * A command: args is the request's "args" object (never NULL: an empty object
- * when absent).  On success return 0 and set *data (may stay NULL: null);
- * on failure return -errno with err set.  c is NULL when called without a
- * connection (tests).
+ * A command: ctx is what its owner registered it with; args is the request's
+ * "args" object (never NULL: an empty object when absent).  On success return
+ * 0 and set *data (may stay NULL: null); on failure return -errno with err
+ * set.  c is NULL when called without a connection (tests).
  */
-typedef int (*control_handler_fn)(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-				  json_object **data, struct bpflb_err *err);
+typedef int (*bpflb_control_fn)(void *ctx, struct control_conn *c, json_object *args,
+				json_object **data, struct bpflb_err *err);
 
-struct control_cmd {
-	const char *name;
-	control_handler_fn fn;
-	const char *help;
+struct bpflb_control_cmd {
+	const char *name; /* "noun.verb" as bpflbctl sends it */
+	bpflb_control_fn fn;
+	const char *help; /* one line for "help": what it does, {its args} */
 };
 
-/* The command table, NULL-terminated. */
-extern const struct control_cmd control_cmds[];
+/*
+ * Names no registered command has: claims() says whether call() answers
+ * name (asked before the arguments are checked, so that an unknown command
+ * reads as unknown whatever its arguments).
+ */
+struct bpflb_control_fallback {
+	bool (*claims)(void *ctx, const char *name);
+	int (*call)(void *ctx, const char *name, json_object *args, json_object **data,
+		    struct bpflb_err *err);
+};
+
+/* An empty registry (only "help"), serving nothing yet; NULL on ENOMEM. */
+struct bpflb_control *bpflb_control_new(void);
+/*
+ * Register the commands of cmds (ended by {NULL}), each called with ctx.
+ * All or none: -EEXIST when a name is taken, -ENOSPC beyond CONTROL_MAX_CMDS
+ * (err set).  The table and ctx must outlive the registry.
+ */
+int bpflb_control_register(struct bpflb_control *ctl, const struct bpflb_control_cmd *cmds,
+			   void *ctx, struct bpflb_err *err);
+/* The one fallback (replaces an earlier one); fb must outlive the registry. */
+void bpflb_control_set_fallback(struct bpflb_control *ctl, const struct bpflb_control_fallback *fb,
+				void *ctx);
+
+/* Arguments of a request, for handlers.  Absent or null leaves *out as it was
+ * (NULL for strings); -EINVAL with err naming the key when of another type. */
+int control_arg_str(json_object *args, const char *key, bool required, const char **out,
+		    struct bpflb_err *err);
+int control_arg_uint(json_object *args, const char *key, uint64_t max, uint64_t *out,
+		     struct bpflb_err *err);
+int control_arg_bool(json_object *args, const char *key, bool *out, struct bpflb_err *err);
 
 /* -EADDRINUSE (err set) when a daemon answers on path; 0 otherwise.  Changes nothing. */
 int control_check_free(const char *path, struct bpflb_err *err);
@@ -76,11 +134,16 @@ int control_check_free(const char *path, struct bpflb_err *err);
  * that someone other than root could write (-EPERM, err names it).
  */
 int control_prepare_dir(const char *path, const char *group, struct bpflb_err *err);
-/* Bind the socket (replacing a stale one) and serve it on d->loop. */
-int control_open(struct bpflb_daemon *d, const char *path, const char *group,
-		 struct bpflb_control **out, struct bpflb_err *err);
-/* Close the listener and every connection; unlinks the socket. */
+/* Bind the socket (replacing a stale one) and serve ctl's commands on loop. */
+int control_listen(struct bpflb_control *ctl, uv_loop_t *loop, const char *path, const char *group,
+		   struct bpflb_err *err);
+/* Close the listener and every connection, unlink the socket, free ctl (NULL: nothing). */
 void control_close(struct bpflb_control *ctl);
+/* Its metrics (bpflb_control_clients, bpflb_control_requests_total) on m. */
+int control_metrics_register(struct bpflb_control *ctl, struct bpflb_metrics *m,
+			     struct bpflb_err *err);
+/* The socket's path ("" when not listening), open connections, requests answered. */
+const char *control_path(const struct bpflb_control *ctl);
 unsigned int control_clients(const struct bpflb_control *ctl);
 uint64_t control_requests(const struct bpflb_control *ctl);
 
@@ -89,7 +152,7 @@ uint64_t control_requests(const struct bpflb_control *ctl);
  * without '\n'.  The core of the protocol, used by the connections and by the
  * unit tests (c NULL).
  */
-char *control_dispatch(struct bpflb_daemon *d, struct control_conn *c, const char *line,
+char *control_dispatch(struct bpflb_control *ctl, struct control_conn *c, const char *line,
 		       size_t len);
 
 /*
@@ -98,7 +161,11 @@ char *control_dispatch(struct bpflb_daemon *d, struct control_conn *c, const cha
  * not sent.  -EPIPE when the connection is closing.
  */
 int control_conn_send(struct control_conn *c, json_object *o);
-/* Mark c as a stream: later input is ignored, flows_unsubscribe() at close. */
-void control_conn_stream(struct control_conn *c);
+/*
+ * Make c a stream: later input is ignored, and on_close(ctx, c) runs when it
+ * closes (the stream's owner forgets it there).
+ */
+void control_conn_stream(struct control_conn *c,
+			 void (*on_close)(void *ctx, struct control_conn *c), void *ctx);
 
 #endif

@@ -22,11 +22,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "ops/control.h"
-#include "daemon.h"
-#include "ops/flows.h"
+#include <bpflb/lb.h>
+
 #include "log.h"
-#include "lb/services.h"
+#include "ops/control.h"
+#include "ops/flows.h"
+#include "ops/metrics.h"
+#include "ops/wire.h"
 
 #define FLOWS_STATS_MS 1000
 /*
@@ -36,12 +38,23 @@
  * drains whatever is pending every FLOWS_DRAIN_MS, so observe lags by at
  * most that much.
  */
-#define FLOWS_WAKEUP 64
+#define FLOWS_WAKEUP   64
 #define FLOWS_DRAIN_MS 100
 
 struct flow_rec {
 	struct bpflb_flow_event ev;
 	int64_t wall_ns; /* CLOCK_REALTIME of ev.ts_ns */
+};
+
+/* What observe selects; zero fields match everything. */
+struct flows_filter {
+	uint32_t svc_ids[FLOWS_MAX_SVC_IDS]; /* service-port ids of --service */
+	unsigned int nsvc;
+	bool by_service;
+	uint32_t addr; /* network order; source, destination or translation */
+	bool by_addr;
+	uint8_t proto;
+	uint8_t verdict;
 };
 
 struct flows_sub {
@@ -53,7 +66,8 @@ struct flows_sub {
 };
 
 struct bpflb_flows {
-	struct bpflb_daemon *d;
+	const struct flows_names *names;
+	void *names_ctx;
 	int events_fd, rate_fd;
 	struct perf_buffer *pb;
 	uv_poll_t *poll;
@@ -76,19 +90,17 @@ static int64_t clock_ns(clockid_t id)
 
 static bool flt_match(const struct flows_filter *f, const struct bpflb_flow_event *e)
 {
-	const struct svcq_ct_filter *s = &f->sel;
-
 	if (f->verdict && e->verdict != f->verdict)
 		return false;
-	if (s->proto && e->proto != s->proto)
+	if (f->proto && e->proto != f->proto)
 		return false;
-	if (s->by_addr && e->saddr != s->addr && e->daddr != s->addr && e->xaddr != s->addr)
+	if (f->by_addr && e->saddr != f->addr && e->daddr != f->addr && e->xaddr != f->addr)
 		return false;
-	if (s->by_service) {
+	if (f->by_service) {
 		bool hit = false;
 
-		for (unsigned int i = 0; i < s->nsvc; i++)
-			hit |= e->svc_id == s->svc_ids[i];
+		for (unsigned int i = 0; i < f->nsvc; i++)
+			hit |= e->svc_id == f->svc_ids[i];
 		if (!hit)
 			return false;
 	}
@@ -97,9 +109,10 @@ static bool flt_match(const struct flows_filter *f, const struct bpflb_flow_even
 
 static const char *ifname(struct bpflb_flows *f, uint32_t ifindex, char *buf)
 {
-	for (int i = 0; i < f->d->pipeline.ndevs; i++)
-		if (f->d->pipeline.devs[i].ifindex == (int)ifindex)
-			return f->d->pipeline.devs[i].name;
+	const char *dev = f->names->device(f->names_ctx, ifindex);
+
+	if (dev)
+		return dev;
 	if (ifindex && if_indextoname(ifindex, buf))
 		return buf;
 	snprintf(buf, IF_NAMESIZE, "if%u", ifindex);
@@ -109,14 +122,13 @@ static const char *ifname(struct bpflb_flows *f, uint32_t ifindex, char *buf)
 static json_object *event_json(struct bpflb_flows *f, const struct flow_rec *r)
 {
 	const struct bpflb_flow_event *e = &r->ev;
-	const struct bpflb_config *cfg = f->d->cfg;
 	json_object *o = json_object_new_object();
-	const char *svc =
-	    f->d->services && e->svc_id ? bpflb_services_svc_key(f->d->services, e->svc_id) : NULL;
+	const char *svc = e->svc_id ? f->names->service(f->names_ctx, e->svc_id) : NULL;
 	char b[64], ib[IF_NAMESIZE + 8];
 	time_t secs = (time_t)(r->wall_ns / 1000000000);
 	struct tm tm;
-	struct bpflb_backend be;
+	uint32_t be_addr;
+	uint16_t be_port;
 
 	gmtime_r(&secs, &tm);
 	strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -124,38 +136,34 @@ static json_object *event_json(struct bpflb_flows *f, const struct flow_rec *r)
 		 (long)(r->wall_ns % 1000000000) / 1000);
 	json_object_object_add(o, "time", json_object_new_string(b));
 	json_object_object_add(o, "ts_ns", json_object_new_uint64(e->ts_ns));
-	json_object_object_add(
-	    o, "node",
-	    json_object_new_string(cfg ? bpflb_cfg_str(bpflb_cfg_section(cfg, "node", 0), "name")
-				       : ""));
+	json_object_object_add(o, "node", json_object_new_string(f->names->node(f->names_ctx)));
 	json_object_object_add(o, "ifname", json_object_new_string(ifname(f, e->ifindex, ib)));
-	json_object_object_add(o, "proto", json_object_new_string(svcq_proto_name(e->proto)));
+	json_object_object_add(o, "proto", json_object_new_string(wire_proto_name(e->proto)));
 	json_object_object_add(
 	    o, "src",
-	    json_object_new_string(svcq_addrport(e->saddr, ntohs(e->sport), b, sizeof(b))));
+	    json_object_new_string(wire_addrport(e->saddr, ntohs(e->sport), b, sizeof(b))));
 	json_object_object_add(
 	    o, "dst",
-	    json_object_new_string(svcq_addrport(e->daddr, ntohs(e->dport), b, sizeof(b))));
+	    json_object_new_string(wire_addrport(e->daddr, ntohs(e->dport), b, sizeof(b))));
 	json_object_object_add(o, "service",
 			       svc ? json_object_new_string(svc) : json_object_new_null());
 	json_object_object_add(o, "svc_id", json_object_new_int64(e->svc_id));
 	json_object_object_add(o, "backend_id", json_object_new_int64(e->backend_id));
-	if (e->backend_id && f->d->services &&
-	    bpflb_services_backend_get(f->d->services, e->backend_id, &be))
+	if (e->backend_id && f->names->backend(f->names_ctx, e->backend_id, &be_addr, &be_port))
 		json_object_object_add(
 		    o, "backend",
-		    json_object_new_string(svcq_addrport(be.addr, ntohs(be.port), b, sizeof(b))));
+		    json_object_new_string(wire_addrport(be_addr, ntohs(be_port), b, sizeof(b))));
 	else
 		json_object_object_add(o, "backend", json_object_new_null());
-	json_object_object_add(o, "translation", json_object_new_string(svcq_fwd_name(e->fwd)));
+	json_object_object_add(o, "translation", json_object_new_string(wire_fwd_name(e->fwd)));
 	json_object_object_add(o, "xlate",
-			       e->xaddr || e->xport ? json_object_new_string(svcq_addrport(
+			       e->xaddr || e->xport ? json_object_new_string(wire_addrport(
 							  e->xaddr, ntohs(e->xport), b, sizeof(b)))
 						    : json_object_new_null());
-	json_object_object_add(o, "verdict", json_object_new_string(svcq_verdict_name(e->verdict)));
+	json_object_object_add(o, "verdict", json_object_new_string(wire_verdict_name(e->verdict)));
 	json_object_object_add(o, "reason",
 			       e->verdict == BPFLB_VERDICT_DROPPED || e->reason
-				   ? json_object_new_string(svcq_drop_reason_name(e->reason))
+				   ? json_object_new_string(wire_drop_reason_name(e->reason))
 				   : json_object_new_null());
 	json_object_object_add(o, "stage", json_object_new_int(e->stage));
 	/* Which rule decided (policy: policy id << 16 | section/position; 0 none). */
@@ -221,7 +229,7 @@ static void sub_send(struct bpflb_flows *f, struct flows_sub *s, json_object *li
 	}
 }
 
-void flows_push(struct bpflb_flows *f, const struct bpflb_flow_event *ev)
+static void flows_push(struct bpflb_flows *f, const struct bpflb_flow_event *ev)
 {
 	struct flow_rec *r = &f->ring[f->head++ % FLOWS_RING];
 	int64_t now_mono = clock_ns(CLOCK_MONOTONIC);
@@ -325,7 +333,8 @@ static void on_stats(uv_timer_t *t)
 	}
 }
 
-json_object *flows_last(struct bpflb_flows *f, const struct flows_filter *flt, unsigned int n)
+static json_object *flows_last(struct bpflb_flows *f, const struct flows_filter *flt,
+			       unsigned int n)
 {
 	json_object *arr = json_object_new_array();
 	uint64_t first = f->head > FLOWS_RING ? f->head - FLOWS_RING : 0, i, start;
@@ -346,7 +355,8 @@ json_object *flows_last(struct bpflb_flows *f, const struct flows_filter *flt, u
 	return arr;
 }
 
-int flows_subscribe(struct bpflb_flows *f, struct control_conn *c, const struct flows_filter *flt)
+static int flows_subscribe(struct bpflb_flows *f, struct control_conn *c,
+			   const struct flows_filter *flt)
 {
 	struct flows_sub *s = calloc(1, sizeof(*s));
 	uint64_t sent;
@@ -363,7 +373,7 @@ int flows_subscribe(struct bpflb_flows *f, struct control_conn *c, const struct 
 	return 0;
 }
 
-void flows_unsubscribe(struct bpflb_flows *f, struct control_conn *c)
+static void flows_unsubscribe(struct bpflb_flows *f, struct control_conn *c)
 {
 	for (struct flows_sub **ps = f ? &f->subs : NULL; ps && *ps;) {
 		struct flows_sub *s = *ps;
@@ -391,36 +401,44 @@ static void handle_closed(uv_handle_t *h)
 	free(h);
 }
 
-int flows_open(struct bpflb_daemon *d, struct bpflb_flows **out, struct bpflb_err *err)
+struct bpflb_flows *flows_new(const struct flows_names *names, void *ctx)
 {
 	struct bpflb_flows *f = calloc(1, sizeof(*f));
-	int ret;
 
 	if (!f)
-		return -ENOMEM;
-	f->d = d;
+		return NULL;
+	f->names = names;
+	f->names_ctx = ctx;
 	f->events_fd = f->rate_fd = -1;
+	return f;
+}
+
+int flows_start(struct bpflb_flows *f, uv_loop_t *loop, const char *pin_root, struct bpflb_err *err)
+{
+	int ret;
+
+	if (f->pb)
+		return bpflb_err_set(err, "flow events are read already"), -EALREADY;
 	f->ring = calloc(FLOWS_RING, sizeof(*f->ring));
 	if (!f->ring) {
 		ret = -ENOMEM;
 		goto fail;
 	}
-	f->rate_fd = open_pin(d->pipeline.pin_root, "bpflb_ev_rate");
-	f->events_fd = open_pin(d->pipeline.pin_root, "bpflb_events");
+	f->rate_fd = open_pin(pin_root, "bpflb_ev_rate");
+	f->events_fd = open_pin(pin_root, "bpflb_events");
 	if (f->events_fd < 0) {
 		ret = -errno;
-		bpflb_err_set(err, "cannot open %s/bpflb_events: %s", d->pipeline.pin_root,
-			      strerror(-ret));
+		bpflb_err_set(err, "cannot open %s/bpflb_events: %s", pin_root, strerror(-ret));
 		goto fail;
 	}
 	/* Installs this process's perf events into the array, replacing a
 	 * predecessor's (a restarted daemon takes the stream over). */
 	struct perf_event_attr attr = {
-		.type = PERF_TYPE_SOFTWARE,
-		.config = PERF_COUNT_SW_BPF_OUTPUT,
-		.sample_type = PERF_SAMPLE_RAW,
-		.sample_period = 1,
-		.wakeup_events = FLOWS_WAKEUP,
+	    .type = PERF_TYPE_SOFTWARE,
+	    .config = PERF_COUNT_SW_BPF_OUTPUT,
+	    .sample_type = PERF_SAMPLE_RAW,
+	    .sample_period = 1,
+	    .wakeup_events = FLOWS_WAKEUP,
 	};
 	f->pb = perf_buffer__new_raw(f->events_fd, FLOWS_PAGES, &attr, on_record, f, NULL);
 	if (!f->pb) {
@@ -432,28 +450,36 @@ int flows_open(struct bpflb_daemon *d, struct bpflb_flows **out, struct bpflb_er
 	f->timer = calloc(1, sizeof(*f->timer));
 	f->drain = calloc(1, sizeof(*f->drain));
 	if (!f->poll || !f->timer || !f->drain) {
-		free(f->poll);
-		free(f->timer);
-		free(f->drain);
-		f->poll = NULL;
-		f->timer = NULL;
-		f->drain = NULL;
 		ret = -ENOMEM;
 		goto fail;
 	}
-	uv_poll_init(d->loop, f->poll, perf_buffer__epoll_fd(f->pb));
+	uv_poll_init(loop, f->poll, perf_buffer__epoll_fd(f->pb));
 	f->poll->data = f;
 	uv_poll_start(f->poll, UV_READABLE, on_readable);
-	uv_timer_init(d->loop, f->timer);
+	uv_timer_init(loop, f->timer);
 	f->timer->data = f;
 	uv_timer_start(f->timer, on_stats, FLOWS_STATS_MS, FLOWS_STATS_MS);
-	uv_timer_init(d->loop, f->drain);
+	uv_timer_init(loop, f->drain);
 	f->drain->data = f;
 	uv_timer_start(f->drain, on_drain, FLOWS_DRAIN_MS, FLOWS_DRAIN_MS);
-	*out = f;
 	return 0;
 fail:
-	flows_close(f);
+	/* back to reading nothing: observe says so, the counters stay 0 */
+	free(f->poll);
+	free(f->timer);
+	free(f->drain);
+	f->poll = NULL;
+	f->timer = NULL;
+	f->drain = NULL;
+	perf_buffer__free(f->pb);
+	f->pb = NULL;
+	if (f->events_fd >= 0)
+		close(f->events_fd);
+	if (f->rate_fd >= 0)
+		close(f->rate_fd);
+	f->events_fd = f->rate_fd = -1;
+	free(f->ring);
+	f->ring = NULL;
 	return ret;
 }
 
@@ -482,4 +508,121 @@ void flows_close(struct bpflb_flows *f)
 		close(f->rate_fd);
 	free(f->ring);
 	free(f);
+}
+
+/* --- observe and the counters ------------------------------------------------ */
+
+static void sub_closed(void *ctx, struct control_conn *c)
+{
+	flows_unsubscribe(ctx, c);
+}
+
+/*
+ * observe {[service], [addr], [proto], [limit], [verdict], [last], [follow]}:
+ * the selection reads as ct.list's (bpflbctl sends the same options, limit
+ * included, which observe checks and does not use).
+ */
+static int h_observe(void *ctx, struct control_conn *c, json_object *args, json_object **data,
+		     struct bpflb_err *err)
+{
+	struct bpflb_flows *f = ctx;
+	struct flows_filter flt = {0};
+	const char *svc, *addr, *proto, *verdict;
+	uint64_t limit = 0, last = 0;
+	bool follow = false;
+	int ret;
+
+	if ((ret = control_arg_str(args, "service", false, &svc, err)) ||
+	    (ret = control_arg_str(args, "addr", false, &addr, err)) ||
+	    (ret = control_arg_str(args, "proto", false, &proto, err)) ||
+	    (ret = control_arg_uint(args, "limit", UINT32_MAX, &limit, err)))
+		return ret;
+	if (svc) {
+		ret = f->names->service_ids(f->names_ctx, svc, flt.svc_ids, FLOWS_MAX_SVC_IDS,
+					    &flt.nsvc, err);
+		if (ret)
+			return ret;
+		flt.by_service = true;
+	}
+	if (addr) {
+		if (bpflb_parse_ipv4(addr, &flt.addr))
+			return bpflb_err_set(err, "addr '%s' is not an IPv4 address", addr),
+			       -EINVAL;
+		flt.by_addr = true;
+	}
+	if (proto && wire_proto_parse(proto, &flt.proto))
+		return bpflb_err_set(err, "proto '%s' is not tcp, udp or icmp", proto), -EINVAL;
+	if ((ret = control_arg_str(args, "verdict", false, &verdict, err)) ||
+	    (ret = control_arg_uint(args, "last", FLOWS_RING, &last, err)) ||
+	    (ret = control_arg_bool(args, "follow", &follow, err)))
+		return ret;
+	if (verdict && wire_verdict_parse(verdict, &flt.verdict))
+		return bpflb_err_set(err,
+				     "verdict '%s' is not FORWARDED, DROPPED, REJECTED or AUDIT",
+				     verdict),
+		       -EINVAL;
+	if (!f->pb)
+		return bpflb_err_set(err, "flow events are not being read"), -EAGAIN;
+	if (follow && !c)
+		return bpflb_err_set(err, "follow needs a connection"), -EINVAL;
+	*data = json_object_new_object();
+	json_object_object_add(*data, "events", flows_last(f, &flt, (unsigned int)last));
+	json_object_object_add(*data, "stats", flows_stats_json(f));
+	json_object_object_add(*data, "follow", json_object_new_boolean(follow));
+	if (follow) {
+		ret = flows_subscribe(f, c, &flt);
+		if (ret) {
+			json_object_put(*data);
+			*data = NULL;
+			return ret;
+		}
+		control_conn_stream(c, sub_closed, f);
+	}
+	return 0;
+}
+
+static const struct bpflb_control_cmd flows_cmds[] = {
+    {"observe", h_observe,
+     "flow events: {[service], [verdict], [addr], [proto], [last], [follow]}"},
+    {NULL},
+};
+
+/*
+ * Metrics (all prefixed bpflb_):
+ *   flow_events_sent_total                     counter, datapath, let through the rate limit
+ *   flow_events_suppressed_total               counter, datapath, held back by the rate limit
+ *   flow_events_lost_total                     counter, perf buffer full
+ *   flow_events_received_total                 counter, read by the daemon
+ *   flow_events_client_dropped_total           counter, not streamed to slow observers
+ */
+static void flows_metrics(FILE *out, void *ctx)
+{
+	struct flows_counters fc;
+
+	flows_counters(ctx, &fc);
+	bpflb_metrics_head(out, "bpflb_flow_events_sent_total", "counter",
+			   "Flow events the datapath let through its rate limit.");
+	fprintf(out, "bpflb_flow_events_sent_total %llu\n", (unsigned long long)fc.sent);
+	bpflb_metrics_head(out, "bpflb_flow_events_suppressed_total", "counter",
+			   "Flow events the datapath held back ([lb] events_per_sec).");
+	fprintf(out, "bpflb_flow_events_suppressed_total %llu\n",
+		(unsigned long long)fc.suppressed);
+	bpflb_metrics_head(out, "bpflb_flow_events_lost_total", "counter",
+			   "Flow events lost because a perf buffer was full.");
+	fprintf(out, "bpflb_flow_events_lost_total %llu\n", (unsigned long long)fc.lost);
+	bpflb_metrics_head(out, "bpflb_flow_events_received_total", "counter",
+			   "Flow events read by bpflbd.");
+	fprintf(out, "bpflb_flow_events_received_total %llu\n", (unsigned long long)fc.received);
+	bpflb_metrics_head(out, "bpflb_flow_events_client_dropped_total", "counter",
+			   "Flow events not streamed to observers that read too slowly.");
+	fprintf(out, "bpflb_flow_events_client_dropped_total %llu\n",
+		(unsigned long long)fc.client_dropped);
+}
+
+int flows_register(struct bpflb_flows *f, struct bpflb_control *ctl, struct bpflb_metrics *m,
+		   struct bpflb_err *err)
+{
+	int ret = bpflb_control_register(ctl, flows_cmds, f, err);
+
+	return ret ? ret : bpflb_metrics_register(m, "flows", flows_metrics, f, err);
 }

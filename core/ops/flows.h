@@ -7,30 +7,48 @@
  * the rest is counted per CPU in bpflb_ev_rate ("suppressed").  The daemon
  * reads with libbpf's perf_buffer, whose epoll fd is a uv_poll on the loop,
  * keeps the last FLOWS_RING events in memory and streams new ones to the
- * control clients that subscribed ("observe --follow").  Events the kernel
- * could not write into a full per-CPU buffer are reported by perf as lost.
+ * control clients that subscribed ("observe --follow"; the "observe" command
+ * is this file's).  Events the kernel could not write into a full per-CPU
+ * buffer are reported by perf as lost.
+ *
+ * An event carries ids; what they name (services, backends, this node, the
+ * devices) is the daemon's and the load-balancing control plane's business,
+ * asked through struct flows_names, so that this file includes neither.
  */
 #ifndef BPFLB_CORE_FLOWS_H
 #define BPFLB_CORE_FLOWS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <json-c/json.h>
+#include <uv.h>
 
 #include <bpflb/config.h>
-#include <bpflb/lb.h>
 
-#include "lb/services_query.h"
+#define FLOWS_RING	  8192
+#define FLOWS_PAGES	  64 /* perf buffer pages per CPU (256 KiB with 4 KiB pages) */
+#define FLOWS_MAX_SVC_IDS 64 /* service-port ids one observe --service selects */
 
-#define FLOWS_RING  8192
-#define FLOWS_PAGES 64 /* perf buffer pages per CPU (256 KiB with 4 KiB pages) */
-
-struct bpflb_daemon;
 struct bpflb_flows;
-struct control_conn;
+struct bpflb_control;
+struct bpflb_metrics;
 
-struct flows_filter {
-	struct svcq_ct_filter sel; /* service, address, protocol */
-	uint8_t verdict;	   /* 0: any */
+/* What the ids of an event name, answered by whoever owns them (ctx). */
+struct flows_names {
+	/* "NAME/PORT" of a service-port id; NULL when unknown */
+	const char *(*service)(void *ctx, uint32_t svc_id);
+	/* address and port (network order) of a backend id; false when unknown */
+	bool (*backend)(void *ctx, uint32_t backend_id, uint32_t *addr_be, uint16_t *port_be);
+	/*
+	 * The service-port ids of "NAME" or "NAME/PORT" (observe --service), at
+	 * most max; -errno with err set when there is no such service.
+	 */
+	int (*service_ids)(void *ctx, const char *spec, uint32_t *ids, unsigned int max,
+			   unsigned int *n, struct bpflb_err *err);
+	/* this node's name */
+	const char *(*node)(void *ctx);
+	/* the name of a device bpflbd attached to; NULL: the kernel's name of ifindex */
+	const char *(*device)(void *ctx, uint32_t ifindex);
 };
 
 struct flows_counters {
@@ -42,19 +60,18 @@ struct flows_counters {
 	unsigned int subscribers;
 };
 
-/* Open bpflb_events and bpflb_ev_rate under d's pin root and start reading. */
-int flows_open(struct bpflb_daemon *d, struct bpflb_flows **out, struct bpflb_err *err);
+/* A reader that reads nothing yet (NULL on ENOMEM); names and ctx must outlive it. */
+struct bpflb_flows *flows_new(const struct flows_names *names, void *ctx);
+/* Open bpflb_events and bpflb_ev_rate under pin_root and read them on loop. */
+int flows_start(struct bpflb_flows *f, uv_loop_t *loop, const char *pin_root,
+		struct bpflb_err *err);
+/* Stop reading, end the streams, free f (NULL: nothing). */
 void flows_close(struct bpflb_flows *f);
+/* "observe" on ctl and the flow event counters on m. */
+int flows_register(struct bpflb_flows *f, struct bpflb_control *ctl, struct bpflb_metrics *m,
+		   struct bpflb_err *err);
+
 void flows_counters(struct bpflb_flows *f, struct flows_counters *c);
-
-/* Handle a decoded event as if read from the perf buffer (tests, replay). */
-void flows_push(struct bpflb_flows *f, const struct bpflb_flow_event *ev);
-
-/* The last n events matching flt, oldest first. */
-json_object *flows_last(struct bpflb_flows *f, const struct flows_filter *flt, unsigned int n);
-/* Stream new events matching flt to c until flows_unsubscribe(). */
-int flows_subscribe(struct bpflb_flows *f, struct control_conn *c, const struct flows_filter *flt);
-void flows_unsubscribe(struct bpflb_flows *f, struct control_conn *c);
 /* {"sent":..,"suppressed":..,"lost":..,...} */
 json_object *flows_stats_json(struct bpflb_flows *f);
 
