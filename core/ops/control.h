@@ -33,7 +33,7 @@
  *
  * Commands: this file knows none.  Each owner registers its own on the
  * registry (bpflb_control_register) when the daemon opens its operations
- * surface (core/daemon_ops.c, daemon_ops_open): the daemon "status",
+ * surface (core/daemon_ops.c, daemon_ops_register): the daemon "status",
  * "plugin.list", "reload" (core/daemon_ops.c), the load-balancing control
  * plane "service.*", "backend.*", "ct.*", "nat.list", "maglev.show"
  * (core/lb/services_ctl.c), flow events "observe" (core/ops/flows.c); "help"
@@ -51,7 +51,7 @@
  *     };
  *     ret = bpflb_control_register(ctl, state_cmds, st, err);
  *
- * and call that from daemon_ops_open(), where the order of "help" is made.
+ * and call that from daemon_ops_register(), where the order of "help" is made.
  * Read arguments with control_arg_*() so that errors read alike; a handler
  * that changes state says so in the log (pr_notice) and, on error, changes
  * nothing.
@@ -119,8 +119,11 @@ int bpflb_control_register(struct bpflb_control *ctl, const struct bpflb_control
 void bpflb_control_set_fallback(struct bpflb_control *ctl, const struct bpflb_control_fallback *fb,
 				void *ctx);
 
-/* Arguments of a request, for handlers.  Absent or null leaves *out as it was
- * (NULL for strings); -EINVAL with err naming the key when of another type. */
+/*
+ * Arguments of a request, for handlers: 0 with *out set, or left as it was
+ * when the key is absent or null (strings: NULL; -EINVAL when required);
+ * -EINVAL with err naming the key when it has another type or range.
+ */
 int control_arg_str(json_object *args, const char *key, bool required, const char **out,
 		    struct bpflb_err *err);
 int control_arg_uint(json_object *args, const char *key, uint64_t max, uint64_t *out,

@@ -8,12 +8,13 @@
  *
  * The exposition is made of collectors that their owners register
  * (bpflb_metrics_register), called at each scrape in the order they were
- * registered (core/daemon_ops.c, daemon_ops_open, makes that order):
- *   core/daemon_ops.c       build, start, config, reloads, plugins, datapath drops
+ * registered (core/daemon_ops.c, daemon_ops_register, makes that order):
+ *   core/daemon_ops.c           build, start, config, reloads, plugins (also the
+ *                               plugins' own), the datapath's drop counters
  *   core/lb/services_metrics.c  services, backends, conntrack, map fill
- *   core/ops/flows.c        flow events
- *   core/ops/control.c      control socket
- *   metrics.c itself, last: listener connections, scrapes.
+ *   core/ops/flows.c            flow events
+ *   core/ops/control.c          control socket
+ *   metrics.c itself, last      listener connections, scrapes
  * Each collector lists its metrics above its function.  A collector writes
  * whole families (# HELP, # TYPE, then its samples) with bpflb_metrics_head()
  * and escapes label values with bpflb_metrics_label(); every name starts with
