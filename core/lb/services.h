@@ -145,6 +145,34 @@ uint32_t bpflb_services_svc_id(const struct bpflb_services *s, const char *name,
 /* Backend id of addr:port (network / host order) in the applied state; 0 when none. */
 uint32_t bpflb_services_backend_id(const struct bpflb_services *s, uint32_t addr, uint16_t port);
 
+/* The load-balancing maps a plan writes (lb/plan.h), for per-map counts. */
+enum bpflb_lb_map {
+	BPFLB_LBMAP_NODE,     /* bpflb_node */
+	BPFLB_LBMAP_SVC,      /* bpflb_svc: frontends */
+	BPFLB_LBMAP_SLOTS,    /* bpflb_slots */
+	BPFLB_LBMAP_BACKENDS, /* bpflb_backends */
+	BPFLB_LBMAP_MAGLEV,   /* bpflb_maglev */
+	BPFLB_LBMAP_STATS,    /* bpflb_svc_stats: counters of departed ids reset */
+	BPFLB_LBMAP_COUNT,
+};
+
+/*
+ * What the last successful apply changed: [service] sections, backends
+ * (address:port) and frontends (address, port, protocol) added, removed or
+ * changed, and the map operations it took (stats resets are not writes).
+ * Logged as one line per reload.
+ */
+struct bpflb_services_summary {
+	uint32_t svc_added, svc_removed, svc_changed;
+	uint32_t be_added, be_removed, be_changed;
+	uint32_t fe_added, fe_removed, fe_changed;
+	uint64_t map_writes;
+	uint64_t per_map[BPFLB_LBMAP_COUNT]; /* planned operations by map */
+};
+void bpflb_services_summary(const struct bpflb_services *s, struct bpflb_services_summary *out);
+/* "+2 -1 ~3 services, +4 -0 ~1 backends, +2 -1 ~0 frontends (17 map writes)" */
+void bpflb_services_summary_str(const struct bpflb_services_summary *sum, char *buf, size_t len);
+
 struct bpflb_services_counts {
 	uint32_t services;  /* [service] sections applied on this node */
 	uint32_t frontends; /* bpflb_svc entries */
