@@ -528,19 +528,45 @@ out:
 	return ret;
 }
 
-int bpflb_services_validate(const struct bpflb_config *cfg, struct bpflb_err *err)
-{
+struct bpflb_services_prepared {
 	struct svc_model m;
-	struct dstate D;
+};
+
+/*
+ * The model holds every check: the cross-service checks of svc_model_build()
+ * bound frontends, service ports and backends by the map sizes, so the ids
+ * compute hands out always fit; validation need not compute the state.
+ */
+int bpflb_services_prepare(const struct bpflb_config *cfg, struct bpflb_services_prepared **out,
+			   struct bpflb_err *err)
+{
+	struct bpflb_services_prepared *p = calloc(1, sizeof(*p));
 	int ret;
 
-	ret = svc_model_build(cfg, &m, err);
-	if (ret)
+	if (!p)
+		return bpflb_err_set(err, "out of memory"), -ENOMEM;
+	ret = svc_model_build(cfg, &p->m, err);
+	if (ret || !out) {
+		if (!ret)
+			svc_model_free(&p->m);
+		free(p);
 		return ret;
-	ret = svc_compute(&m, &(struct svc_input){.next_be_id = 1, .next_svc_id = 1}, &D, err);
-	dstate_free(&D);
-	svc_model_free(&m);
-	return ret;
+	}
+	*out = p;
+	return 0;
+}
+
+void bpflb_services_prepared_free(struct bpflb_services_prepared *p)
+{
+	if (!p)
+		return;
+	svc_model_free(&p->m);
+	free(p);
+}
+
+int bpflb_services_validate(const struct bpflb_config *cfg, struct bpflb_err *err)
+{
+	return bpflb_services_prepare(cfg, NULL, err);
 }
 
 /* --- the maps ------------------------------------------------------------------ */
@@ -1032,17 +1058,22 @@ out:
 int bpflb_services_apply(struct bpflb_services *s, const struct bpflb_config *next,
 			 struct bpflb_err *err)
 {
-	struct svc_model m;
+	struct bpflb_services_prepared *p;
 	int ret;
 
-	ret = svc_model_build(next, &m, err);
+	ret = bpflb_services_prepare(next, &p, err);
+	return ret ? ret : bpflb_services_apply_prepared(s, p, err);
+}
+
+int bpflb_services_apply_prepared(struct bpflb_services *s, struct bpflb_services_prepared *p,
+				  struct bpflb_err *err)
+{
+	int ret;
+
+	ret = apply_model(s, &p->m, true, err);
+	bpflb_services_prepared_free(p); /* adopted on success: then empty */
 	if (ret)
 		return ret;
-	ret = apply_model(s, &m, true, err);
-	if (ret) {
-		svc_model_free(&m);
-		return ret;
-	}
 	/* the file is the source of truth again: runtime service changes end here */
 	free(s->rt);
 	s->rt = NULL;

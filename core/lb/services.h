@@ -10,9 +10,10 @@
  *   bpflb_services_open()     after the pipeline created the pinned maps; reads
  *                             them back, so that ids and entries survive a
  *                             daemon restart untouched
- *   bpflb_services_validate() on every candidate configuration, after the
- *                             schema checks passed; pure
- *   bpflb_services_apply()    the validated configuration (start and SIGHUP)
+ *   bpflb_services_prepare()  on every candidate configuration, after the
+ *                             schema checks passed: parses and checks every
+ *                             service once, keeps the result
+ *   bpflb_services_apply_prepared()  that result (start and SIGHUP)
  *   bpflb_services_ct_gc()    periodically (done by a timer when a loop is given)
  *   bpflb_services_close()    stop; the maps and their content stay pinned
  *
@@ -77,6 +78,17 @@ void bpflb_services_close(struct bpflb_services *s);
 int bpflb_services_validate(const struct bpflb_config *cfg, struct bpflb_err *err);
 
 /*
+ * bpflb_services_validate() that keeps what it parsed (the services model,
+ * independent of cfg: cfg may be freed or released afterwards) in *out for
+ * bpflb_services_apply_prepared(), so a reload parses each service once.
+ * out NULL: validate only.
+ */
+struct bpflb_services_prepared;
+int bpflb_services_prepare(const struct bpflb_config *cfg, struct bpflb_services_prepared **out,
+			   struct bpflb_err *err);
+void bpflb_services_prepared_free(struct bpflb_services_prepared *p);
+
+/*
  * Make the maps hold what next asks for this node, writing only what differs,
  * in an order that never shows the datapath a dangling reference: frontends
  * that go away first (nothing refers to them; a full map needs the room),
@@ -92,6 +104,9 @@ int bpflb_services_validate(const struct bpflb_config *cfg, struct bpflb_err *er
  */
 int bpflb_services_apply(struct bpflb_services *s, const struct bpflb_config *next,
 			 struct bpflb_err *err);
+/* bpflb_services_apply() of a prepared configuration; p is consumed (freed) in any case. */
+int bpflb_services_apply_prepared(struct bpflb_services *s, struct bpflb_services_prepared *p,
+				  struct bpflb_err *err);
 
 /*
  * Runtime override of a backend's state (control socket: `backend set-state`),
