@@ -3,16 +3,18 @@
  * ctrl_bench: the control plane's cost, through the core's own functions (the
  * ones bpflbd runs on start and on SIGHUP), on a real pinned map set:
  *
- *   ctrl_bench services --config FILE [--changed FILE2] [--pin DIR] [--rounds R]
+ *   ctrl_bench services --config FILE [--changed FILE2] [--changed-1pct FILE3]
+ *                       [--pin DIR] [--rounds R]
  *       FILE holds [node] and N [service] sections; FILE2 the same with one
- *       service changed.  Creates the pinned maps under DIR (as the daemon's
- *       pipeline does), then times
+ *       service changed, FILE3 with every 100th.  Creates the pinned maps under
+ *       DIR (as the daemon's pipeline does), then times
  *         load     bpflb_config_load (parse + schema checks)
- *         validate bpflb_services_validate
- *         apply    bpflb_services_apply into empty maps (the first start)
+ *         validate bpflb_services_prepare (parses and checks each service once)
+ *         apply    bpflb_services_apply_prepared into empty maps (the first start)
  *         reload   load + validate + apply of the same file (nothing changes)
  *         change   load + validate + apply of FILE2 (one service differs),
  *                  then back to FILE
+ *         change_1pct  the same with FILE3
  *         runtime  bpflb_services_svc_set of one service (what `bpflbctl
  *                  service set` does), alternating between two endpoints
  *       and the heap in use (mallinfo2) after each step.  Times of the
@@ -122,11 +124,12 @@ static int load(const char *path, struct bpflb_config **cfg, double *ms)
 	return ret;
 }
 
-static int validate(const struct bpflb_config *cfg, double *ms)
+/* Parse and check every service once; the result is what apply() applies. */
+static int validate(const struct bpflb_config *cfg, struct bpflb_services_prepared **p, double *ms)
 {
 	struct bpflb_err err = {{0}};
 	double t = now_ms();
-	int ret = bpflb_services_validate(cfg, &err);
+	int ret = bpflb_services_prepare(cfg, p, &err);
 
 	*ms = now_ms() - t;
 	if (ret)
@@ -134,11 +137,11 @@ static int validate(const struct bpflb_config *cfg, double *ms)
 	return ret;
 }
 
-static int apply(struct bpflb_services *s, const struct bpflb_config *cfg, double *ms)
+static int apply(struct bpflb_services *s, struct bpflb_services_prepared *p, double *ms)
 {
 	struct bpflb_err err = {{0}};
 	double t = now_ms();
-	int ret = bpflb_services_apply(s, cfg, &err);
+	int ret = bpflb_services_apply_prepared(s, p, &err);
 
 	*ms = now_ms() - t;
 	if (ret)
@@ -150,15 +153,16 @@ static int apply(struct bpflb_services *s, const struct bpflb_config *cfg, doubl
 static int reload(struct bpflb_services *s, const char *path, struct bpflb_config **cur,
 		  double *total, double *parse, double *val, double *app, uint64_t *writes)
 {
+	struct bpflb_services_prepared *p = NULL;
 	struct bpflb_services_counts c;
 	struct bpflb_config *next;
 	int ret;
 
 	ret = load(path, &next, parse);
 	if (!ret)
-		ret = validate(next, val);
+		ret = validate(next, &p, val);
 	if (!ret)
-		ret = apply(s, next, app);
+		ret = apply(s, p, app);
 	if (ret) {
 		bpflb_config_free(next);
 		return ret;
@@ -215,8 +219,12 @@ static void rm_pins(void)
 	pin_dir[0] = 0;
 }
 
-static int run_services(const char *path, const char *changed, const char *pin_base, int rounds)
+static int run_services(const char *path, const char *changed, const char *changed1,
+			const char *pin_base, int rounds)
 {
+	double *c1 = calloc(rounds, sizeof(double)), rss_loaded, rss_reloaded;
+	uint64_t c1_writes = 0;
+	struct bpflb_services_prepared *prep = NULL;
 	double t_load, t_val, t_apply, h0, h_cfg, h_applied, r_h, c_h;
 	double *rt = calloc(rounds, sizeof(double)), *rp = calloc(rounds, sizeof(double));
 	double *rv = calloc(rounds, sizeof(double)), *ra = calloc(rounds, sizeof(double));
@@ -247,7 +255,7 @@ static int run_services(const char *path, const char *changed, const char *pin_b
 	if (ret)
 		return 1;
 	h_cfg = heap_mb();
-	if (validate(cfg, &t_val))
+	if (validate(cfg, &prep, &t_val))
 		return 1;
 
 	pl.stages_fd = pl.schema_fd = pl.pins_fd = -1;
@@ -261,8 +269,9 @@ static int run_services(const char *path, const char *changed, const char *pin_b
 		fprintf(stderr, "ctrl_bench: maps: %s\n", err.msg);
 		return 1;
 	}
-	if (apply(s, cfg, &t_apply))
+	if (apply(s, prep, &t_apply))
 		return 1;
+	rss_loaded = rss_mb();
 	bpflb_services_counts(s, &cnt);
 	first_writes = cnt.map_writes;
 	h_applied = heap_mb();
@@ -278,8 +287,15 @@ static int run_services(const char *path, const char *changed, const char *pin_b
 			if (reload(s, path, &cfg, &cb[r], &p, &v, &a, &back))
 				return 1;
 		}
+		if (changed1) {
+			if (reload(s, changed1, &cfg, &c1[r], &p, &v, &a, &c1_writes))
+				return 1;
+			if (reload(s, path, &cfg, &cb[r], &p, &v, &a, &back))
+				return 1;
+		}
 	}
 	r_h = heap_mb();
+	rss_reloaded = rss_mb();
 	c_h = r_h;
 	/* A filler in the middle: every service but the target is named sN. */
 	snprintf(rt_name, sizeof(rt_name), "s%u", cnt.services > 2 ? cnt.services / 2 : 1);
@@ -300,8 +316,14 @@ static int run_services(const char *path, const char *changed, const char *pin_b
 	if (changed)
 		printf(" \"change_ms\": %.3f, \"change_map_writes\": %llu,\n", median(ct, rounds),
 		       (unsigned long long)c_writes);
+	if (changed1)
+		printf(" \"change_1pct_ms\": %.3f, \"change_1pct_map_writes\": %llu,\n",
+		       median(c1, rounds), (unsigned long long)c1_writes);
 	if (cnt.services > 1)
 		printf(" \"runtime_set_ms\": %.3f,\n", median(rs, rounds));
+	/* the process (bpflbd's equivalent: configuration, model, state) */
+	printf(" \"rss_mb_loaded\": %.2f, \"rss_mb_after_reloads\": %.2f,\n", rss_loaded,
+	       rss_reloaded);
 	/* What glibc keeps of the memory reloads freed, and what malloc_trim() returns. */
 	rss = rss_mb();
 	malloc_trim(0);
@@ -313,7 +335,7 @@ static int run_services(const char *path, const char *changed, const char *pin_b
 	bpflb_services_close(s);
 	pipeline_close(&pl);
 	bpflb_config_free(cfg);
-	free(rt), free(rp), free(rv), free(ra), free(ct), free(cb), free(rs);
+	free(rt), free(rp), free(rv), free(ra), free(ct), free(cb), free(rs), free(c1);
 	return 0;
 }
 
@@ -610,7 +632,8 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: ctrl_bench services --config FILE [--changed FILE] [--pin DIR] [--rounds R]\n"
+	    "usage: ctrl_bench services --config FILE [--changed FILE] [--changed-1pct FILE]\n"
+	    "                          [--pin DIR] [--rounds R]\n"
 	    "       ctrl_bench maglev [--backends N[,N..]] [--m M] [--rounds R]\n"
 	    "       ctrl_bench listen --socket CTL --metrics ADDR:PORT --ct PIN [--scrapers N]\n"
 	    "                         [--status S] [--reloads R]\n");
@@ -620,6 +643,7 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},	{"changed", required_argument, NULL, 'C'},
+	    {"changed-1pct", required_argument, NULL, '1'},
 	    {"pin", required_argument, NULL, 'p'},	{"rounds", required_argument, NULL, 'r'},
 	    {"backends", required_argument, NULL, 'b'}, {"m", required_argument, NULL, 'm'},
 	    {"socket", required_argument, NULL, 's'},	{"metrics", required_argument, NULL, 'M'},
@@ -628,7 +652,7 @@ int main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},		{0}};
 	const char *sock = NULL, *metrics = NULL, *ct_pin = NULL;
 	int scrapers = 200, nstatus = 200, nreload = 20;
-	const char *config = NULL, *changed = NULL, *pin = "/sys/fs/bpf", *backends = "100,1000";
+	const char *config = NULL, *changed = NULL, *changed1 = NULL, *pin = "/sys/fs/bpf", *backends = "100,1000";
 	int rounds = 5, c;
 	uint32_t m = 16381;
 
@@ -643,6 +667,9 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			changed = optarg;
+			break;
+		case '1':
+			changed1 = optarg;
 			break;
 		case 'p':
 			pin = optarg;
@@ -688,7 +715,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "listen") && sock && metrics && ct_pin)
 		return run_listen(sock, metrics, ct_pin, scrapers, nstatus, nreload);
 	if (!strcmp(argv[1], "services") && config)
-		return run_services(config, changed, pin, rounds);
+		return run_services(config, changed, changed1, pin, rounds);
 	usage(stderr);
 	return 2;
 }

@@ -155,11 +155,14 @@ control() {
 	: >"$RAW/control.jsonl"
 	IFS=, read -r -a ns <<<"$CTRL_SIZES"
 	for n in "${ns[@]}"; do
-		for v in same changed; do
+		for v in same changed changed1; do
 			{
 				printf '[daemon]\ndevices = eth0\n\n[node]\nname = node1\naddress = 10.99.0.1\n\n'
 				if [[ $v == same ]]; then
 					python3 bench/lib/gen.py bpflb "$n" --udp --target-backends 10.244.1.2,10.244.1.3
+				elif [[ $v == changed1 ]]; then
+					python3 bench/lib/gen.py bpflb "$n" --udp --change-every 100 \
+						--target-backends 10.244.1.2,10.244.1.3
 				else
 					python3 bench/lib/gen.py bpflb "$n" --udp --change $((n / 2)) \
 						--target-backends 10.244.1.2,10.244.1.3
@@ -168,7 +171,7 @@ control() {
 		done
 		log "control: $n services"
 		"$BUILD/bench/ctrl_bench" services --config "$TMP/ctrl-same.ini" \
-			--changed "$TMP/ctrl-changed.ini" --rounds "$CTRL_ROUNDS" >"$TMP/ctrl.json" || return 1
+			--changed "$TMP/ctrl-changed.ini" --changed-1pct "$TMP/ctrl-changed1.ini" --rounds "$CTRL_ROUNDS" >"$TMP/ctrl.json" || return 1
 		python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$TMP/ctrl.json" \
 			>>"$RAW/control.jsonl"
 	done

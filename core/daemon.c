@@ -370,7 +370,9 @@ static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *ne
 		}
 	}
 
-	ret = bpflb_services_validate(next, err);
+	bpflb_services_prepared_free(d->svc_prepared);
+	d->svc_prepared = NULL;
+	ret = bpflb_services_prepare(next, &d->svc_prepared, err);
 	if (ret)
 		return ret;
 	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next) {
@@ -498,7 +500,13 @@ static int apply_config(struct bpflb_daemon *d, const struct bpflb_config *next,
 
 	log_set_level(log_level_from_name(bpflb_cfg_str(daemon_sec(next), "log_level")));
 
-	ret = bpflb_services_apply(d->services, next, err);
+	/* validate_config() parsed next's services: apply that, not a second parse */
+	if (d->svc_prepared) {
+		ret = bpflb_services_apply_prepared(d->services, d->svc_prepared, err);
+		d->svc_prepared = NULL;
+	} else {
+		ret = bpflb_services_apply(d->services, next, err);
+	}
 	if (ret)
 		goto fail_services;
 
@@ -768,6 +776,8 @@ int daemon_reload(struct bpflb_daemon *d)
 		d->reloads_failed++;
 		snprintf(d->last_reload_error, sizeof(d->last_reload_error), "%s", err.msg);
 		pr_err("reload failed, still running the previous configuration: %s", err.msg);
+		bpflb_services_prepared_free(d->svc_prepared);
+		d->svc_prepared = NULL;
 		bpflb_config_free(next);
 		sd_notifyf(0, "READY=1\nSTATUS=reload failed: %s", err.msg);
 		return ret;
@@ -806,6 +816,8 @@ void daemon_stop(struct bpflb_daemon *d)
 	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next)
 		if (c->state == PLUGIN_READY || c->state == PLUGIN_ATTACHED)
 			c->desc->fini(c);
+	bpflb_services_prepared_free(d->svc_prepared);
+	d->svc_prepared = NULL;
 	if (d->services)
 		bpflb_services_close(d->services);
 	d->services = NULL;
@@ -837,6 +849,7 @@ int daemon_check_config(const char *config_path, struct bpflb_err *err)
 	if (!ret)
 		warn_private_bpffs(bpflb_cfg_str(daemon_sec(cfg), "bpffs_root"),
 				   "bpflbd started like this keeps its pins only while it runs");
+	bpflb_services_prepared_free(d.svc_prepared);
 	bpflb_config_free(cfg);
 	plugin_host_free(&d.plugins);
 	return ret;

@@ -30,6 +30,8 @@ struct bpflb_daemon {
 	bool pipeline_ready;
 	bool bpffs_private; /* bpffs_root's bpffs vanishes with our mount namespace */
 	struct bpflb_services *services;
+	/* what validate_config() parsed of the candidate, for apply_config() */
+	struct bpflb_services_prepared *svc_prepared;
 	struct bpflb_plugin_ctx *mode; /* active mode plugin, NULL for mode=none */
 	uint64_t reloads_ok;
 	uint64_t reloads_failed;

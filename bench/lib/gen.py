@@ -9,7 +9,8 @@ both load balancers:
       (LB IP 172.16.0.0/12 + i, port 80, K fake endpoints each in 100.64.0.0/10)
       and the target NodePort service "target" (port 30080 -> 8080) with the
       given backends (node=node1, or --node NAME).  --change I gives filler I a different
-      endpoint (a one-service change, for reload benchmarks).  --udp adds UDP
+      endpoint (a one-service change, for reload benchmarks); --change-every K does so
+      for every K-th filler (K=100: 1% of the services).  --udp adds UDP
       NodePort 30080 -> 8080 to the target (a UDP probe during reloads).
 
   gen.py iptables N [--target-backends A,B] [--filler-backends K] [--node-ip IP]
@@ -48,11 +49,13 @@ def chain(prefix, name):
     return prefix + hashlib.sha256(name.encode()).hexdigest()[:16].upper()
 
 
-def filler_endpoints(i, k, change):
+def filler_endpoints(i, k, change, every=None):
     base = FILLER_EP + i * k + 1
     eps = [ip(base + j) for j in range(k)]
     if change is not None and i == change:
         eps[0] = "10.246.0.1"
+    if every and i % every == 0:
+        eps[0] = ip(int(ipaddress.IPv4Address("10.247.0.0")) + i)
     return eps
 
 
@@ -61,7 +64,7 @@ def bpflb(args, out):
     for i in range(1, args.n):
         w(f"[service s{i}]\ntype = loadbalancer\nport = http tcp {PORT} target={TARGET_PORT}\n")
         w(f"lb_ips = {ip(FILLER_LB + i)}\n")
-        for ep in filler_endpoints(i, args.filler_backends, args.change):
+        for ep in filler_endpoints(i, args.filler_backends, args.change, args.change_every):
             w(f"backend = {ep} node={args.node}\n")
         w("\n")
     w(f"[service target]\ntype = nodeport\n"
@@ -153,6 +156,8 @@ def main():
     p.add_argument("--target-backends", default="10.244.1.2")
     p.add_argument("--filler-backends", type=int, default=1)
     p.add_argument("--change", type=int)
+    p.add_argument("--change-every", type=int,
+                   help="every K-th filler gets another endpoint (100: 1%% of the services change)")
     p.add_argument("--udp", action="store_true")
     p.add_argument("--node", default="node1", help="node of every backend (bpflb)")
     a = p.parse_args()

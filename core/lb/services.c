@@ -33,57 +33,14 @@
 #include "lb/healthz.h"
 #include "log.h"
 #include "lb/maglev.h"
+#include "lb/plan.h"
 #include "lb/services.h"
 #include "lb/services_model.h"
-
-#define SP_KEY_LEN (2 * SVC_NAME_LEN + 2)
-
-struct dfe {
-	struct bpflb_svc_key key;
-	struct bpflb_svc val;
-};
-
-struct dbe {
-	uint32_t id;
-	struct bpflb_backend val;
-};
-
-struct dsp {
-	uint32_t id;
-	char key[SP_KEY_LEN]; /* "svc/port"; "" when read back from the maps */
-	uint32_t nslots;
-	uint32_t *slots; /* backend ids; 0 marks a hole read back from the maps */
-	bool maglev;	 /* has a table in bpflb_maglev */
-	bool sig_known;	 /* sig describes that table */
-	uint64_t sig;
-	struct bpflb_maglev_backend *mg; /* desired only: the table's inputs */
-	uint32_t nmg;
-};
-
-struct dstate {
-	struct dfe *fe;
-	size_t nfe;
-	struct dbe *be;
-	size_t nbe;
-	struct dsp *sp;
-	size_t nsp;
-	struct bpflb_node_cfg node;
-	bool has_node;
-	struct bpflb_healthz_svc *hz;
-	size_t nhz;
-	uint32_t nservices;
-};
 
 /* A service set or deleted at runtime; forgotten at the next configuration apply. */
 struct svc_runtime {
 	char name[SVC_NAME_LEN];
 	bool deleted;
-};
-
-struct ovr {
-	uint32_t addr;
-	uint16_t port; /* 0: every port */
-	uint8_t state;
 };
 
 struct bpflb_services {
@@ -96,7 +53,7 @@ struct bpflb_services {
 	bool stale; /* cur may not match the maps: read them again */
 	struct svc_model model;
 	bool have_model;
-	struct ovr *ovr;
+	struct svc_ovr *ovr;
 	size_t novr;
 	uint32_t next_svc_id, next_be_id;
 	struct bpflb_healthz *hz;
@@ -105,6 +62,7 @@ struct bpflb_services {
 	struct bpflb_ct_timeouts ct;
 	uint64_t map_writes;  /* every update and delete, ever */
 	uint64_t last_writes; /* by the last successful apply */
+	struct bpflb_services_summary summary; /* of the last successful apply */
 	struct svc_runtime *rt; /* services changed through the control socket */
 	size_t nrt;
 	struct bpflb_services_gc gc;
@@ -117,57 +75,6 @@ static const char *ipstr(uint32_t be, char *buf)
 	struct in_addr a = {.s_addr = be};
 
 	return inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
-}
-
-static int fe_cmp(const void *a, const void *b)
-{
-	return memcmp(a, b, sizeof(struct bpflb_svc_key));
-}
-
-static int be_id_cmp(const void *a, const void *b)
-{
-	const struct dbe *x = a, *y = b;
-
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
-static int sp_id_cmp(const void *a, const void *b)
-{
-	const struct dsp *x = a, *y = b;
-
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
-static struct dfe *fe_find(const struct dstate *st, const struct bpflb_svc_key *k)
-{
-	return st->nfe ? bsearch(k, st->fe, st->nfe, sizeof(*st->fe), fe_cmp) : NULL;
-}
-
-static struct dbe *be_find(const struct dstate *st, uint32_t id)
-{
-	struct dbe k = {.id = id};
-
-	return st->nbe ? bsearch(&k, st->be, st->nbe, sizeof(*st->be), be_id_cmp) : NULL;
-}
-
-static struct dsp *sp_find(const struct dstate *st, uint32_t id)
-{
-	struct dsp k = {.id = id};
-
-	return st->nsp ? bsearch(&k, st->sp, st->nsp, sizeof(*st->sp), sp_id_cmp) : NULL;
-}
-
-static void dstate_free(struct dstate *st)
-{
-	for (size_t i = 0; i < st->nsp; i++) {
-		free(st->sp[i].slots);
-		free(st->sp[i].mg);
-	}
-	free(st->sp);
-	free(st->fe);
-	free(st->be);
-	free(st->hz);
-	memset(st, 0, sizeof(*st));
 }
 
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
@@ -247,13 +154,13 @@ static void be_no_dsr_log(const struct svc_backend *b, uint16_t port)
 		  inet_ntop(AF_INET, &b->addr, a, sizeof(a)), port, b->node);
 }
 
-static uint8_t ovr_state(const struct bpflb_services *s, uint32_t addr, uint16_t port,
+static uint8_t ovr_state(const struct svc_input *in, uint32_t addr, uint16_t port,
 			 uint8_t state)
 {
 	bool exact = false;
 
-	for (size_t i = 0; s && i < s->novr; i++) {
-		const struct ovr *o = &s->ovr[i];
+	for (size_t i = 0; i < in->novr; i++) {
+		const struct svc_ovr *o = &in->ovr[i];
 
 		if (o->addr != addr)
 			continue;
@@ -283,6 +190,20 @@ static int ident_cmp(const void *a, const void *b)
 	return x->port < y->port ? -1 : x->port > y->port;
 }
 
+/* "svc/port", malloc'ed. */
+static char *sp_key(const char *svc, const char *port)
+{
+	size_t a = strlen(svc), b = strlen(port);
+	char *k = malloc(a + b + 2);
+
+	if (k) {
+		memcpy(k, svc, a);
+		k[a] = '/';
+		memcpy(k + a + 1, port, b + 1);
+	}
+	return k;
+}
+
 static int sp_key_cmp(const void *a, const void *b)
 {
 	const struct dsp *const *x = a, *const *y = b;
@@ -299,16 +220,11 @@ static int mg_cmp(const void *a, const void *b)
 	return x->port < y->port ? -1 : x->port > y->port;
 }
 
-/*
- * The state the maps must hold for model m.  Ids come from s (its current
- * state and cursors, which advance) when s is given, else are numbered from
- * 1 (validation).  Fails only on memory or a full id space.
- */
-static int compute(struct bpflb_services *s, const struct svc_model *m, struct dstate *D,
-		   struct bpflb_err *err)
+int svc_compute(const struct svc_model *m, struct svc_input *in, struct dstate *D,
+		struct bpflb_err *err)
 {
-	const struct dstate *C = s ? &s->cur : NULL;
-	uint32_t be_cursor = s ? s->next_be_id : 1, svc_cursor = s ? s->next_svc_id : 1;
+	const struct dstate *C = in->cur;
+	uint32_t be_cursor = in->next_be_id, svc_cursor = in->next_svc_id;
 	struct idset be_used = {0}, svc_used = {0}, svc_taken = {0};
 	struct be_ident *ids = NULL, *cidx = NULL;
 	const struct dsp **names = NULL;
@@ -378,13 +294,13 @@ static int compute(struct bpflb_services *s, const struct svc_model *m, struct d
 		}
 		e->val.addr = ids[i].addr;
 		e->val.port = htons(ids[i].port);
-		e->val.state = ovr_state(s, ids[i].addr, ids[i].port, b->state);
+		e->val.state = ovr_state(in, ids[i].addr, ids[i].port, b->state);
 		e->val.flags = (!strcmp(b->node, m->self.name) ? BPFLB_BE_F_LOCAL : 0) |
 			       (b->hostnet ? BPFLB_BE_F_HOSTNET : 0);
 		e->val.node_addr = node && node->naddrs ? node->addrs[0] : 0;
 		if (be_no_dsr(m, b, e->val.node_addr)) {
 			e->val.flags |= BPFLB_BE_F_NO_DSR;
-			if (s && !(hit && (hit->e->val.flags & BPFLB_BE_F_NO_DSR)))
+			if (in->log && !(hit && (hit->e->val.flags & BPFLB_BE_F_NO_DSR)))
 				be_no_dsr_log(b, ids[i].port);
 		}
 		ids[i].e = e;
@@ -414,7 +330,9 @@ static int compute(struct bpflb_services *s, const struct svc_model *m, struct d
 
 			if (!svc_frontends(m, d, p, keys))
 				continue;
-			snprintf(sp->key, sizeof(sp->key), "%s/%s", d->name, d->ports[p].name);
+			sp->key = sp_key(d->name, d->ports[p].name);
+			if (!sp->key)
+				goto out;
 			D->nsp++;
 		}
 	}
@@ -424,7 +342,7 @@ static int compute(struct bpflb_services *s, const struct svc_model *m, struct d
 		if (!names)
 			goto out;
 		for (i = 0; i < C->nsp; i++)
-			if (C->sp[i].key[0])
+			if (C->sp[i].key)
 				names[nnames++] = &C->sp[i];
 		qsort(names, nnames, sizeof(*names), sp_key_cmp);
 	}
@@ -450,7 +368,7 @@ static int compute(struct bpflb_services *s, const struct svc_model *m, struct d
 				continue;
 			sp = &D->sp[k++];
 			for (unsigned int f = 0; C && !sp->id && f < nk; f++) {
-				struct dfe *hit = fe_find(C, &keys[f]);
+				struct dfe *hit = dstate_fe(C, &keys[f]);
 
 				if (hit && hit->val.id && !idset_has(&svc_taken, hit->val.id)) {
 					sp->id = hit->val.id;
@@ -563,14 +481,14 @@ static int compute(struct bpflb_services *s, const struct svc_model *m, struct d
 			bool seen = false;
 
 			if (strcmp(be->node, m->self.name) ||
-			    ovr_state(s, be->addr, svc_backend_port(d, be, 0), be->state) !=
+			    ovr_state(in, be->addr, svc_backend_port(d, be, 0), be->state) !=
 				BPFLB_BE_ACTIVE)
 				continue;
 			for (unsigned int o = 0; o < b; o++)
 				seen |=
 				    d->bes[o].addr == be->addr &&
 				    !strcmp(d->bes[o].node, m->self.name) &&
-				    ovr_state(s, d->bes[o].addr, svc_backend_port(d, &d->bes[o], 0),
+				    ovr_state(in, d->bes[o].addr, svc_backend_port(d, &d->bes[o], 0),
 					      d->bes[o].state) == BPFLB_BE_ACTIVE;
 			local_eps += !seen;
 		}
@@ -582,9 +500,7 @@ static int compute(struct bpflb_services *s, const struct svc_model *m, struct d
 		    .local_endpoints = local_eps,
 		};
 	}
-	qsort(D->fe, D->nfe, sizeof(*D->fe), fe_cmp);
-	qsort(D->be, D->nbe, sizeof(*D->be), be_id_cmp);
-	qsort(D->sp, D->nsp, sizeof(*D->sp), sp_id_cmp);
+	dstate_sort(D);
 	D->node = (struct bpflb_node_cfg){
 	    .addr = m->self.addrs[0],
 	    .flags = m->lb.dsr_ipip ? BPFLB_NODE_F_DSR_IPIP : 0,
@@ -595,10 +511,8 @@ static int compute(struct bpflb_services *s, const struct svc_model *m, struct d
 	    .maglev_m = m->lb.maglev_m,
 	};
 	D->has_node = true;
-	if (s) {
-		s->next_be_id = be_cursor;
-		s->next_svc_id = svc_cursor;
-	}
+	in->next_be_id = be_cursor;
+	in->next_svc_id = svc_cursor;
 	ret = 0;
 out:
 	if (ret == -ENOMEM)
@@ -614,19 +528,45 @@ out:
 	return ret;
 }
 
-int bpflb_services_validate(const struct bpflb_config *cfg, struct bpflb_err *err)
-{
+struct bpflb_services_prepared {
 	struct svc_model m;
-	struct dstate D;
+};
+
+/*
+ * The model holds every check: the cross-service checks of svc_model_build()
+ * bound frontends, service ports and backends by the map sizes, so the ids
+ * compute hands out always fit; validation need not compute the state.
+ */
+int bpflb_services_prepare(const struct bpflb_config *cfg, struct bpflb_services_prepared **out,
+			   struct bpflb_err *err)
+{
+	struct bpflb_services_prepared *p = calloc(1, sizeof(*p));
 	int ret;
 
-	ret = svc_model_build(cfg, &m, err);
-	if (ret)
+	if (!p)
+		return bpflb_err_set(err, "out of memory"), -ENOMEM;
+	ret = svc_model_build(cfg, &p->m, err);
+	if (ret || !out) {
+		if (!ret)
+			svc_model_free(&p->m);
+		free(p);
 		return ret;
-	ret = compute(NULL, &m, &D, err);
-	dstate_free(&D);
-	svc_model_free(&m);
-	return ret;
+	}
+	*out = p;
+	return 0;
+}
+
+void bpflb_services_prepared_free(struct bpflb_services_prepared *p)
+{
+	if (!p)
+		return;
+	svc_model_free(&p->m);
+	free(p);
+}
+
+int bpflb_services_validate(const struct bpflb_config *cfg, struct bpflb_err *err)
+{
+	return bpflb_services_prepare(cfg, NULL, err);
 }
 
 /* --- the maps ------------------------------------------------------------------ */
@@ -757,9 +697,9 @@ static struct dsp *sp_add(struct dstate *st, uint32_t id)
 /* Find id among st->sp[0..nsorted) (sorted) and the unsorted tail after it. */
 static struct dsp *sp_find_unsorted(struct dstate *st, uint32_t id, size_t nsorted)
 {
-	struct dsp key = {.id = id}, *hit;
+	struct dsp *hit;
 
-	hit = nsorted ? bsearch(&key, st->sp, nsorted, sizeof(*st->sp), sp_id_cmp) : NULL;
+	hit = nsorted ? dstate_sp(&(struct dstate){.sp = st->sp, .nsp = nsorted}, id) : NULL;
 	for (size_t j = nsorted; !hit && j < st->nsp; j++)
 		if (st->sp[j].id == id)
 			hit = &st->sp[j];
@@ -789,7 +729,7 @@ static int state_read(struct bpflb_services *s, struct dstate *st, struct bpflb_
 		       sizeof(struct bpflb_svc));
 	}
 	st->nfe = n;
-	qsort(st->fe, st->nfe, sizeof(*st->fe), fe_cmp);
+	dstate_sort(st);
 	free(k);
 	free(v);
 	k = v = NULL;
@@ -811,7 +751,7 @@ static int state_read(struct bpflb_services *s, struct dstate *st, struct bpflb_
 			continue;
 		st->nbe++;
 	}
-	qsort(st->be, st->nbe, sizeof(*st->be), be_id_cmp);
+	dstate_sort(st);
 	free(k);
 	free(v);
 	k = v = NULL;
@@ -864,8 +804,7 @@ static int state_read(struct bpflb_services *s, struct dstate *st, struct bpflb_
 	free(k);
 	free(v);
 	k = v = NULL;
-	if (st->nsp)
-		qsort(st->sp, st->nsp, sizeof(*st->sp), sp_id_cmp);
+	dstate_sort(st);
 
 	/* Maglev tables */
 	ret = svc_map_dump(s->fd_mg, sizeof(__u32), sizeof(__u32), &k, &v, &n);
@@ -903,15 +842,14 @@ static int state_read(struct bpflb_services *s, struct dstate *st, struct bpflb_
 	free(k);
 	free(v);
 	k = v = NULL;
-	if (st->nsp)
-		qsort(st->sp, st->nsp, sizeof(*st->sp), sp_id_cmp);
+	dstate_sort(st);
 
 	/* the names of service ports we applied before survive a re-read */
 	for (i = 0; i < st->nsp; i++) {
-		struct dsp *old = sp_find(&s->cur, st->sp[i].id);
+		struct dsp *old = dstate_sp(&s->cur, st->sp[i].id);
 
-		if (old)
-			memcpy(st->sp[i].key, old->key, sizeof(old->key));
+		if (old && old->key && !(st->sp[i].key = strdup(old->key)))
+			goto nomem;
 	}
 	{
 		__u32 zero = 0;
@@ -1016,296 +954,23 @@ void bpflb_services_close(struct bpflb_services *s)
 	free(s);
 }
 
-/* --- writing the difference ------------------------------------------------------ */
-
-static int upd(struct bpflb_services *s, int fd, const void *k, const void *v)
+/* The maps a plan of s is committed to. */
+static void plan_maps_of(const struct bpflb_services *s, const struct dstate *D,
+			 struct plan_maps *pm)
 {
-	s->map_writes++;
-	return bpf_map_update_elem(fd, k, v, BPF_ANY) ? -errno : 0;
-}
-
-static int del(struct bpflb_services *s, int fd, const void *k)
-{
-	s->map_writes++;
-	if (!bpf_map_delete_elem(fd, k) || errno == ENOENT)
-		return 0;
-	return -errno;
-}
-
-static int be_remove(struct bpflb_services *s, uint32_t id)
-{
-	static const struct bpflb_backend zero;
-
-	if (s->be_type == BPF_MAP_TYPE_ARRAY)
-		return upd(s, s->fd_be, &id, &zero);
-	return del(s, s->fd_be, &id);
-}
-
-/* Counters of a service id that went away start from zero if it comes back. */
-static void stats_reset(struct bpflb_services *s, uint32_t id)
-{
-	int ncpu;
-	void *zero;
-
-	if (s->fd_stats < 0)
-		return;
-	if (s->stats_type == BPF_MAP_TYPE_HASH || s->stats_type == BPF_MAP_TYPE_PERCPU_HASH ||
-	    s->stats_type == BPF_MAP_TYPE_LRU_HASH ||
-	    s->stats_type == BPF_MAP_TYPE_LRU_PERCPU_HASH) {
-		bpf_map_delete_elem(s->fd_stats, &id);
-		return;
-	}
-	ncpu = libbpf_num_possible_cpus();
-	if (ncpu <= 0)
-		return;
-	zero = calloc((size_t)ncpu, ((size_t)s->stats_vsize + 7) & ~(size_t)7);
-	if (zero)
-		bpf_map_update_elem(s->fd_stats, &id, zero, BPF_ANY);
-	free(zero);
-}
-
-static int mg_read(struct bpflb_services *s, uint32_t id, uint32_t m, uint32_t *table)
-{
-	__u32 inner_id, k;
-	int fd, ret = 0;
-
-	if (bpf_map_lookup_elem(s->fd_mg, &id, &inner_id))
-		return -errno;
-	fd = bpf_map_get_fd_by_id(inner_id);
-	if (fd < 0)
-		return -errno;
-	for (k = 0; k < m && !ret; k++)
-		if (bpf_map_lookup_elem(fd, &k, &table[k]))
-			ret = -errno;
-	close(fd);
-	return ret;
-}
-
-/* Install a new table for sp (atomically replacing the old one in the outer map). */
-static int mg_install(struct bpflb_services *s, const struct svc_model *m, struct dsp *d,
-		      const struct dsp *c, struct bpflb_err *err)
-{
-	LIBBPF_OPTS(bpf_map_create_opts, copts);
-	uint32_t mm = m->lb.maglev_m, *table, *cmp = NULL, *keys = NULL, count;
-	int ret, fd = -1;
-
-	if (s->mg_inner_m && s->mg_inner_m != mm)
-		return bpflb_err_set(err,
-				     "the datapath's Maglev tables have %u entries, the "
-				     "configuration asks for %u",
-				     s->mg_inner_m, mm),
-		       -EINVAL;
-	table = malloc(mm * sizeof(*table));
-	if (!table)
-		return -ENOMEM;
-	ret = bpflb_maglev_build(d->mg, d->nmg, mm, m->lb.hash_seed, table);
-	if (ret) {
-		bpflb_err_set(err, "cannot build the Maglev table of %s: %s", d->key,
-			      strerror(-ret));
-		goto out;
-	}
-	if (c && c->maglev && !c->sig_known) {
-		/* first apply after a restart: keep an identical table */
-		cmp = malloc(mm * sizeof(*cmp));
-		if (cmp && !mg_read(s, d->id, mm, cmp) && !memcmp(cmp, table, mm * sizeof(*cmp)))
-			goto out;
-	}
-	copts.map_flags = s->mg_inner_flags;
-	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "bpflb_mg_inner", sizeof(__u32), sizeof(__u32), mm,
-			    &copts);
-	if (fd < 0) {
-		ret = -errno;
-		bpflb_err_set(err, "cannot create a Maglev table for %s: %s", d->key,
-			      strerror(-ret));
-		goto out;
-	}
-	keys = malloc(mm * sizeof(*keys));
-	if (!keys) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (uint32_t i = 0; i < mm; i++)
-		keys[i] = i;
-	count = mm;
-	if (bpf_map_update_batch(fd, keys, table, &count, NULL) || count != mm) {
-		for (uint32_t i = 0; i < mm; i++) {
-			if (bpf_map_update_elem(fd, &keys[i], &table[i], BPF_ANY)) {
-				ret = -errno;
-				bpflb_err_set(err, "cannot fill the Maglev table of %s: %s", d->key,
-					      strerror(-ret));
-				goto out;
-			}
-		}
-	}
-	ret = upd(s, s->fd_mg, &d->id, &fd);
-	if (ret)
-		bpflb_err_set(err,
-			      "cannot install the Maglev table of %s (id %u) into "
-			      "bpflb_maglev: %s",
-			      d->key, d->id, strerror(-ret));
-out:
-	if (fd >= 0)
-		close(fd);
-	free(keys);
-	free(cmp);
-	free(table);
-	return ret;
-}
-
-static int write_failed(struct bpflb_err *err, const char *what, int ret)
-{
-	bpflb_err_set(err, "cannot write %s: %s", what, strerror(-ret));
-	return ret;
-}
-
-/*
- * Write the backends of D that differ from C: the demoted ones (active in C,
- * not in D) when demoted is true, the others when it is false.
- */
-static int write_backends(struct bpflb_services *s, const struct dstate *D, const struct dstate *C,
-			  bool demoted, struct bpflb_err *err)
-{
-	char abuf[INET_ADDRSTRLEN];
-	int ret;
-
-	for (size_t i = 0; i < D->nbe; i++) {
-		const struct dbe *c = be_find(C, D->be[i].id), *d = &D->be[i];
-
-		if (c && !memcmp(&c->val, &d->val, sizeof(c->val)))
-			continue;
-		if (demoted !=
-		    (c && c->val.state == BPFLB_BE_ACTIVE && d->val.state != BPFLB_BE_ACTIVE))
-			continue;
-		ret = upd(s, s->fd_be, &d->id, &d->val);
-		if (ret) {
-			bpflb_err_set(
-			    err, "cannot write backend %u (%s:%u) into bpflb_backends: %s", d->id,
-			    ipstr(d->val.addr, abuf), ntohs(d->val.port), strerror(-ret));
-			return ret;
-		}
-	}
-	return 0;
-}
-
-/*
- * Make the maps go from C to D.  The order is what keeps the datapath safe:
- * every id a packet can reach through bpflb_svc, bpflb_slots or a Maglev table
- * exists when it is reached.  Frontends that go away go first (they refer to
- * nothing that stays, and a map near its capacity needs the room); then
- * backends, tables and slots before the frontends that use them; a shrinking
- * service's count before the slots it stops counting; backends last.
- */
-static int diff_apply(struct bpflb_services *s, const struct svc_model *m, struct dstate *D,
-		      const struct dstate *C, struct bpflb_err *err)
-{
-	char abuf[INET_ADDRSTRLEN];
-	size_t i;
-	int ret;
-
-	/* 1. node settings */
-	if (!C->has_node || memcmp(&C->node, &D->node, sizeof(D->node))) {
-		__u32 zero = 0;
-
-		ret = upd(s, s->fd_node, &zero, &D->node);
-		if (ret)
-			return write_failed(err, "bpflb_node", ret);
-	}
-	/* 2. frontends that went away, first: nothing refers to a frontend */
-	for (i = 0; i < C->nfe; i++) {
-		if (fe_find(D, &C->fe[i].key))
-			continue;
-		ret = del(s, s->fd_svc, &C->fe[i].key);
-		if (ret)
-			return write_failed(err, "bpflb_svc", ret);
-	}
-	/* 3. service ports that went away (no frontend refers to them now) */
-	for (i = 0; i < C->nsp; i++) {
-		const struct dsp *c = &C->sp[i];
-
-		if (sp_find(D, c->id))
-			continue;
-		for (uint32_t k = 0; k < c->nslots; k++) {
-			struct bpflb_slot_key sk = {c->id, k};
-
-			ret = del(s, s->fd_slots, &sk);
-			if (ret)
-				return write_failed(err, "bpflb_slots", ret);
-		}
-		if (c->maglev) {
-			ret = del(s, s->fd_mg, &c->id);
-			if (ret)
-				return write_failed(err, "bpflb_maglev", ret);
-		}
-		stats_reset(s, c->id);
-	}
-	/* 4. backends, new and changed (those leaving "active" wait) */
-	ret = write_backends(s, D, C, false, err);
-	if (ret)
-		return ret;
-	/* 5. Maglev tables and slots of every service port */
-	for (i = 0; i < D->nsp; i++) {
-		struct dsp *d = &D->sp[i];
-		const struct dsp *c = sp_find(C, d->id);
-
-		if (d->maglev && !(c && c->maglev && c->sig_known && c->sig == d->sig)) {
-			ret = mg_install(s, m, d, c, err);
-			if (ret)
-				return ret;
-		}
-		for (uint32_t k = 0; k < d->nslots; k++) {
-			struct bpflb_slot_key sk = {d->id, k};
-
-			if (c && k < c->nslots && c->slots[k] == d->slots[k])
-				continue;
-			ret = upd(s, s->fd_slots, &sk, &d->slots[k]);
-			if (ret)
-				return write_failed(err, "bpflb_slots", ret);
-		}
-	}
-	/* 6. frontends: new ones appear, changed counts and flags take effect */
-	for (i = 0; i < D->nfe; i++) {
-		const struct dfe *c = fe_find(C, &D->fe[i].key);
-
-		if (c && !memcmp(&c->val, &D->fe[i].val, sizeof(c->val)))
-			continue;
-		ret = upd(s, s->fd_svc, &D->fe[i].key, &D->fe[i].val);
-		if (ret) {
-			bpflb_err_set(err, "cannot write service %s:%u into bpflb_svc: %s",
-				      ipstr(D->fe[i].key.addr, abuf), ntohs(D->fe[i].key.port),
-				      strerror(-ret));
-			return ret;
-		}
-	}
-	/* 7. slots no longer counted; tables no longer flagged */
-	for (i = 0; i < D->nsp; i++) {
-		const struct dsp *d = &D->sp[i], *c = sp_find(C, d->id);
-
-		for (uint32_t k = d->nslots; c && k < c->nslots; k++) {
-			struct bpflb_slot_key sk = {d->id, k};
-
-			ret = del(s, s->fd_slots, &sk);
-			if (ret)
-				return write_failed(err, "bpflb_slots", ret);
-		}
-		if (c && c->maglev && !d->maglev) {
-			ret = del(s, s->fd_mg, &d->id);
-			if (ret)
-				return write_failed(err, "bpflb_maglev", ret);
-		}
-	}
-	/* 8. backends leaving "active": no slot or table offers them any more */
-	ret = write_backends(s, D, C, true, err);
-	if (ret)
-		return ret;
-	/* 9. backends nothing refers to any more */
-	for (i = 0; i < C->nbe; i++) {
-		if (be_find(D, C->be[i].id))
-			continue;
-		ret = be_remove(s, C->be[i].id);
-		if (ret)
-			return write_failed(err, "bpflb_backends", ret);
-	}
-	return 0;
+	pm->fd[BPFLB_LBMAP_NODE] = s->fd_node;
+	pm->fd[BPFLB_LBMAP_SVC] = s->fd_svc;
+	pm->fd[BPFLB_LBMAP_SLOTS] = s->fd_slots;
+	pm->fd[BPFLB_LBMAP_BACKENDS] = s->fd_be;
+	pm->fd[BPFLB_LBMAP_MAGLEV] = s->fd_mg;
+	pm->fd[BPFLB_LBMAP_STATS] = s->fd_stats;
+	pm->be_type = s->be_type;
+	pm->stats_type = s->stats_type;
+	pm->stats_vsize = s->stats_vsize;
+	pm->mg_inner_m = s->mg_inner_m;
+	pm->mg_inner_flags = s->mg_inner_flags;
+	pm->maglev_m = D->node.maglev_m;
+	pm->hash_seed = D->node.hash_seed;
 }
 
 static void gc_schedule(struct bpflb_services *s, uint64_t interval_ms)
@@ -1321,6 +986,9 @@ static int apply_model(struct bpflb_services *s, struct svc_model *m, bool adopt
 		       struct bpflb_err *err)
 {
 	struct dstate D, fresh;
+	struct plan plan = {0};
+	struct svc_input in;
+	struct plan_maps pm;
 	uint64_t writes0 = s->map_writes;
 	int ret;
 
@@ -1332,23 +1000,43 @@ static int apply_model(struct bpflb_services *s, struct svc_model *m, bool adopt
 		s->cur = fresh;
 		s->stale = false;
 	}
-	ret = compute(s, m, &D, err);
+	in = (struct svc_input){.cur = &s->cur,
+				.ovr = s->ovr,
+				.novr = s->novr,
+				.next_be_id = s->next_be_id,
+				.next_svc_id = s->next_svc_id,
+				.log = true};
+	ret = svc_compute(m, &in, &D, err);
 	if (ret)
 		return ret;
+	s->next_be_id = in.next_be_id;
+	s->next_svc_id = in.next_svc_id;
 	if (s->hz) {
 		ret = bpflb_healthz_update(s->hz, D.hz, D.nhz, err);
 		if (ret)
 			goto out;
 	}
-	ret = diff_apply(s, m, &D, &s->cur, err);
+	ret = plan_diff(&D, &s->cur, &plan);
 	if (ret) {
+		bpflb_err_set(err, "out of memory planning the service maps");
+		goto out;
+	}
+	plan_maps_of(s, &D, &pm);
+	ret = plan_commit(&plan, &pm, &s->map_writes, err);
+	if (ret) {
+		/* the maps hold a mix of old and new: read them before the next plan */
 		s->stale = true;
 		goto out;
 	}
-	pr_debug("services: %u services, %zu frontends, %zu backends applied with %llu map "
-		 "writes",
-		 D.nservices, D.nfe, D.nbe, (unsigned long long)(s->map_writes - writes0));
-	s->last_writes = s->map_writes - writes0;
+	plan_summarize(&plan, &D, &s->cur, &s->summary);
+	s->summary.map_writes = s->map_writes - writes0;
+	s->last_writes = s->summary.map_writes;
+	if (plan.n) {
+		char line[256];
+
+		bpflb_services_summary_str(&s->summary, line, sizeof(line));
+		pr_info("services: %s", line);
+	}
 	dstate_free(&s->cur);
 	s->cur = D;
 	memset(&D, 0, sizeof(D));
@@ -1362,6 +1050,7 @@ static int apply_model(struct bpflb_services *s, struct svc_model *m, bool adopt
 		memset(m, 0, sizeof(*m));
 	}
 out:
+	plan_free(&plan);
 	dstate_free(&D);
 	return ret;
 }
@@ -1369,17 +1058,22 @@ out:
 int bpflb_services_apply(struct bpflb_services *s, const struct bpflb_config *next,
 			 struct bpflb_err *err)
 {
-	struct svc_model m;
+	struct bpflb_services_prepared *p;
 	int ret;
 
-	ret = svc_model_build(next, &m, err);
+	ret = bpflb_services_prepare(next, &p, err);
+	return ret ? ret : bpflb_services_apply_prepared(s, p, err);
+}
+
+int bpflb_services_apply_prepared(struct bpflb_services *s, struct bpflb_services_prepared *p,
+				  struct bpflb_err *err)
+{
+	int ret;
+
+	ret = apply_model(s, &p->m, true, err);
+	bpflb_services_prepared_free(p); /* adopted on success: then empty */
 	if (ret)
 		return ret;
-	ret = apply_model(s, &m, true, err);
-	if (ret) {
-		svc_model_free(&m);
-		return ret;
-	}
 	/* the file is the source of truth again: runtime service changes end here */
 	free(s->rt);
 	s->rt = NULL;
@@ -1487,7 +1181,7 @@ const struct svc_model *svc_services_model(const struct bpflb_services *s)
 bool bpflb_services_backend_get(const struct bpflb_services *s, uint32_t id,
 				struct bpflb_backend *out)
 {
-	const struct dbe *e = be_find(&s->cur, id);
+	const struct dbe *e = dstate_be(&s->cur, id);
 
 	if (e)
 		*out = e->val;
@@ -1506,9 +1200,9 @@ size_t bpflb_services_backend_at(const struct bpflb_services *s, size_t idx, uin
 
 const char *bpflb_services_svc_key(const struct bpflb_services *s, uint32_t id)
 {
-	const struct dsp *sp = sp_find(&s->cur, id);
+	const struct dsp *sp = dstate_sp(&s->cur, id);
 
-	return sp && sp->key[0] ? sp->key : NULL;
+	return sp ? sp->key : NULL;
 }
 
 int bpflb_services_map_fd(const struct bpflb_services *s, const char *name)
@@ -1531,7 +1225,7 @@ int bpflb_services_map_fd(const struct bpflb_services *s, const char *name)
 int bpflb_services_maglev_table(struct bpflb_services *s, uint32_t svc_id, uint32_t *table,
 				uint32_t m)
 {
-	return mg_read(s, svc_id, m, table);
+	return plan_maglev_read(s->fd_mg, svc_id, m, table);
 }
 
 void bpflb_services_gc_stats(const struct bpflb_services *s, struct bpflb_services_gc *out)
@@ -1561,7 +1255,7 @@ int bpflb_services_backend_set_state(struct bpflb_services *s, uint32_t addr, ui
 				     enum bpflb_backend_state state, bool clear,
 				     struct bpflb_err *err)
 {
-	struct ovr *o = NULL, saved;
+	struct svc_ovr *o = NULL, saved;
 	size_t i;
 	int ret;
 
@@ -1586,12 +1280,12 @@ int bpflb_services_backend_set_state(struct bpflb_services *s, uint32_t addr, ui
 		saved = *o;
 		o->state = (uint8_t)state;
 	} else {
-		struct ovr *n = realloc(s->ovr, (s->novr + 1) * sizeof(*n));
+		struct svc_ovr *n = realloc(s->ovr, (s->novr + 1) * sizeof(*n));
 
 		if (!n)
 			return -ENOMEM;
 		s->ovr = n;
-		s->ovr[s->novr++] = (struct ovr){addr, port, (uint8_t)state};
+		s->ovr[s->novr++] = (struct svc_ovr){addr, port, (uint8_t)state};
 	}
 	if (!s->have_model)
 		return 0; /* takes effect with the first apply */
@@ -1612,12 +1306,14 @@ int bpflb_services_backend_set_state(struct bpflb_services *s, uint32_t addr, ui
 uint32_t bpflb_services_svc_id(const struct bpflb_services *s, const char *name,
 			       const char *port_name)
 {
-	char key[SP_KEY_LEN];
+	size_t n = strlen(name);
 
-	snprintf(key, sizeof(key), "%s/%s", name, port_name);
-	for (size_t i = 0; i < s->cur.nsp; i++)
-		if (!strcmp(s->cur.sp[i].key, key))
+	for (size_t i = 0; i < s->cur.nsp; i++) {
+		const char *k = s->cur.sp[i].key;
+
+		if (k && !strncmp(k, name, n) && k[n] == '/' && !strcmp(k + n + 1, port_name))
 			return s->cur.sp[i].id;
+	}
 	return 0;
 }
 
@@ -1627,6 +1323,21 @@ uint32_t bpflb_services_backend_id(const struct bpflb_services *s, uint32_t addr
 		if (s->cur.be[i].val.addr == addr && ntohs(s->cur.be[i].val.port) == port)
 			return s->cur.be[i].id;
 	return 0;
+}
+
+void bpflb_services_summary(const struct bpflb_services *s, struct bpflb_services_summary *out)
+{
+	*out = s->summary;
+}
+
+void bpflb_services_summary_str(const struct bpflb_services_summary *m, char *buf, size_t len)
+{
+	snprintf(buf, len,
+		 "+%u -%u ~%u services, +%u -%u ~%u backends, +%u -%u ~%u frontends (%llu map "
+		 "writes)",
+		 m->svc_added, m->svc_removed, m->svc_changed, m->be_added, m->be_removed,
+		 m->be_changed, m->fe_added, m->fe_removed, m->fe_changed,
+		 (unsigned long long)m->map_writes);
 }
 
 void bpflb_services_counts(const struct bpflb_services *s, struct bpflb_services_counts *c)
@@ -1648,7 +1359,7 @@ void bpflb_services_counts(const struct bpflb_services *s, struct bpflb_services
 
 static bool backend_live(void *ctx, uint32_t id)
 {
-	return be_find(&((struct bpflb_services *)ctx)->cur, id) != NULL;
+	return dstate_be(&((struct bpflb_services *)ctx)->cur, id) != NULL;
 }
 
 int bpflb_services_ct_gc(struct bpflb_services *s, uint64_t now_ns, struct bpflb_ct_gc_stats *st)

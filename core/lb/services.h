@@ -10,9 +10,10 @@
  *   bpflb_services_open()     after the pipeline created the pinned maps; reads
  *                             them back, so that ids and entries survive a
  *                             daemon restart untouched
- *   bpflb_services_validate() on every candidate configuration, after the
- *                             schema checks passed; pure
- *   bpflb_services_apply()    the validated configuration (start and SIGHUP)
+ *   bpflb_services_prepare()  on every candidate configuration, after the
+ *                             schema checks passed: parses and checks every
+ *                             service once, keeps the result
+ *   bpflb_services_apply_prepared()  that result (start and SIGHUP)
  *   bpflb_services_ct_gc()    periodically (done by a timer when a loop is given)
  *   bpflb_services_close()    stop; the maps and their content stay pinned
  *
@@ -77,6 +78,17 @@ void bpflb_services_close(struct bpflb_services *s);
 int bpflb_services_validate(const struct bpflb_config *cfg, struct bpflb_err *err);
 
 /*
+ * bpflb_services_validate() that keeps what it parsed (the services model,
+ * independent of cfg: cfg may be freed or released afterwards) in *out for
+ * bpflb_services_apply_prepared(), so a reload parses each service once.
+ * out NULL: validate only.
+ */
+struct bpflb_services_prepared;
+int bpflb_services_prepare(const struct bpflb_config *cfg, struct bpflb_services_prepared **out,
+			   struct bpflb_err *err);
+void bpflb_services_prepared_free(struct bpflb_services_prepared *p);
+
+/*
  * Make the maps hold what next asks for this node, writing only what differs,
  * in an order that never shows the datapath a dangling reference: frontends
  * that go away first (nothing refers to them; a full map needs the room),
@@ -92,6 +104,9 @@ int bpflb_services_validate(const struct bpflb_config *cfg, struct bpflb_err *er
  */
 int bpflb_services_apply(struct bpflb_services *s, const struct bpflb_config *next,
 			 struct bpflb_err *err);
+/* bpflb_services_apply() of a prepared configuration; p is consumed (freed) in any case. */
+int bpflb_services_apply_prepared(struct bpflb_services *s, struct bpflb_services_prepared *p,
+				  struct bpflb_err *err);
 
 /*
  * Runtime override of a backend's state (control socket: `backend set-state`),
@@ -144,6 +159,34 @@ uint32_t bpflb_services_svc_id(const struct bpflb_services *s, const char *name,
 			       const char *port_name);
 /* Backend id of addr:port (network / host order) in the applied state; 0 when none. */
 uint32_t bpflb_services_backend_id(const struct bpflb_services *s, uint32_t addr, uint16_t port);
+
+/* The load-balancing maps a plan writes (lb/plan.h), for per-map counts. */
+enum bpflb_lb_map {
+	BPFLB_LBMAP_NODE,     /* bpflb_node */
+	BPFLB_LBMAP_SVC,      /* bpflb_svc: frontends */
+	BPFLB_LBMAP_SLOTS,    /* bpflb_slots */
+	BPFLB_LBMAP_BACKENDS, /* bpflb_backends */
+	BPFLB_LBMAP_MAGLEV,   /* bpflb_maglev */
+	BPFLB_LBMAP_STATS,    /* bpflb_svc_stats: counters of departed ids reset */
+	BPFLB_LBMAP_COUNT,
+};
+
+/*
+ * What the last successful apply changed: [service] sections, backends
+ * (address:port) and frontends (address, port, protocol) added, removed or
+ * changed, and the map operations it took (stats resets are not writes).
+ * Logged as one line per reload.
+ */
+struct bpflb_services_summary {
+	uint32_t svc_added, svc_removed, svc_changed;
+	uint32_t be_added, be_removed, be_changed;
+	uint32_t fe_added, fe_removed, fe_changed;
+	uint64_t map_writes;
+	uint64_t per_map[BPFLB_LBMAP_COUNT]; /* planned operations by map */
+};
+void bpflb_services_summary(const struct bpflb_services *s, struct bpflb_services_summary *out);
+/* "+2 -1 ~3 services, +4 -0 ~1 backends, +2 -1 ~0 frontends (17 map writes)" */
+void bpflb_services_summary_str(const struct bpflb_services_summary *sum, char *buf, size_t len);
 
 struct bpflb_services_counts {
 	uint32_t services;  /* [service] sections applied on this node */

@@ -176,7 +176,6 @@ static const struct bpflb_cfg_key svc_keys[] = {
 };
 
 static int lb_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err);
-static int svc_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err);
 
 static const struct bpflb_cfg_section_def lb_section = {
     .name = "lb",
@@ -188,7 +187,7 @@ static const struct bpflb_cfg_section_def svc_section = {
     .name = "service",
     .named = true,
     .keys = svc_keys,
-    .check = svc_check,
+    /* no check here: bpflb_services_prepare() parses each service once */
 };
 
 const struct bpflb_cfg_section_def *const bpflb_services_sections[] = {
@@ -1025,15 +1024,6 @@ static int svc_parse(const struct bpflb_cfg_section *sec, struct svc_def *d, str
 					       "service for it");
 	}
 	return svc_dup_backends(d, err);
-}
-
-static int svc_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err)
-{
-	struct svc_def d;
-	int ret = svc_parse(sec, &d, err);
-
-	svc_def_free(&d);
-	return ret;
 }
 
 /* --- checks across sections ------------------------------------------------ */

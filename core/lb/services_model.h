@@ -125,6 +125,31 @@ const struct svc_model *svc_services_model(const struct bpflb_services *s);
 void svc_model_free(struct svc_model *m);
 const struct svc_node *svc_model_node(const struct svc_model *m, const char *name);
 
+/* A runtime override of a backend's state (`backend set-state`). */
+struct svc_ovr {
+	uint32_t addr;
+	uint16_t port; /* 0: every port */
+	uint8_t state;
+};
+
+struct dstate;
+
+/* What the desired state depends on besides the model. */
+struct svc_input {
+	const struct dstate *cur; /* actual (lb/plan.h): ids are kept from it; NULL: none */
+	const struct svc_ovr *ovr;
+	size_t novr;
+	uint32_t next_be_id, next_svc_id; /* id cursors (start at 1), advanced */
+	bool log; /* note what only the apply should tell */
+};
+
+/*
+ * The state the maps must hold for model m on this node (lb/plan.h): ids by
+ * the rules at the top of services.c.  Fails only on memory or a full id space.
+ */
+int svc_compute(const struct svc_model *m, struct svc_input *in, struct dstate *D,
+		struct bpflb_err *err);
+
 /* Port a backend listens on for port index pi of its service (host order). */
 static inline uint16_t svc_backend_port(const struct svc_def *d, const struct svc_backend *b,
 					unsigned int pi)
