@@ -32,33 +32,45 @@
 
 /* --- configuration ------------------------------------------------------ */
 
+/*
+ * [daemon] and [node] are typed (config_core.c): the engine filled
+ * struct bpflb_daemon_conf once; the code below reads its fields.  The
+ * section handles remain for messages (bpflb_cfg_error names file:line).
+ */
 static const struct bpflb_cfg_section *daemon_sec(const struct bpflb_config *cfg)
 {
 	return bpflb_cfg_section(cfg, "daemon", 0);
 }
 
-static int split_list(const char *list, char words[][64], int max)
+static const char *daemon_mode(const struct bpflb_daemon_conf *dc)
 {
-	char buf[64];
-	int n = 0;
+	return bpflb_daemon_modes[dc->mode];
+}
 
-	while (n < max && bpflb_cfg_word(list, n, buf, sizeof(buf))) {
-		snprintf(words[n], 64, "%s", buf);
-		n++;
-	}
-	return n;
+/* Device names as the pipeline takes them. */
+static const char *const *daemon_devices(const struct bpflb_daemon_conf *dc)
+{
+	return (const char *const *)dc->devices.v;
+}
+
+/* "eth0 eth1" for a log line; a long list is cut, which a log line may be. */
+static const char *daemon_devices_str(const struct bpflb_daemon_conf *dc, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < dc->devices.n && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? " " : "",
+					dc->devices.v[i]);
+	return buf;
 }
 
 static bool feature_enabled(const struct bpflb_config *cfg, const char *name)
 {
-	char words[MAX_SCHEMAS][64];
-	int n;
+	const struct bpflb_daemon_conf *dc = cfg ? bpflb_daemon_conf(cfg) : NULL;
 
-	if (!cfg)
-		return false;
-	n = split_list(bpflb_cfg_str(daemon_sec(cfg), "features"), words, MAX_SCHEMAS);
-	for (int i = 0; i < n; i++)
-		if (!strcmp(words[i], name))
+	for (uint32_t i = 0; dc && i < dc->features.n; i++)
+		if (!strcmp(dc->features.v[i], name))
 			return true;
 	return false;
 }
@@ -68,7 +80,7 @@ static bool plugin_enabled(const struct bpflb_config *cfg, const struct bpflb_pl
 	if (!cfg)
 		return false;
 	if (c->desc->kind == BPFLB_PLUGIN_MODE)
-		return !strcmp(bpflb_cfg_str(daemon_sec(cfg), "mode"), c->desc->name);
+		return !strcmp(daemon_mode(bpflb_daemon_conf(cfg)), c->desc->name);
 	return feature_enabled(cfg, c->desc->name);
 }
 
@@ -124,8 +136,8 @@ static int check_local_addr(const struct bpflb_cfg_section *sec, const char *key
 		return 0;
 	inet_ntop(AF_INET, &addr, abuf, sizeof(abuf));
 	if (ret < 0)
-		return bpflb_cfg_error(err, sec, key, 0, "cannot check whether %s is local: %s",
-				       abuf, strerror(-ret));
+		return bpflb_cfg_error_errno(err, ret, sec, key, "cannot check whether %s is local: %s",
+					     abuf, strerror(-ret));
 	return bpflb_cfg_error(err, sec, key, 0,
 			       "%s is not an address of any interface in this network "
 			       "namespace (%s); expected an address shown by 'ip -4 addr'",
@@ -138,10 +150,13 @@ static int check_addresses(const struct bpflb_config *cfg, struct bpflb_err *err
 	const struct bpflb_cfg_section *ns = bpflb_cfg_section(cfg, "node", 0);
 	const struct bpflb_cfg_section *lb = bpflb_cfg_section(cfg, "lb", 0);
 	const struct bpflb_cfg_section *ds = daemon_sec(cfg);
+	const struct bpflb_daemon_conf *dc = bpflb_daemon_conf(cfg);
+	const struct bpflb_node_conf *nc = bpflb_node_conf(cfg);
 	int ret;
 
-	if (ns && bpflb_cfg_has(ns, "address")) {
-		ret = check_local_addr(ns, "address", bpflb_cfg_ipv4(ns, "address"),
+	/* address is required: a loaded [node] always has one */
+	if (nc->address) {
+		ret = check_local_addr(ns, "address", nc->address,
 				       "the node's InternalIP: SNAT sends from it and health "
 				       "checks listen on it",
 				       err);
@@ -156,8 +171,8 @@ static int check_addresses(const struct bpflb_config *cfg, struct bpflb_err *err
 		if (ret)
 			return ret;
 	}
-	if (bpflb_cfg_has(ds, "metrics_listen")) {
-		const char *ml = bpflb_cfg_str(ds, "metrics_listen");
+	if (dc->metrics_listen) {
+		const char *ml = dc->metrics_listen;
 		char addr[INET_ADDRSTRLEN];
 		struct in_addr a;
 
@@ -183,7 +198,7 @@ static int check_addresses(const struct bpflb_config *cfg, struct bpflb_err *err
 static int check_bpffs_root(const struct bpflb_config *cfg, struct bpflb_err *err)
 {
 	const struct bpflb_cfg_section *ds = daemon_sec(cfg);
-	const char *root = bpflb_cfg_str(ds, "bpffs_root"), *key = NULL;
+	const char *root = bpflb_daemon_conf(cfg)->bpffs_root, *key = NULL;
 	struct bpflb_map_sizes sizes;
 	int ret;
 
@@ -208,7 +223,7 @@ static int check_bpffs_root(const struct bpflb_config *cfg, struct bpflb_err *er
 static int check_plugin_schemas(struct bpflb_daemon *d, const struct bpflb_config *cfg,
 				struct bpflb_err *err)
 {
-	const char *root = bpflb_cfg_str(daemon_sec(cfg), "bpffs_root");
+	const char *root = bpflb_daemon_conf(cfg)->bpffs_root;
 
 	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next) {
 		int ret;
@@ -248,10 +263,10 @@ static int check_enabled_plugins(struct bpflb_daemon *d, const struct bpflb_conf
 				 struct bpflb_err *err)
 {
 	const struct bpflb_cfg_section *ds = daemon_sec(next);
-	const char *mode = bpflb_cfg_str(ds, "mode");
-	char words[MAX_SCHEMAS][64];
+	const struct bpflb_daemon_conf *dc = bpflb_daemon_conf(next);
+	const char *mode = daemon_mode(dc);
+	char *const *words = dc->features.v;
 	const char *why;
-	int n;
 
 	if (strcmp(mode, "none")) {
 		struct bpflb_plugin_ctx *c = plugin_host_find(&d->plugins, mode);
@@ -263,15 +278,14 @@ static int check_enabled_plugins(struct bpflb_daemon *d, const struct bpflb_conf
 			return bpflb_cfg_error(err, ds, "mode", 0,
 					       "no mode plugin '%s' is loaded from %s; "
 					       "install %s.so there or pick another mode",
-					       mode, bpflb_cfg_str(ds, "plugin_dir"), mode);
+					       mode, dc->plugin_dir, mode);
 		if (c->desc->kind != BPFLB_PLUGIN_MODE)
 			return bpflb_cfg_error(err, ds, "mode", 0,
 					       "plugin '%s' is a feature plugin, not a mode; "
 					       "list it in features",
 					       mode);
 	}
-	n = split_list(bpflb_cfg_str(ds, "features"), words, MAX_SCHEMAS);
-	for (int i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < dc->features.n; i++) {
 		struct bpflb_plugin_ctx *c = plugin_host_find(&d->plugins, words[i]);
 
 		if ((why = plugin_refused(d, words[i])))
@@ -280,12 +294,12 @@ static int check_enabled_plugins(struct bpflb_daemon *d, const struct bpflb_conf
 		if (!c)
 			return bpflb_cfg_error(err, ds, "features", 0,
 					       "no feature plugin '%s' is loaded from %s", words[i],
-					       bpflb_cfg_str(ds, "plugin_dir"));
+					       dc->plugin_dir);
 		if (c->desc->kind != BPFLB_PLUGIN_FEATURE)
 			return bpflb_cfg_error(err, ds, "features", 0,
 					       "'%s' is a mode plugin; select it with mode = %s",
 					       words[i], words[i]);
-		for (int j = 0; j < i; j++)
+		for (uint32_t j = 0; j < i; j++)
 			if (!strcmp(words[i], words[j]))
 				return bpflb_cfg_error(err, ds, "features", 0,
 						       "'%s' is listed twice", words[i]);
@@ -298,17 +312,13 @@ static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *ne
 			   struct bpflb_err *err)
 {
 	const struct bpflb_cfg_section *ds = daemon_sec(next);
-	char words[MAX_SCHEMAS][64];
-	const char *devs[PIPELINE_MAX_DEVICES];
-	int n, ret;
+	const struct bpflb_daemon_conf *dc = bpflb_daemon_conf(next);
+	int ret;
 
 	ret = check_enabled_plugins(d, next, err);
 	if (ret)
 		return ret;
-	n = split_list(bpflb_cfg_str(ds, "devices"), words, PIPELINE_MAX_DEVICES);
-	for (int i = 0; i < n; i++)
-		devs[i] = words[i];
-	if (pipeline_check_devices(devs, n, err)) {
+	if (pipeline_check_devices(daemon_devices(dc), (int)dc->devices.n, err)) {
 		char msg[sizeof(err->msg)];
 
 		snprintf(msg, sizeof(msg), "%s", err->msg);
@@ -327,18 +337,30 @@ static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *ne
 
 	/* Settings that name pinned or attached state cannot move under a running daemon. */
 	if (d->cfg) {
-		static const char *const fixed[] = {"bpffs_root",     "tc_handle",
-						    "tc_priority",    "control_socket",
-						    "control_group",  "metrics_listen",
-						    NULL};
-		const struct bpflb_cfg_section *old = daemon_sec(d->cfg);
+		const struct bpflb_daemon_conf *old = bpflb_daemon_conf(d->cfg);
+		const struct {
+			const char *key, *was, *now;
+		} fixed[] = {
+		    {"bpffs_root", old->bpffs_root, dc->bpffs_root},
+		    {"control_socket", old->control_socket, dc->control_socket},
+		    {"control_group", old->control_group, dc->control_group},
+		    {"metrics_listen", old->metrics_listen, dc->metrics_listen},
+		};
+		const char *tc_key = old->tc_handle != dc->tc_handle	   ? "tc_handle"
+				     : old->tc_priority != dc->tc_priority ? "tc_priority"
+									   : NULL;
 
-		for (int i = 0; fixed[i]; i++)
-			if (strcmp(bpflb_cfg_str(old, fixed[i]) ?: "", bpflb_cfg_str(ds, fixed[i]) ?: ""))
-				return bpflb_cfg_error(err, ds, fixed[i], 0,
+		for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+			if (strcmp(fixed[i].was ?: "", fixed[i].now ?: ""))
+				return bpflb_cfg_error(err, ds, fixed[i].key, 0,
 						       "cannot change on reload (running with "
 						       "'%s'); restart bpflbd to change it",
-						       bpflb_cfg_str(old, fixed[i]));
+						       fixed[i].was ?: "");
+		if (tc_key)
+			return bpflb_cfg_error(err, ds, tc_key, 0,
+					       "cannot change on reload (running with '%u'); "
+					       "restart bpflbd to change it",
+					       tc_key[3] == 'h' ? old->tc_handle : old->tc_priority);
 	}
 
 	if (d->cfg) {
@@ -460,15 +482,13 @@ static void ensure_sysctl(const char *key, const char *value)
 static int apply_devices(struct bpflb_daemon *d, const struct bpflb_config *cfg,
 			 struct bpflb_err *err)
 {
-	char words[PIPELINE_MAX_DEVICES][64];
-	const char *devs[PIPELINE_MAX_DEVICES];
-	int n = split_list(bpflb_cfg_str(daemon_sec(cfg), "devices"), words, PIPELINE_MAX_DEVICES);
+	const struct bpflb_daemon_conf *dc = bpflb_daemon_conf(cfg);
+	const char *const *devs = daemon_devices(dc);
+	int n = (int)dc->devices.n;
 	int ret;
 
-	for (int i = 0; i < n; i++)
-		devs[i] = words[i];
 	ret = pipeline_set_devices(&d->pipeline, devs, n, err);
-	if (ret || !strcmp(bpflb_cfg_str(daemon_sec(cfg), "mode"), "none"))
+	if (ret || !strcmp(daemon_mode(dc), "none"))
 		return ret;
 	/*
 	 * A load-balancing node forwards, and a translated packet the datapath
@@ -498,7 +518,7 @@ static int apply_config(struct bpflb_daemon *d, const struct bpflb_config *next,
 	struct bpflb_plugin_ctx *next_mode = NULL;
 	struct bpflb_err ignore;
 
-	log_set_level(log_level_from_name(bpflb_cfg_str(daemon_sec(next), "log_level")));
+	log_set_level(log_level_from_name(bpflb_log_levels[bpflb_daemon_conf(next)->log_level]));
 
 	/* validate_config() parsed next's services: apply that, not a second parse */
 	if (d->svc_prepared) {
@@ -593,11 +613,11 @@ fail_services:
 
 static void apply_conn_limits(const struct bpflb_config *cfg)
 {
-	const struct bpflb_cfg_section *ds = daemon_sec(cfg);
+	const struct bpflb_daemon_conf *dc = bpflb_daemon_conf(cfg);
 	struct connlimit_cfg l = {
-	    .max_total = bpflb_cfg_u32(ds, "max_connections"),
-	    .max_per_listener = bpflb_cfg_u32(ds, "max_connections_per_listener"),
-	    .timeout_ms = (uint64_t)bpflb_cfg_u32(ds, "client_timeout") * 1000,
+	    .max_total = dc->max_connections,
+	    .max_per_listener = dc->max_connections_per_listener,
+	    .timeout_ms = (uint64_t)dc->client_timeout * 1000,
 	};
 
 	connlimit_set(&l);
@@ -637,7 +657,7 @@ static void on_tick(uv_timer_t *t)
 
 static void tick_arm(struct bpflb_daemon *d)
 {
-	uint64_t ms = (uint64_t)bpflb_cfg_u32(daemon_sec(d->cfg), "tick_interval") * 1000;
+	uint64_t ms = (uint64_t)bpflb_daemon_conf(d->cfg)->tick_interval * 1000;
 
 	uv_timer_start(&d->tick, on_tick, ms, ms);
 }
@@ -657,7 +677,7 @@ static int scan_plugins(struct bpflb_daemon *d, const char *path, struct bpflb_e
 	int ret;
 
 	if (!bpflb_config_load(path, &core, 1, BPFLB_CFG_LOAD_SKIP_UNKNOWN, &cfg, err))
-		dir = bpflb_cfg_str(daemon_sec(cfg), "plugin_dir");
+		dir = bpflb_daemon_conf(cfg)->plugin_dir;
 	plugin_host_scan(&d->plugins, dir, d);
 	/* A file the first pass cannot read fails the full load, which says why. */
 	ret = cfg ? check_enabled_plugins(d, cfg, err) : 0;
@@ -667,6 +687,8 @@ static int scan_plugins(struct bpflb_daemon *d, const char *path, struct bpflb_e
 
 int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_err *err)
 {
+	const struct bpflb_daemon_conf *dc;
+	char devbuf[256];
 	const struct bpflb_cfg_section *ds;
 	struct bpflb_map_sizes sizes;
 	struct bpflb_config *cfg = NULL;
@@ -692,36 +714,33 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	if (ret)
 		goto out;
 	ds = daemon_sec(cfg);
+	dc = bpflb_daemon_conf(cfg);
 	/* A bpflbd already serving this instance: refuse before touching its datapath. */
-	ret = control_check_free(bpflb_cfg_str(ds, "control_socket"), err);
+	ret = control_check_free(dc->control_socket, err);
 	if (ret)
 		goto out;
 	/* An unsafe socket directory is refused before the datapath is touched. */
-	ret = control_prepare_dir(bpflb_cfg_str(ds, "control_socket"),
-				  bpflb_cfg_has(ds, "control_group") ? bpflb_cfg_str(ds, "control_group")
-								     : NULL,
-				  err);
+	ret = control_prepare_dir(dc->control_socket, dc->control_group, err);
 	if (ret)
 		goto out;
-	ret = sys_bpffs_prepare(bpflb_cfg_str(ds, "bpffs_root"), err);
+	ret = sys_bpffs_prepare(dc->bpffs_root, err);
 	if (ret) {
 		key_error(err, ds, "bpffs_root", ret);
 		goto out;
 	}
-	d->bpffs_private = sys_bpffs_private(bpflb_cfg_str(ds, "bpffs_root"));
+	d->bpffs_private = sys_bpffs_private(dc->bpffs_root);
 	if (d->bpffs_private)
 		pr_warn("bpffs_root %s: %s; the pins made now vanish when bpflbd exits",
-			bpflb_cfg_str(ds, "bpffs_root"), sys_bpffs_private_msg());
+			dc->bpffs_root, sys_bpffs_private_msg());
 	bpflb_services_map_sizes(cfg, &sizes);
-	ret = pipeline_open(&d->pipeline, bpflb_cfg_str(ds, "bpffs_root"),
-			    bpflb_cfg_u32(ds, "tc_handle"), bpflb_cfg_u32(ds, "tc_priority"),
+	ret = pipeline_open(&d->pipeline, dc->bpffs_root, dc->tc_handle, dc->tc_priority,
 			    bpflb_cfg_u32(bpflb_cfg_section(cfg, "lb", 0), "maglev_table_size"),
 			    &sizes, err);
 	if (ret)
 		goto out;
 	d->pipeline_ready = true;
 	d->loop = uv_default_loop();
-	ret = bpflb_services_open(bpflb_cfg_str(ds, "bpffs_root"), d->loop, &d->services, err);
+	ret = bpflb_services_open(dc->bpffs_root, d->loop, &d->services, err);
 	if (ret)
 		goto out;
 	ret = apply_config(d, cfg, NULL, err);
@@ -732,7 +751,7 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	apply_conn_limits(d->cfg);
 	ret = daemon_ops_register(d, err);
 	if (!ret)
-		ret = daemon_ops_listen(d, ds, err);
+		ret = daemon_ops_listen(d, dc, err);
 	if (ret)
 		goto out;
 
@@ -748,7 +767,8 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	tick_arm(d);
 
 	pr_notice("bpflbd %s running: mode %s, devices %s, config %s", BPFLB_VERSION,
-		  d->mode ? d->mode->desc->name : "none", bpflb_cfg_str(ds, "devices"),
+		  d->mode ? d->mode->desc->name : "none",
+		  daemon_devices_str(dc, devbuf, sizeof(devbuf)),
 		  config_path);
 	sd_notifyf(0, "READY=1\nSTATUS=mode %s", d->mode ? d->mode->desc->name : "none");
 	ret = 0;
@@ -847,7 +867,7 @@ int daemon_check_config(const char *config_path, struct bpflb_err *err)
 	if (!ret)
 		ret = validate_config(&d, cfg, err);
 	if (!ret)
-		warn_private_bpffs(bpflb_cfg_str(daemon_sec(cfg), "bpffs_root"),
+		warn_private_bpffs(bpflb_daemon_conf(cfg)->bpffs_root,
 				   "bpflbd started like this keeps its pins only while it runs");
 	bpflb_services_prepared_free(d.svc_prepared);
 	bpflb_config_free(cfg);
@@ -860,9 +880,10 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 	struct bpflb_daemon d = {0};
 	struct bpflb_config *cfg = NULL;
 	const struct bpflb_cfg_section *ds;
-	char words[PIPELINE_MAX_DEVICES][64];
-	const char *devs[PIPELINE_MAX_DEVICES], *root;
-	int n, ret;
+	const struct bpflb_daemon_conf *dc;
+	char devbuf[256];
+	const char *root;
+	int ret;
 
 	/* --cleanup enables no plugin: what the file enables does not matter. */
 	scan_plugins(&d, config_path, err);
@@ -870,7 +891,8 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 	if (ret)
 		goto out;
 	ds = daemon_sec(cfg);
-	root = bpflb_cfg_str(ds, "bpffs_root");
+	dc = bpflb_daemon_conf(cfg);
+	root = dc->bpffs_root;
 	/* Refuse before removing anything: not even the tc hooks of a wrong file. */
 	ret = sys_bpffs_check(root, false, err);
 	if (ret) {
@@ -881,14 +903,11 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 	}
 	warn_private_bpffs(root, "the pins removed now are only this namespace's; the host's "
 				 "bpffs is not touched");
-	n = split_list(bpflb_cfg_str(ds, "devices"), words, PIPELINE_MAX_DEVICES);
-	for (int i = 0; i < n; i++)
-		devs[i] = words[i];
-	pipeline_detach_devices(devs, n, bpflb_cfg_u32(ds, "tc_handle"),
-				bpflb_cfg_u32(ds, "tc_priority"));
+	pipeline_detach_devices(daemon_devices(dc), (int)dc->devices.n, dc->tc_handle,
+				dc->tc_priority);
 	ret = pipeline_remove_pins(root, err);
 	if (!ret)
-		pr_notice("removed hooks on %s", bpflb_cfg_str(ds, "devices"));
+		pr_notice("removed hooks on %s", daemon_devices_str(dc, devbuf, sizeof(devbuf)));
 out:
 	bpflb_config_free(cfg);
 	plugin_host_free(&d.plugins);

@@ -96,12 +96,15 @@ static void add_time(json_object *o, const char *key, time_t t)
 	json_object_object_add(o, key, json_object_new_string(b));
 }
 
+static const char *flow_node(void *ctx);
+
 static int h_status(void *ctx, struct control_conn *c, json_object *args, json_object **data,
 		    struct bpflb_err *err)
 {
 	struct bpflb_daemon *d = ctx;
-	const struct bpflb_cfg_section *ds = d->cfg ? bpflb_cfg_section(d->cfg, "daemon", 0) : NULL;
+	const struct bpflb_daemon_conf *dc = d->cfg ? bpflb_daemon_conf(d->cfg) : NULL;
 	json_object *o = json_object_new_object(), *x, *a;
+	char features[512] = "";
 	time_t now = time(NULL);
 
 	json_object_object_add(o, "version", json_object_new_string(BPFLB_VERSION));
@@ -111,12 +114,15 @@ static int h_status(void *ctx, struct control_conn *c, json_object *args, json_o
 			       json_object_new_int64(d->started_at ? now - d->started_at : 0));
 	json_object_object_add(o, "mode",
 			       json_object_new_string(d->mode ? d->mode->desc->name : "none"));
-	json_object_object_add(
-	    o, "node",
-	    json_object_new_string(
-		d->cfg ? bpflb_cfg_str(bpflb_cfg_section(d->cfg, "node", 0), "name") : ""));
-	json_object_object_add(o, "features",
-			       json_object_new_string(ds ? bpflb_cfg_str(ds, "features") : ""));
+	json_object_object_add(o, "node", json_object_new_string(flow_node(d)));
+	/* the words as a line: what the file says, whether written on one line or several */
+	for (uint32_t i = 0; dc && i < dc->features.n; i++) {
+		size_t l = strlen(features);
+
+		snprintf(features + l, sizeof(features) - l, "%s%s", i ? " " : "",
+			 dc->features.v[i]);
+	}
+	json_object_object_add(o, "features", json_object_new_string(features));
 	json_object_object_add(o, "plugins", plugins_json(d));
 	a = json_object_new_array();
 	for (int i = 0; i < d->pipeline.ndevs; i++) {
@@ -153,8 +159,8 @@ static int h_status(void *ctx, struct control_conn *c, json_object *args, json_o
 	json_object_object_add(x, "clients", json_object_new_int(control_clients(d->control)));
 	json_object_object_add(o, "control", x);
 	json_object_object_add(o, "metrics_listen",
-			       ds && bpflb_cfg_has(ds, "metrics_listen")
-				   ? json_object_new_string(bpflb_cfg_str(ds, "metrics_listen"))
+			       dc && dc->metrics_listen
+				   ? json_object_new_string(dc->metrics_listen)
 				   : json_object_new_null());
 	*data = o;
 	return 0;
@@ -500,7 +506,7 @@ static const char *flow_node(void *ctx)
 {
 	struct bpflb_daemon *d = ctx;
 
-	return d->cfg ? bpflb_cfg_str(bpflb_cfg_section(d->cfg, "node", 0), "name") : "";
+	return d->cfg ? bpflb_node_conf(d->cfg)->name : "";
 }
 
 static const char *flow_device(void *ctx, uint32_t ifindex)
@@ -550,7 +556,7 @@ int daemon_ops_register(struct bpflb_daemon *d, struct bpflb_err *err)
 	return 0;
 }
 
-int daemon_ops_listen(struct bpflb_daemon *d, const struct bpflb_cfg_section *ds,
+int daemon_ops_listen(struct bpflb_daemon *d, const struct bpflb_daemon_conf *dc,
 		      struct bpflb_err *err)
 {
 	struct bpflb_err ferr = {""};
@@ -565,14 +571,11 @@ int daemon_ops_listen(struct bpflb_daemon *d, const struct bpflb_cfg_section *ds
 	if (ret)
 		pr_warn("conntrack counts unavailable: %s", strerror(-ret));
 	d->lb_ops.ct_counts = d->ct_counts;
-	ret = control_listen(
-	    d->control, d->loop, bpflb_cfg_str(ds, "control_socket"),
-	    bpflb_cfg_has(ds, "control_group") ? bpflb_cfg_str(ds, "control_group") : NULL, err);
+	ret = control_listen(d->control, d->loop, dc->control_socket, dc->control_group, err);
 	if (ret)
 		return ret;
-	if (bpflb_cfg_has(ds, "metrics_listen"))
-		return metrics_listen(d->metrics, d->loop, bpflb_cfg_str(ds, "metrics_listen"),
-				      err);
+	if (dc->metrics_listen)
+		return metrics_listen(d->metrics, d->loop, dc->metrics_listen, err);
 	return 0;
 }
 

@@ -25,7 +25,7 @@ int daemon_ops_register(struct bpflb_daemon *d, struct bpflb_err *err);
  * cannot), serve the control socket and, when [daemon] metrics_listen is set,
  * the metrics ([daemon] section ds).
  */
-int daemon_ops_listen(struct bpflb_daemon *d, const struct bpflb_cfg_section *ds,
+int daemon_ops_listen(struct bpflb_daemon *d, const struct bpflb_daemon_conf *dc,
 		      struct bpflb_err *err);
 /* Close and free all of it (also after a failed register or listen). */
 void daemon_ops_close(struct bpflb_daemon *d);

@@ -4,12 +4,23 @@
  * against the schemas of the core and of the loaded plugins.
  *
  * inih is driven through ini_parse_stream() with our own line reader, for
- * three reasons: the Debian build reports no line numbers to the handler
- * (INI_HANDLER_LINENO=0), it silently splits a line longer than its buffer
- * into two lines, and it does not tell the handler about a section header
- * (INI_CALL_HANDLER_ON_NEW_SECTION=0), so an empty [node] would go unseen.  The
- * reader counts lines, refuses long ones, and handles section headers itself;
- * inih still parses "key = value", comments and reports syntax errors.
+ * four reasons: the Debian build reports no line numbers to the handler
+ * (INI_HANDLER_LINENO=0); its line buffer is fixed at build time (INI_MAX_LINE
+ * 200, on the stack) and a longer line would be split silently into two; it
+ * does not tell the handler about a section header
+ * (INI_CALL_HANDLER_ON_NEW_SECTION=0), so an empty [node] would go unseen; and
+ * it takes every indented line for the continuation of the value above, where
+ * here only list keys continue.  The reader reads whole lines of up to
+ * BPFLB_CFG_LINE_MAX characters itself, counts them, handles section headers
+ * and decides what is a continuation; inih still parses "key = value",
+ * comments and continuation lines and reports syntax errors.
+ *
+ * A line longer than inih's buffer reaches inih cut: the key and the start of
+ * the value (the reader removed the inline comment first, as inih would), and
+ * the handler appends the rest, which the reader kept (cfg_parser.tail).
+ *
+ * Sections whose schema is typed are then filled into their structs, once,
+ * before the sections' checks run; consumers read fields.
  *
  * The first error wins, in file order, so that the operator fixes the file
  * from the top.  Nothing is kept after an error: a reload either gets a whole
@@ -40,6 +51,8 @@ struct cfg_value {
 	char *key;
 	char *value;
 	int line;
+	size_t cap;     /* of value, when a list key grew by repetition or continuation */
+	uint32_t words; /* of a list value, against BPFLB_CFG_LIST_MAX */
 };
 
 struct bpflb_cfg_section {
@@ -53,14 +66,16 @@ struct bpflb_cfg_section {
 	struct cfg_value *vals;
 	size_t nvals;
 	size_t cap;
+	void *conf; /* a typed section's struct; NULL: untyped */
 };
 
 /* The sections of one type in file order, for bpflb_cfg_section(). */
 struct cfg_type_list {
-	const char *type; /* the first section's type string */
+	char *type;
 	struct bpflb_cfg_section **secs;
 	size_t n;
 	size_t cap;
+	bool released; /* bpflb_cfg_release(): the sections are gone */
 };
 
 struct bpflb_config {
@@ -89,6 +104,21 @@ struct cfg_parser {
 	struct bpflb_cfg_section *cur; /* where keys go; NULL before any header */
 	bool skipping;		       /* in a section skipped by SKIP_UNKNOWN */
 	int lineno;
+	char *line; /* the whole current line, up to BPFLB_CFG_LINE_MAX characters */
+	size_t line_cap;
+	/* The rest of a line too long for inih, which the handler appends; or NULL. */
+	const char *tail;
+	/*
+	 * The list key whose value indented lines continue: its value (index
+	 * into cur->vals), its line and how deep the key line was indented.
+	 * cont_key is NULL when no list key is open.
+	 */
+	const struct bpflb_cfg_key *cont_key;
+	size_t cont_val;
+	int cont_line;
+	size_t key_indent;  /* of the current key line */
+	size_t cont_indent; /* of cont_key's line */
+	bool in_cont;	    /* the current line continues cont_key */
 	int ret;      /* first error, or 0 */
 	int err_line; /* its line */
 	struct bpflb_err *err;
@@ -208,6 +238,19 @@ int bpflb_cfg_error(struct bpflb_err *err, const struct bpflb_cfg_section *sec, 
 out:
 	va_end(ap);
 	return -EINVAL;
+}
+
+int bpflb_cfg_error_errno(struct bpflb_err *err, int errnum, const struct bpflb_cfg_section *sec,
+			  const char *key, const char *fmt, ...)
+{
+	char msg[sizeof(err->msg)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	bpflb_cfg_error(err, sec, key, 0, "%s", msg);
+	return errnum < 0 ? errnum : errnum > 0 ? -errnum : -EINVAL;
 }
 
 /*
@@ -505,6 +548,21 @@ static int cfg_check_value(const struct bpflb_cfg_key *k, const char *v, char *w
 	int r;
 
 	why[0] = '\0';
+	if (cfg_is_list(k->type)) {
+		/* bpflb_cfg_word() callers hold a word in BPFLB_CFG_WORD_MAX. */
+		for (const char *w = v + strspn(v, CFG_SEPARATORS); *w;
+		     w += strspn(w, CFG_SEPARATORS)) {
+			size_t n = strcspn(w, CFG_SEPARATORS);
+
+			if (n >= BPFLB_CFG_WORD_MAX) {
+				sb_add(&b, "a word of %zu characters (\"%.20s...\"); expected words "
+					   "of at most %d characters",
+				       n, w, BPFLB_CFG_WORD_MAX - 1);
+				return -EINVAL;
+			}
+			w += n;
+		}
+	}
 	if (!*v) {
 		/* An empty list is a list; "required" asks for at least one word. */
 		if (cfg_is_list(k->type) && !(k->flags & BPFLB_CFG_F_REQUIRED))
@@ -591,6 +649,258 @@ fail:
 	return -EINVAL;
 }
 
+/* --- typed sections --- */
+
+/* Words of a list value: separated by commas or spaces. */
+static uint32_t cfg_count_words(const char *v)
+{
+	uint32_t n = 0;
+
+	for (v += strspn(v, CFG_SEPARATORS); *v; v += strspn(v, CFG_SEPARATORS)) {
+		n++;
+		v += strcspn(v, CFG_SEPARATORS);
+	}
+	return n;
+}
+
+
+/* Size of a typed section's struct (carried by its keys' terminator), 0: untyped. */
+static size_t cfg_conf_size(const struct bpflb_cfg_section_def *def)
+{
+	const struct bpflb_cfg_key *k;
+
+	for (k = def->keys; k && k->name; k++)
+		;
+	return k ? (size_t)k->max : 0;
+}
+
+/* Bytes the member of a BPFLB_CFG_AT key occupies: the key's type decides. */
+static size_t cfg_field_size(const struct bpflb_cfg_key *k)
+{
+	switch (k->type) {
+	case BPFLB_CFG_STRING:
+	case BPFLB_CFG_PATH:
+		return (k->flags & BPFLB_CFG_F_MULTI) ? sizeof(struct bpflb_cfg_strs)
+						      : sizeof(char *);
+	case BPFLB_CFG_BOOL:
+		return sizeof(bool);
+	case BPFLB_CFG_U32:
+	case BPFLB_CFG_IPV4:
+	case BPFLB_CFG_DURATION:
+		return sizeof(uint32_t);
+	case BPFLB_CFG_ENUM:
+		return sizeof(int);
+	case BPFLB_CFG_LIST:
+		return sizeof(struct bpflb_cfg_words);
+	case BPFLB_CFG_IPV4_LIST:
+		return sizeof(struct bpflb_cfg_ipv4s);
+	case BPFLB_CFG_CIDR_LIST:
+		return sizeof(struct bpflb_cfg_cidrs);
+	}
+	return 0;
+}
+
+static void cfg_conf_free(const struct bpflb_cfg_section_def *def, void *conf)
+{
+	const struct bpflb_cfg_key *k;
+
+	if (!conf)
+		return;
+	for (k = def->keys; k && k->name; k++) {
+		char *at = (char *)conf + BPFLB_CFG_FIELD_OFFSET(k->flags);
+
+		if (!(k->flags & BPFLB_CFG_F_FIELD))
+			continue;
+		switch (k->type) {
+		case BPFLB_CFG_STRING:
+		case BPFLB_CFG_PATH:
+			/* Each list keeps its pointers and its text in one block. */
+			if (k->flags & BPFLB_CFG_F_MULTI)
+				free(((struct bpflb_cfg_strs *)at)->v);
+			else
+				free(*(char **)at);
+			break;
+		case BPFLB_CFG_LIST:
+			free(((struct bpflb_cfg_words *)at)->v);
+			break;
+		case BPFLB_CFG_IPV4_LIST:
+			free(((struct bpflb_cfg_ipv4s *)at)->v);
+			break;
+		case BPFLB_CFG_CIDR_LIST:
+			free(((struct bpflb_cfg_cidrs *)at)->v);
+			break;
+		default:
+			break;
+		}
+	}
+	free(conf);
+}
+
+/*
+ * The words of a checked list value as one allocation: n pointers, then the
+ * words they point to.
+ */
+static int cfg_fill_words(const char *list, struct bpflb_cfg_words *out)
+{
+	uint32_t n = cfg_count_words(list), i = 0;
+	char **v, *text;
+	const char *w;
+
+	out->n = 0;
+	out->v = NULL;
+	if (!n)
+		return 0;
+	v = malloc(n * sizeof(*v) + strlen(list) + 1);
+	if (!v)
+		return -ENOMEM;
+	text = (char *)(v + n);
+	for (w = list + strspn(list, CFG_SEPARATORS); *w; w += strspn(w, CFG_SEPARATORS)) {
+		size_t len = strcspn(w, CFG_SEPARATORS);
+
+		v[i++] = text;
+		memcpy(text, w, len);
+		text[len] = '\0';
+		text += len + 1;
+		w += len;
+	}
+	out->v = v;
+	out->n = n;
+	return 0;
+}
+
+/* Every occurrence of a MULTI key with its line, as one allocation. */
+static int cfg_fill_strs(const struct bpflb_cfg_section *sec, const struct bpflb_cfg_key *k,
+			 struct bpflb_cfg_strs *out)
+{
+	size_t bytes = 0;
+	uint32_t n = 0, i;
+	const char *s;
+	char *text;
+	int line;
+
+	for (i = 0; (s = bpflb_cfg_multi(sec, k->name, i, &line)); i++) {
+		bytes += strlen(s) + 1;
+		n++;
+	}
+	out->n = 0;
+	out->v = NULL;
+	out->line = NULL;
+	if (!n)
+		return 0;
+	out->v = malloc(n * (sizeof(char *) + sizeof(int)) + bytes);
+	if (!out->v)
+		return -ENOMEM;
+	out->line = (int *)(out->v + n);
+	text = (char *)(out->line + n);
+	for (i = 0; (s = bpflb_cfg_multi(sec, k->name, i, &line)); i++) {
+		out->v[i] = text;
+		out->line[i] = line;
+		text = stpcpy(text, s) + 1;
+	}
+	out->n = n;
+	return 0;
+}
+
+/* Fill one member from the checked (or default) text s. */
+static int cfg_fill_key(const struct bpflb_cfg_section *sec, const struct bpflb_cfg_key *k,
+			const char *s, char *at)
+{
+	struct bpflb_cfg_words words;
+	uint32_t i;
+	int ret = 0;
+
+	if (k->flags & BPFLB_CFG_F_MULTI)
+		return cfg_fill_strs(sec, k, (struct bpflb_cfg_strs *)at);
+	switch (k->type) {
+	case BPFLB_CFG_STRING:
+	case BPFLB_CFG_PATH:
+		if (s && !(*(char **)at = strdup(s)))
+			return -ENOMEM;
+		return 0;
+	case BPFLB_CFG_BOOL:
+		if (s)
+			cfg_parse_bool(s, (bool *)at);
+		return 0;
+	case BPFLB_CFG_U32:
+		if (s)
+			bpflb_parse_u32(s, 0, UINT32_MAX, (uint32_t *)at);
+		return 0;
+	case BPFLB_CFG_DURATION:
+		if (s)
+			bpflb_parse_duration(s, 0, UINT32_MAX, (uint32_t *)at);
+		return 0;
+	case BPFLB_CFG_IPV4:
+		if (s)
+			bpflb_parse_ipv4(s, (uint32_t *)at);
+		return 0;
+	case BPFLB_CFG_ENUM:
+		*(int *)at = -1; /* absent without a default */
+		for (i = 0; s && k->choices[i]; i++)
+			if (!strcmp(s, k->choices[i]))
+				*(int *)at = (int)i;
+		return 0;
+	case BPFLB_CFG_LIST:
+		return cfg_fill_words(s ? s : "", (struct bpflb_cfg_words *)at);
+	case BPFLB_CFG_IPV4_LIST:
+	case BPFLB_CFG_CIDR_LIST:
+		break;
+	}
+	/* Address lists: parse the words, then keep only the numbers. */
+	ret = cfg_fill_words(s ? s : "", &words);
+	if (ret || !words.n)
+		return ret;
+	if (k->type == BPFLB_CFG_IPV4_LIST) {
+		struct bpflb_cfg_ipv4s *l = (struct bpflb_cfg_ipv4s *)at;
+
+		l->v = calloc(words.n, sizeof(*l->v));
+		for (i = 0; l->v && i < words.n; i++)
+			bpflb_parse_ipv4(words.v[i], &l->v[i]);
+		l->n = l->v ? words.n : 0;
+		ret = l->v ? 0 : -ENOMEM;
+	} else {
+		struct bpflb_cfg_cidrs *l = (struct bpflb_cfg_cidrs *)at;
+
+		l->v = calloc(words.n, sizeof(*l->v));
+		for (i = 0; l->v && i < words.n; i++)
+			bpflb_parse_cidr(words.v[i], &l->v[i].addr, &l->v[i].plen);
+		l->n = l->v ? words.n : 0;
+		ret = l->v ? 0 : -ENOMEM;
+	}
+	free(words.v);
+	return ret;
+}
+
+static const char *cfg_raw(const struct bpflb_cfg_section *sec, const char *key,
+			   const struct bpflb_cfg_key **kp);
+
+/* Fill a typed section's struct from its checked values and the defaults. */
+static int cfg_fill(struct bpflb_cfg_section *sec)
+{
+	size_t size = cfg_conf_size(sec->def);
+	const struct bpflb_cfg_key *k;
+	int ret;
+
+	if (!size)
+		return 0;
+	sec->conf = calloc(1, size);
+	if (!sec->conf)
+		return -ENOMEM;
+	for (k = sec->def->keys; k->name; k++) {
+		if (!(k->flags & BPFLB_CFG_F_FIELD))
+			continue;
+		ret = cfg_fill_key(sec, k, cfg_raw(sec, k->name, NULL),
+				   (char *)sec->conf + BPFLB_CFG_FIELD_OFFSET(k->flags));
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+const void *bpflb_cfg_conf(const struct bpflb_cfg_section *sec)
+{
+	return sec ? sec->conf : NULL;
+}
+
 /* --- schemas --- */
 
 static const struct bpflb_cfg_key *cfg_key_def(const struct bpflb_cfg_section_def *def,
@@ -635,11 +945,13 @@ static int cfg_check_def(const struct bpflb_cfg_schema *schemas, size_t si,
 	const struct bpflb_cfg_section_def *prev;
 	const struct bpflb_cfg_key *k, *j;
 	char why[512];
+	size_t size;
 
-	if (!def->name || !*def->name || def->name[strcspn(def->name, CFG_SPACES "[]")])
+	if (!def->name || !*def->name || def->name[strcspn(def->name, CFG_SPACES "[]")] ||
+	    strlen(def->name) > BPFLB_CFG_NAME_MAX)
 		return bpflb_err_set(err,
-				     "schema of %s: section name \"%s\" is empty or has "
-				     "spaces or brackets",
+				     "schema of %s: section name \"%s\" is empty, longer than "
+				     "64 or has spaces or brackets",
 				     owner, def->name ? def->name : "(null)");
 	if (def->named && def->required)
 		return bpflb_err_set(err,
@@ -650,7 +962,30 @@ static int cfg_check_def(const struct bpflb_cfg_schema *schemas, size_t si,
 	if (prev && prev != def)
 		return bpflb_err_set(err, "schema of %s: section [%s] is already declared by %s",
 				     owner, def->name, other ? other : "?");
+	size = cfg_conf_size(def);
 	for (k = def->keys; k && k->name; k++) {
+		if (strlen(k->name) > BPFLB_CFG_NAME_MAX)
+			return bpflb_err_set(err, "schema of %s: [%s] %s: name longer than %d",
+					     owner, def->name, k->name, BPFLB_CFG_NAME_MAX);
+		if ((k->flags & BPFLB_CFG_F_FIELD) &&
+		    (!size || !cfg_field_size(k) ||
+		     BPFLB_CFG_FIELD_OFFSET(k->flags) + cfg_field_size(k) > size))
+			return bpflb_err_set(err,
+					     "schema of %s: [%s] %s: its member is outside the "
+					     "section's struct (end the keys with "
+					     "BPFLB_CFG_KEYS_END(struct))",
+					     owner, def->name, k->name);
+		if ((k->flags & BPFLB_CFG_F_MULTI) && cfg_is_list(k->type))
+			return bpflb_err_set(err,
+					     "schema of %s: [%s] %s: a list key repeats anyway; "
+					     "drop BPFLB_CFG_F_MULTI",
+					     owner, def->name, k->name);
+		if ((k->flags & BPFLB_CFG_F_MULTI) && (k->flags & BPFLB_CFG_F_FIELD) &&
+		    k->type != BPFLB_CFG_STRING && k->type != BPFLB_CFG_PATH)
+			return bpflb_err_set(err,
+					     "schema of %s: [%s] %s: a typed MULTI key must be "
+					     "STRING or PATH",
+					     owner, def->name, k->name);
 		for (j = def->keys; j != k; j++)
 			if (!strcmp(j->name, k->name))
 				return bpflb_err_set(err, "schema of %s: [%s] %s: declared twice",
@@ -704,6 +1039,7 @@ static void cfg_section_free(struct bpflb_cfg_section *sec)
 		free(sec->vals[i].value);
 	}
 	free(sec->vals);
+	cfg_conf_free(sec->def, sec->conf);
 	free(sec->header);
 	free(sec->type);
 	free(sec->name);
@@ -718,8 +1054,10 @@ void bpflb_config_free(struct bpflb_config *cfg)
 		return;
 	for (i = 0; i < cfg->nsecs; i++)
 		cfg_section_free(cfg->secs[i]);
-	for (i = 0; i < cfg->ntypes; i++)
+	for (i = 0; i < cfg->ntypes; i++) {
 		free(cfg->types[i].secs);
+		free(cfg->types[i].type);
+	}
 	free(cfg->types);
 	free(cfg->by_name);
 	free(cfg->secs);
@@ -773,12 +1111,16 @@ static int cfg_index_add(struct bpflb_config *cfg, struct bpflb_cfg_section *sec
 		}
 	}
 	if (!tl) {
-		tl = realloc(cfg->types, (cfg->ntypes + 1) * sizeof(*tl));
-		if (!tl)
+		char *type = strdup(sec->type);
+
+		tl = type ? realloc(cfg->types, (cfg->ntypes + 1) * sizeof(*tl)) : NULL;
+		if (!tl) {
+			free(type);
 			return -ENOMEM;
+		}
 		cfg->types = tl;
 		tl = &cfg->types[cfg->ntypes++];
-		*tl = (struct cfg_type_list){.type = sec->type};
+		*tl = (struct cfg_type_list){.type = type};
 	}
 	if (tl->n == tl->cap) {
 		size_t cap = tl->cap ? 2 * tl->cap : 8;
@@ -861,9 +1203,9 @@ static int cfg_add_value(struct bpflb_cfg_section *sec, const char *key, const c
 		sec->cap = cap;
 	}
 	v = &sec->vals[sec->nvals];
+	*v = (struct cfg_value){.line = line};
 	v->key = strdup(key);
 	v->value = strdup(value);
-	v->line = line;
 	if (!v->key || !v->value) {
 		free(v->key);
 		free(v->value);
@@ -1025,123 +1367,329 @@ out:
 }
 
 /*
- * fgets() for inih, line by line, so that p->lineno is the line inih works on
- * when it calls the handler.  The stream is ours alone: getc_unlocked() spares
- * a lock per character (a file of 100k services has 30 million of them).
+ * Read one line into p->line.  Returns its length, or -1 at the end of the
+ * file or on an error (then recorded in p).  The stream is ours alone:
+ * getc_unlocked() spares a lock per character (a file of 100k services has 30
+ * million of them).
  */
-static char *cfg_reader(char *str, int num, void *stream)
+static long cfg_getline(struct cfg_parser *p)
 {
-	struct cfg_parser *p = stream;
-	int c, n = 0, skip;
+	size_t n = 0;
+	int c, e;
 
-	if (p->ret)
-		return NULL;
+	errno = 0;
 	c = getc_unlocked(p->fp);
 	if (c == EOF)
 		goto eof;
 	p->lineno++;
 	for (; c != EOF && c != '\n'; c = getc_unlocked(p->fp)) {
-		/* inih would cut the line and parse the tail as another line. */
-		if (n >= num - 1) {
+		if (n >= BPFLB_CFG_LINE_MAX) {
 			cfg_errorf(p->err, p->cfg->path, p->lineno, NULL, NULL, NULL,
-				   "line longer than %d characters", num - 1);
+				   "line longer than %d characters; expected at most %d (for a "
+				   "longer list, continue it on indented lines or repeat the key)",
+				   BPFLB_CFG_LINE_MAX, BPFLB_CFG_LINE_MAX);
 			cfg_fail(p, -EINVAL);
-			return NULL;
+			return -1;
 		}
 		if (c == '\0') {
 			cfg_errorf(p->err, p->cfg->path, p->lineno, NULL, NULL, NULL,
 				   "NUL character in line; expected text");
 			cfg_fail(p, -EINVAL);
-			return NULL;
+			return -1;
 		}
-		str[n++] = (char)c;
+		if (n + 1 >= p->line_cap) {
+			size_t cap = p->line_cap ? 2 * p->line_cap : 256;
+			char *line;
+
+			if (cap > BPFLB_CFG_LINE_MAX + 1)
+				cap = BPFLB_CFG_LINE_MAX + 1;
+			line = realloc(p->line, cap);
+			if (!line) {
+				cfg_oom(p);
+				return -1;
+			}
+			p->line = line;
+			p->line_cap = cap;
+		}
+		p->line[n++] = (char)c;
 	}
-	str[n] = '\0';
 	if (c == EOF && ferror(p->fp))
 		goto eof;
-
-	skip = 0;
-	if (p->lineno == 1 && !strncmp(str, "\xEF\xBB\xBF", 3))
-		skip = 3;
-	/*
-	 * inih takes an indented line for the continuation of the previous
-	 * value (INI_ALLOW_MULTILINE), so an indented "key = value" would become
-	 * a second value of the key above.  Indentation means nothing here.
-	 */
-	skip += (int)strspn(str + skip, CFG_SPACES);
-	if (skip)
-		memmove(str, str + skip, strlen(str + skip) + 1);
-	if (str[0] == '[' && cfg_header(p, str))
-		return NULL;
-	return str;
+	if (!p->line) {
+		p->line = malloc(p->line_cap = 256);
+		if (!p->line) {
+			cfg_oom(p);
+			return -1;
+		}
+	}
+	p->line[n] = '\0';
+	return (long)n;
 eof:
 	if (ferror(p->fp)) {
-		cfg_errorf(p->err, p->cfg->path, 0, NULL, NULL, NULL, "read error: %s",
-			   strerror(errno ? errno : EIO));
-		cfg_fail(p, -EIO);
+		/* The cause (EIO, EISDIR, ...) is what the caller returns. */
+		e = errno ? errno : EIO;
+		cfg_errorf(p->err, p->cfg->path, p->lineno + 1, NULL, NULL, NULL,
+			   "read error: %s", strerror(e));
+		cfg_fail(p, -e);
 	}
-	return NULL;
+	return -1;
+}
+
+/*
+ * fgets() for inih, one line per call, so that p->lineno is the line inih
+ * works on when it calls the handler.  inih sees a line in the shape that
+ * makes it do what this format means: a section header as "[]" (read here),
+ * a comment as an empty line, a continuation of a list key indented by one
+ * space and every other line unindented, and a line longer than its buffer
+ * (num) cut, with the rest in p->tail.
+ */
+static char *cfg_reader(char *str, int num, void *stream)
+{
+	struct cfg_parser *p = stream;
+	size_t indent, len, cut, sep;
+	char *text;
+	bool cont;
+
+	p->tail = NULL;
+	p->in_cont = false;
+	if (p->ret || cfg_getline(p) < 0)
+		return NULL;
+	text = p->line;
+	if (p->lineno == 1 && !strncmp(text, "\xEF\xBB\xBF", 3))
+		text += 3;
+	indent = strspn(text, CFG_SPACES);
+	text += indent;
+	str[0] = '\0';
+	if (!*text || *text == ';' || *text == '#')
+		return str;
+	if (*text == '[') {
+		p->cont_key = NULL;
+		if (cfg_header(p, text))
+			return NULL;
+		snprintf(str, (size_t)num, "[]");
+		return str;
+	}
+	/* The real pass checks the syntax of sections the first pass skips. */
+	if (p->skipping)
+		return str;
+	cont = p->cont_key && indent > p->cont_indent;
+	if (!cont) {
+		p->cont_key = NULL;
+		p->key_indent = indent;
+	}
+	p->in_cont = cont;
+
+	len = strlen(text);
+	if (cont || len >= (size_t)num) {
+		/*
+		 * Cut the inline comment as inih does on key lines (";" after a
+		 * space): inih 55 keeps it in a continuation line's value.
+		 */
+		for (cut = 1; cut < len; cut++) {
+			if (text[cut] == ';' && isspace((unsigned char)text[cut - 1])) {
+				len = cut;
+				break;
+			}
+		}
+		while (len && isspace((unsigned char)text[len - 1]))
+			len--;
+		text[len] = '\0';
+	}
+	cut = len;
+	if (len + cont >= (size_t)num) {
+		cut = (size_t)num - 1 - cont;
+		sep = strcspn(text, "=:");
+		if (!cont && sep >= cut) {
+			cfg_errorf(p->err, p->cfg->path, p->lineno, NULL, NULL, NULL,
+				   "syntax error: no = in the first %zu characters; expected key "
+				   "= value with a key of at most %d characters",
+				   cut, BPFLB_CFG_NAME_MAX);
+			cfg_fail(p, -EINVAL);
+			return NULL;
+		}
+		/* inih strips the head's trailing spaces: they stay in the tail. */
+		while (cut > sep + 1 && isspace((unsigned char)text[cut - 1]))
+			cut--;
+		p->tail = text + cut;
+	}
+	if (cont)
+		str[0] = ' ';
+	memcpy(str + cont, text, cut);
+	str[cut + cont] = '\0';
+	return str;
+}
+
+/*
+ * Add the words of piece (a repeated list key or a continuation line, already
+ * checked) to the list value v.
+ */
+static int cfg_list_append(struct cfg_parser *p, struct cfg_value *v, const char *piece)
+{
+	size_t len = strlen(v->value), plen = strlen(piece), need;
+	uint32_t words = cfg_count_words(piece);
+	char *s;
+
+	if (!words)
+		return 0;
+	need = len + 1 + plen + 1;
+	if (v->words + words > BPFLB_CFG_LIST_MAX || need > BPFLB_CFG_VALUE_MAX)
+		return bpflb_cfg_error(p->err, p->cur, v->key, p->lineno,
+				       "list too long; expected at most %d words and %u "
+				       "characters in all its lines",
+				       BPFLB_CFG_LIST_MAX, BPFLB_CFG_VALUE_MAX);
+	if (need > v->cap) {
+		size_t cap = v->cap ? v->cap : len + 1;
+
+		while (cap < need)
+			cap *= 2;
+		s = realloc(v->value, cap);
+		if (!s)
+			return cfg_oom(p);
+		v->value = s;
+		v->cap = cap;
+	}
+	if (len)
+		v->value[len++] = ' ';
+	memcpy(v->value + len, piece, plen + 1);
+	v->words += words;
+	return 0;
+}
+
+/* An indented line under a list key: more words for it. */
+static int cfg_continue(struct cfg_parser *p, const char *piece)
+{
+	const struct bpflb_cfg_key *k = p->cont_key, *other;
+	struct cfg_value *v = &p->cur->vals[p->cont_val];
+	char why[768], name[BPFLB_CFG_NAME_MAX + 1];
+	size_t n = strcspn(piece, "=:" CFG_SPACES);
+
+	/*
+	 * "    mode = dsr" under a list reads as three words of that list;
+	 * refuse rather than guess which one the operator meant.
+	 */
+	if (n && n <= BPFLB_CFG_NAME_MAX && strchr("=:", piece[n + strspn(piece + n, CFG_SPACES)])) {
+		memcpy(name, piece, n);
+		name[n] = '\0';
+		other = cfg_key_def(p->cur->def, name);
+		if (other)
+			return cfg_errorf(p->err, p->cfg->path, p->lineno, p->cur->header, k->name,
+					  piece,
+					  "this line is indented deeper than %s at line %d, so "
+					  "it continues that list, but it reads as a %s line; "
+					  "expected it unindented to set %s, or these words on a "
+					  "line of their own \"%s = ...\"",
+					  k->name, p->cont_line, name, name, k->name);
+	}
+	if (cfg_check_value(k, piece, why, sizeof(why)))
+		return cfg_errorf(p->err, p->cfg->path, p->lineno, p->cur->header, k->name, piece,
+				  "%s", why);
+	return cfg_list_append(p, v, piece);
+}
+
+static int cfg_unknown_key(struct cfg_parser *p, const char *key, const char *value)
+{
+	const struct bpflb_cfg_section_def *def = p->cur->def;
+	const struct bpflb_cfg_key *k;
+	char names[512];
+	struct strbuf b = {.s = names, .len = sizeof(names)};
+	const char *guess = NULL;
+
+	names[0] = '\0';
+	for (k = def->keys; k && k->name; k++) {
+		sb_add(&b, "%s%s", b.off ? ", " : "", k->name);
+		if (!guess && cfg_close(key, k->name))
+			guess = k->name;
+	}
+	if (guess)
+		return cfg_errorf(p->err, p->cfg->path, p->lineno, p->cur->header, key, value,
+				  "unknown key (did you mean %s?); expected one of %s", guess,
+				  names);
+	return cfg_errorf(p->err, p->cfg->path, p->lineno, p->cur->header, key, value,
+			  "unknown key; expected %s%s",
+			  def->keys && def->keys->name ? "one of " : "no keys in this section",
+			  names);
+}
+
+static int cfg_key_line(struct cfg_parser *p, const char *key, const char *value)
+{
+	const struct bpflb_cfg_key *k;
+	struct cfg_value *prev;
+	char why[768];
+	int r;
+
+	if (!*key)
+		return cfg_syntax_error(p, p->lineno, "no key before =; ");
+	if (!p->cur) {
+		if (p->skipping)
+			return 0;
+		return cfg_errorf(p->err, p->cfg->path, p->lineno, NULL, key, value,
+				  "key outside any section; expected a [section] header above it");
+	}
+	k = cfg_key_def(p->cur->def, key);
+	if (!k)
+		return cfg_unknown_key(p, key, value);
+	prev = (struct cfg_value *)cfg_find_value(p->cur, key, 0);
+	if (prev && cfg_is_list(k->type)) {
+		/* A list key may repeat: its words add up. */
+		if (cfg_check_value(k, value, why, sizeof(why)))
+			return cfg_errorf(p->err, p->cfg->path, p->lineno, p->cur->header, key,
+					  value, "%s", why);
+		r = cfg_list_append(p, prev, value);
+		if (r)
+			return r;
+		goto open_list;
+	}
+	if (prev && !(k->flags & BPFLB_CFG_F_MULTI))
+		return cfg_errorf(p->err, p->cfg->path, p->lineno, p->cur->header, key, value,
+				  "key given twice, first at line %d; expected it once per "
+				  "section",
+				  prev->line);
+	if (cfg_add_value(p->cur, key, value, p->lineno))
+		return cfg_oom(p);
+	prev = &p->cur->vals[p->cur->nvals - 1];
+	if (cfg_check_value(k, value, why, sizeof(why)))
+		return bpflb_cfg_error(p->err, p->cur, key, p->lineno, "%s", why);
+	if (!cfg_is_list(k->type))
+		return 0;
+	prev->words = cfg_count_words(value);
+	if (prev->words > BPFLB_CFG_LIST_MAX)
+		return bpflb_cfg_error(p->err, p->cur, key, p->lineno,
+				       "list too long; expected at most %d words",
+				       BPFLB_CFG_LIST_MAX);
+open_list:
+	p->cont_key = k;
+	p->cont_val = (size_t)(prev - p->cur->vals);
+	p->cont_line = prev->line;
+	p->cont_indent = p->key_indent;
+	return 0;
 }
 
 static int cfg_on_value(void *user, const char *section, const char *key, const char *value)
 {
 	struct cfg_parser *p = user;
-	const struct bpflb_cfg_section_def *def;
-	const struct bpflb_cfg_key *k;
-	const struct cfg_value *prev;
-	char why[768], names[512];
-	struct strbuf b = {.s = names, .len = sizeof(names)};
-	const char *guess = NULL;
+	char *full = NULL;
 	int r;
 
 	(void)section; /* ours is p->cur: inih does not trim it */
 	if (p->ret)
 		return 0;
-	if (!*key)
-		return !cfg_fail(p, cfg_syntax_error(p, p->lineno, "no key before =; "));
-	if (!p->cur) {
-		if (p->skipping)
-			return 1;
-		cfg_errorf(p->err, p->cfg->path, p->lineno, NULL, key, value,
-			   "key outside any section; expected a [section] header above it");
-		return !cfg_fail(p, -EINVAL);
+	if (p->tail) {
+		/* The rest of a long line; inih's head stopped inside its value. */
+		const char *tail = *value ? p->tail : p->tail + strspn(p->tail, CFG_SPACES);
+		size_t vlen = strlen(value), tlen = strlen(tail);
+
+		full = malloc(vlen + tlen + 1);
+		if (!full)
+			return !cfg_oom(p);
+		memcpy(full, value, vlen);
+		memcpy(full + vlen, tail, tlen + 1);
+		value = full;
 	}
-	def = p->cur->def;
-	k = cfg_key_def(def, key);
-	if (!k) {
-		names[0] = '\0';
-		for (k = def->keys; k && k->name; k++) {
-			sb_add(&b, "%s%s", b.off ? ", " : "", k->name);
-			if (!guess && cfg_close(key, k->name))
-				guess = k->name;
-		}
-		if (guess)
-			cfg_errorf(p->err, p->cfg->path, p->lineno, p->cur->header, key, value,
-				   "unknown key (did you mean %s?); expected one of %s", guess,
-				   names);
-		else
-			cfg_errorf(p->err, p->cfg->path, p->lineno, p->cur->header, key, value,
-				   "unknown key; expected %s%s",
-				   def->keys && def->keys->name ? "one of "
-								: "no keys in this section",
-				   names);
-		return !cfg_fail(p, -EINVAL);
-	}
-	prev = cfg_find_value(p->cur, key, 0);
-	if (prev && !(k->flags & BPFLB_CFG_F_MULTI)) {
-		cfg_errorf(p->err, p->cfg->path, p->lineno, p->cur->header, key, value,
-			   "key given twice, first at line %d; expected it once per section",
-			   prev->line);
-		return !cfg_fail(p, -EINVAL);
-	}
-	r = cfg_add_value(p->cur, key, value, p->lineno);
+	r = p->in_cont ? cfg_continue(p, value) : cfg_key_line(p, key, value);
+	free(full);
 	if (r)
-		return !cfg_oom(p);
-	if (cfg_check_value(k, value, why, sizeof(why))) {
-		bpflb_cfg_error(p->err, p->cur, key, p->lineno, "%s", why);
-		return !cfg_fail(p, -EINVAL);
-	}
-	return 1;
+		cfg_fail(p, r);
+	return !r;
 }
 
 /* Checks that need the whole file: required keys, section checks, required sections. */
@@ -1168,6 +1716,10 @@ static int cfg_check_whole(struct cfg_parser *p)
 			return bpflb_cfg_error(p->err, sec, k->name, 0,
 					       "missing required key; expected %s = %s", k->name,
 					       expect);
+		}
+		if (cfg_fill(sec)) {
+			bpflb_err_set(p->err, "%s: out of memory", p->cfg->path);
+			return -ENOMEM;
 		}
 		if (!sec->def->check)
 			continue;
@@ -1205,6 +1757,7 @@ static int cfg_check_whole(struct cfg_parser *p)
 static int cfg_add_absent(struct cfg_parser *p)
 {
 	const struct bpflb_cfg_section_def *const *d;
+	struct bpflb_cfg_section *sec;
 	size_t i, j;
 
 	for (i = 0; i < p->nschemas; i++) {
@@ -1216,8 +1769,9 @@ static int cfg_add_absent(struct cfg_parser *p)
 					break;
 			if (j < p->cfg->nsecs)
 				continue;
-			if (!cfg_add_section(p->cfg, *d, p->schemas[i].owner, (*d)->name,
-					     (*d)->name, "", 0)) {
+			sec = cfg_add_section(p->cfg, *d, p->schemas[i].owner, (*d)->name,
+					      (*d)->name, "", 0);
+			if (!sec || cfg_fill(sec)) {
 				bpflb_err_set(p->err, "%s: out of memory", p->cfg->path);
 				return -ENOMEM;
 			}
@@ -1283,6 +1837,7 @@ int bpflb_config_load_fp(FILE *fp, const char *name, const struct bpflb_cfg_sche
 	*out = p.cfg;
 	p.cfg = NULL;
 out:
+	free(p.line);
 	bpflb_config_free(p.cfg);
 	return ret;
 }
@@ -1326,6 +1881,53 @@ const struct bpflb_cfg_section *bpflb_cfg_section(const struct bpflb_config *cfg
 		if (!strcmp(cfg->types[i].type, type))
 			return idx < cfg->types[i].n ? cfg->types[i].secs[idx] : NULL;
 	return NULL;
+}
+
+bool bpflb_cfg_released(const struct bpflb_config *cfg, const char *type)
+{
+	size_t i;
+
+	for (i = 0; cfg && type && i < cfg->ntypes; i++)
+		if (!strcmp(cfg->types[i].type, type))
+			return cfg->types[i].released;
+	return false;
+}
+
+int bpflb_cfg_release(struct bpflb_config *cfg, const char *type)
+{
+	struct cfg_type_list *tl = NULL;
+	struct bpflb_cfg_section **tab;
+	size_t i, n = 0;
+
+	for (i = 0; cfg && i < cfg->ntypes; i++)
+		if (!strcmp(cfg->types[i].type, type))
+			tl = &cfg->types[i];
+	if (!tl || tl->released)
+		return 0;
+	/* Rebuild the name index without them rather than delete from open addressing. */
+	tab = cfg->hcap ? calloc(cfg->hcap, sizeof(*tab)) : NULL;
+	if (cfg->hcap && !tab)
+		return -ENOMEM;
+	for (i = 0; i < cfg->nsecs; i++) {
+		struct bpflb_cfg_section *sec = cfg->secs[i], **slot;
+
+		if (!strcmp(sec->type, type)) {
+			cfg_section_free(sec);
+			continue;
+		}
+		cfg->secs[n++] = sec;
+		slot = cfg_name_slot(tab, cfg->hcap, sec->type, sec->name);
+		if (!*slot)
+			*slot = sec;
+	}
+	cfg->nsecs = n;
+	free(cfg->by_name);
+	cfg->by_name = tab;
+	free(tl->secs);
+	tl->secs = NULL;
+	tl->n = tl->cap = 0;
+	tl->released = true;
+	return 0;
 }
 
 const struct bpflb_cfg_section *bpflb_cfg_find(const struct bpflb_config *cfg, const char *type,

@@ -6,6 +6,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <stdio.h>
 #include <string.h>
 
 #include "config/config_internal.h"
@@ -17,39 +18,47 @@
 /* IFNAMSIZ - 1: the kernel's limit on an interface name. */
 #define CORE_IFNAME_MAX 15
 
-static const char *const mode_choices[] = {"snat", "dsr", "hybrid", "none", NULL};
-static const char *const log_level_choices[] = {"err", "warning", "notice", "info", "debug", NULL};
+const char *const bpflb_daemon_modes[] = {"snat", "dsr", "hybrid", "none", NULL};
+const char *const bpflb_log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
 
 static const struct bpflb_cfg_key daemon_keys[] = {
     {.name = "mode",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, mode),
      .type = BPFLB_CFG_ENUM,
      .def = "snat",
-     .choices = mode_choices,
+     .choices = bpflb_daemon_modes,
      .help = "load-balancing mode plugin; none runs without one"},
     {.name = "features",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, features),
      .type = BPFLB_CFG_LIST,
      .def = "",
      .help = "feature plugins to enable beside the mode, e.g. \"policy egress\""},
     {.name = "plugin_dir",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, plugin_dir),
      .type = BPFLB_CFG_PATH,
      .def = BPFLB_DEFAULT_PLUGIN_DIR,
      .help = "directory the plugins are loaded from"},
     {.name = "bpffs_root",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, bpffs_root),
      .type = BPFLB_CFG_PATH,
      .def = "/sys/fs/bpf/bpflb",
      .help = "bpffs directory under which this instance pins its maps and programs"},
     {.name = "control_socket",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, control_socket),
      .type = BPFLB_CFG_PATH,
      .def = "/run/bpflb/bpflbd.sock",
      .help = "unix socket bpflbctl talks to"},
     {.name = "control_group",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, control_group),
      .type = BPFLB_CFG_STRING,
      .help = "group allowed to use the control socket (mode 0660); default: root only (0600)"},
     {.name = "metrics_listen",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, metrics_listen),
      .type = BPFLB_CFG_STRING,
      .help = "ADDR:PORT of the Prometheus metrics endpoint, e.g. 127.0.0.1:9962; "
 	     "default: none"},
     {.name = "max_connections",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, max_connections),
      .type = BPFLB_CFG_U32,
      .def = CORE_STR(CONNLIMIT_DEF_TOTAL),
      .min = 1,
@@ -57,6 +66,7 @@ static const struct bpflb_cfg_key daemon_keys[] = {
      .help = "connections the metrics endpoint and the health check ports accept in all; "
 	     "lowered to fit RLIMIT_NOFILE"},
     {.name = "max_connections_per_listener",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, max_connections_per_listener),
      .type = BPFLB_CFG_U32,
      .def = CORE_STR(CONNLIMIT_DEF_PER_LISTENER),
      .min = 1,
@@ -64,6 +74,7 @@ static const struct bpflb_cfg_key daemon_keys[] = {
      .help = "connections one listener (control socket, metrics, one health check port) "
 	     "accepts; more wait in the kernel's backlog"},
     {.name = "client_timeout",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, client_timeout),
      .type = BPFLB_CFG_DURATION,
      .def = CORE_STR(CONNLIMIT_DEF_TIMEOUT_S),
      .min = 1,
@@ -72,66 +83,74 @@ static const struct bpflb_cfg_key daemon_keys[] = {
 	     "long is closed"},
     {.name = "devices",
      .type = BPFLB_CFG_LIST,
-     .flags = BPFLB_CFG_F_REQUIRED,
+     .flags = BPFLB_CFG_F_REQUIRED | BPFLB_CFG_AT(struct bpflb_daemon_conf, devices),
      .help = "network interfaces to attach to, e.g. \"eth0 eth1\""},
     {.name = "tc_priority",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, tc_priority),
      .type = BPFLB_CFG_U32,
      .def = "1",
      .min = 1,
      .max = 65535,
      .help = "tc filter priority of the entry programs"},
     {.name = "tc_handle",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, tc_handle),
      .type = BPFLB_CFG_U32,
      .def = "0xb1b",
      .min = 1,
      .max = 65535,
      .help = "tc filter handle of the entry programs"},
     {.name = "log_level",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, log_level),
      .type = BPFLB_CFG_ENUM,
      .def = "info",
-     .choices = log_level_choices,
+     .choices = bpflb_log_levels,
      .help = "least severe message that is logged"},
     {.name = "tick_interval",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, tick_interval),
      .type = BPFLB_CFG_DURATION,
      .def = "5",
      .min = 1,
      .max = 3600,
      .help = "period of the plugins' housekeeping (conntrack GC, ...)"},
-    {0}};
+    BPFLB_CFG_KEYS_END(struct bpflb_daemon_conf)};
 
 static const struct bpflb_cfg_key node_keys[] = {
     {.name = "name",
      .type = BPFLB_CFG_STRING,
-     .flags = BPFLB_CFG_F_REQUIRED,
+     .flags = BPFLB_CFG_F_REQUIRED | BPFLB_CFG_AT(struct bpflb_node_conf, name),
      .help = "this node's name, as the cluster knows it"},
     {.name = "address",
      .type = BPFLB_CFG_IPV4,
-     .flags = BPFLB_CFG_F_REQUIRED,
+     .flags = BPFLB_CFG_F_REQUIRED | BPFLB_CFG_AT(struct bpflb_node_conf, address),
      .help = "the node's InternalIP"},
     {.name = "external_addresses",
+     .flags = BPFLB_CFG_AT(struct bpflb_node_conf, external_addresses),
      .type = BPFLB_CFG_IPV4_LIST,
      .def = "",
      .help = "more addresses of this node that answer NodePorts"},
     {.name = "labels",
+     .flags = BPFLB_CFG_AT(struct bpflb_node_conf, labels),
      .type = BPFLB_CFG_LIST,
      .def = "",
      .help = "key=value words, e.g. \"zone=eu-1 rack=r7\""},
-    {0}};
+    BPFLB_CFG_KEYS_END(struct bpflb_node_conf)};
 
 static const struct bpflb_cfg_key cluster_node_keys[] = {
     {.name = "address",
      .type = BPFLB_CFG_IPV4,
-     .flags = BPFLB_CFG_F_REQUIRED,
+     .flags = BPFLB_CFG_F_REQUIRED | BPFLB_CFG_AT(struct bpflb_cluster_node_conf, address),
      .help = "that node's InternalIP"},
     {.name = "external_addresses",
+     .flags = BPFLB_CFG_AT(struct bpflb_cluster_node_conf, external_addresses),
      .type = BPFLB_CFG_IPV4_LIST,
      .def = "",
      .help = "that node's other addresses (a hostnet backend may listen on one)"},
     {.name = "labels",
+     .flags = BPFLB_CFG_AT(struct bpflb_cluster_node_conf, labels),
      .type = BPFLB_CFG_LIST,
      .def = "",
      .help = "key=value words, e.g. \"zone=eu-1 rack=r7\""},
-    {0}};
+    BPFLB_CFG_KEYS_END(struct bpflb_cluster_node_conf)};
 
 /*
  * Workloads (pods) of the cluster, one section each: [endpoint web-1].  Core-owned
@@ -141,17 +160,18 @@ static const struct bpflb_cfg_key cluster_node_keys[] = {
 static const struct bpflb_cfg_key endpoint_keys[] = {
     {.name = "address",
      .type = BPFLB_CFG_IPV4,
-     .flags = BPFLB_CFG_F_REQUIRED,
+     .flags = BPFLB_CFG_F_REQUIRED | BPFLB_CFG_AT(struct bpflb_endpoint_conf, address),
      .help = "the workload's (pod's) IPv4 address"},
     {.name = "labels",
+     .flags = BPFLB_CFG_AT(struct bpflb_endpoint_conf, labels),
      .type = BPFLB_CFG_LIST,
      .def = "",
      .help = "key=value words, e.g. \"app=web io.kubernetes.pod.namespace=shop\""},
     {.name = "node",
      .type = BPFLB_CFG_STRING,
-     .flags = BPFLB_CFG_F_REQUIRED,
+     .flags = BPFLB_CFG_F_REQUIRED | BPFLB_CFG_AT(struct bpflb_endpoint_conf, node),
      .help = "the node it runs on: the [node] name or a [cluster-node NAME]"},
-    {0}};
+    BPFLB_CFG_KEYS_END(struct bpflb_endpoint_conf)};
 
 static bool core_ifname_ok(const char *s)
 {
@@ -163,12 +183,11 @@ static bool core_ifname_ok(const char *s)
 
 static int daemon_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err)
 {
-	const char *devices = bpflb_cfg_str(sec, "devices");
-	char dev[BPFLB_CFG_WORD_MAX], other[BPFLB_CFG_WORD_MAX];
-	unsigned int i, j;
+	const struct bpflb_daemon_conf *dc = bpflb_cfg_conf(sec);
+	uint32_t i, j;
 
-	if (bpflb_cfg_has(sec, "metrics_listen")) {
-		const char *ml = bpflb_cfg_str(sec, "metrics_listen"), *colon = strrchr(ml, ':');
+	if (dc->metrics_listen) {
+		const char *ml = dc->metrics_listen, *colon = strrchr(ml, ':');
 		char addr[BPFLB_CFG_WORD_MAX];
 		uint32_t a, port;
 
@@ -180,15 +199,17 @@ static int daemon_check(const struct bpflb_cfg_section *sec, struct bpflb_err *e
 					       "expected ADDR:PORT with an IPv4 address and a "
 					       "port 1-65535, e.g. 127.0.0.1:9962");
 	}
-	for (i = 0; bpflb_cfg_word(devices, i, dev, sizeof(dev)); i++) {
+	for (i = 0; i < dc->devices.n; i++) {
+		const char *dev = dc->devices.v[i];
+
 		if (!core_ifname_ok(dev))
 			return bpflb_cfg_error(err, sec, "devices", 0,
 					       "\"%s\" is not an interface name; expected names "
 					       "of 1 to %d characters from A-Z a-z 0-9 . _ -",
 					       dev, CORE_IFNAME_MAX);
 		/* Attaching twice to one device would fail half way through. */
-		for (j = 0; j < i && bpflb_cfg_word(devices, j, other, sizeof(other)); j++)
-			if (!strcmp(dev, other))
+		for (j = 0; j < i; j++)
+			if (!strcmp(dev, dc->devices.v[j]))
 				return bpflb_cfg_error(err, sec, "devices", 0,
 						       "%s is listed twice; expected each device "
 						       "once",
@@ -197,19 +218,36 @@ static int daemon_check(const struct bpflb_cfg_section *sec, struct bpflb_err *e
 	return 0;
 }
 
-static int labels_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err)
+static int labels_check(const struct bpflb_cfg_section *sec, const struct bpflb_cfg_words *labels,
+			struct bpflb_err *err)
 {
-	const char *labels = bpflb_cfg_str(sec, "labels");
-	char label[BPFLB_CFG_WORD_MAX];
-	unsigned int i;
+	uint32_t i;
 
-	for (i = 0; bpflb_cfg_word(labels, i, label, sizeof(label)); i++)
-		if (label[0] == '=' || !strchr(label, '='))
+	for (i = 0; i < labels->n; i++)
+		if (labels->v[i][0] == '=' || !strchr(labels->v[i], '='))
 			return bpflb_cfg_error(err, sec, "labels", 0,
 					       "\"%s\" is not a label; expected key=value words "
 					       "such as zone=eu-1",
-					       label);
+					       labels->v[i]);
 	return 0;
+}
+
+static int node_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err)
+{
+	return labels_check(sec, &((const struct bpflb_node_conf *)bpflb_cfg_conf(sec))->labels,
+			    err);
+}
+
+static int cluster_node_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err)
+{
+	return labels_check(
+	    sec, &((const struct bpflb_cluster_node_conf *)bpflb_cfg_conf(sec))->labels, err);
+}
+
+static int endpoint_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err)
+{
+	return labels_check(sec, &((const struct bpflb_endpoint_conf *)bpflb_cfg_conf(sec))->labels,
+			    err);
 }
 
 static const struct bpflb_cfg_section_def daemon_section = {
@@ -223,7 +261,7 @@ static const struct bpflb_cfg_section_def node_section = {
     .name = "node",
     .required = true,
     .keys = node_keys,
-    .check = labels_check,
+    .check = node_check,
 };
 
 /* The other nodes of the cluster, one section each: [cluster-node node2]. */
@@ -231,14 +269,14 @@ static const struct bpflb_cfg_section_def cluster_node_section = {
     .name = "cluster-node",
     .named = true,
     .keys = cluster_node_keys,
-    .check = labels_check,
+    .check = cluster_node_check,
 };
 
 static const struct bpflb_cfg_section_def endpoint_section = {
     .name = "endpoint",
     .named = true,
     .keys = endpoint_keys,
-    .check = labels_check,
+    .check = endpoint_check,
 };
 
 const struct bpflb_cfg_section_def *const bpflb_core_sections[] = {

@@ -52,13 +52,83 @@ int bpflb_config_load_fp(FILE *fp, const char *name, const struct bpflb_cfg_sche
 
 void bpflb_config_free(struct bpflb_config *cfg);
 
+/*
+ * The memory hook of a section owner: once it built its model from the
+ * sections of this type ("service"), it drops them, so that a running daemon
+ * does not keep the text (and structs) of 100k sections it will not read again.
+ * Afterwards the type reads as absent: bpflb_cfg_section() and
+ * bpflb_cfg_find() return NULL for it and bpflb_cfg_released() returns true;
+ * pointers to those sections and their structs are invalid.  The rest of cfg
+ * is untouched.  Returns 0 (also for a type without sections) or -ENOMEM,
+ * which leaves cfg as it was.
+ */
+int bpflb_cfg_release(struct bpflb_config *cfg, const char *type);
+
 /* When the configuration was read (wall clock), for status and reload reports. */
 time_t bpflb_config_loaded_at(const struct bpflb_config *cfg);
 
 /* Who declared the section: the owner of its schema. */
 const char *bpflb_cfg_section_owner(const struct bpflb_cfg_section *sec);
 
-/* The core's own sections: [daemon], [node], [cluster-node NAME]. */
+/* The core's own sections: [daemon], [node], [cluster-node NAME], [endpoint NAME]. */
 extern const struct bpflb_cfg_section_def *const bpflb_core_sections[];
+
+/*
+ * What the engine fills them into (config_core.c has each key's meaning).  The
+ * core reads these fields; it never looks a key of these sections up by name.
+ */
+struct bpflb_daemon_conf {
+	int mode;			/* index into bpflb_daemon_modes[] */
+	struct bpflb_cfg_words features;
+	char *plugin_dir;
+	char *bpffs_root;
+	char *control_socket;
+	char *control_group;		/* NULL: root only */
+	char *metrics_listen;		/* ADDR:PORT (checked); NULL: no endpoint */
+	uint32_t max_connections;
+	uint32_t max_connections_per_listener;
+	uint32_t client_timeout;	/* s */
+	struct bpflb_cfg_words devices;
+	uint32_t tc_priority;
+	uint32_t tc_handle;
+	int log_level;			/* index into bpflb_log_levels[] */
+	uint32_t tick_interval;		/* s */
+};
+
+struct bpflb_node_conf {
+	char *name;
+	uint32_t address;		/* network byte order */
+	struct bpflb_cfg_ipv4s external_addresses;
+	struct bpflb_cfg_words labels;	/* key=value */
+};
+
+struct bpflb_cluster_node_conf {
+	uint32_t address;
+	struct bpflb_cfg_ipv4s external_addresses;
+	struct bpflb_cfg_words labels;
+};
+
+struct bpflb_endpoint_conf {
+	uint32_t address;
+	struct bpflb_cfg_words labels;
+	char *node;
+};
+
+extern const char *const bpflb_daemon_modes[];	/* "snat", ..., "none" */
+extern const char *const bpflb_log_levels[];	/* "err", ..., "debug" */
+
+/*
+ * [daemon] and [node] of a loaded configuration: never NULL, as a section
+ * absent from the file reads as its defaults.
+ */
+static inline const struct bpflb_daemon_conf *bpflb_daemon_conf(const struct bpflb_config *cfg)
+{
+	return bpflb_cfg_conf(bpflb_cfg_section(cfg, "daemon", 0));
+}
+
+static inline const struct bpflb_node_conf *bpflb_node_conf(const struct bpflb_config *cfg)
+{
+	return bpflb_cfg_conf(bpflb_cfg_section(cfg, "node", 0));
+}
 
 #endif

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "config/config_internal.h"
+#include "lb/services.h"
 
 #ifndef CONFIG_CORPUS_DIR
 #error "CONFIG_CORPUS_DIR must name tests/configs"
@@ -527,26 +528,208 @@ START_TEST(test_layout)
 }
 END_TEST
 
+/* A line of n characters: "label = xxx...x". */
+static char *long_label_file(size_t n, const char *before, const char *after)
+{
+	size_t head = strlen(MINIMAL "[test]\n") + strlen(before), len = n - strlen("label = ");
+	char *text = malloc(head + n + strlen(after) + 2);
+
+	ck_assert_ptr_nonnull(text);
+	sprintf(text, MINIMAL "[test]\n%slabel = ", before);
+	memset(text + strlen(text), 'x', len);
+	sprintf(text + head + n, "\n%s", after);
+	return text;
+}
+
 START_TEST(test_long_line)
 {
-	char text[1024], value[256];
 	struct bpflb_config *cfg;
 	struct bpflb_err err;
-	size_t n;
+	char *text;
 
-	/* "label = " + value: exactly 199 characters fit... */
-	n = 199 - strlen("label = ");
-	memset(value, 'x', n);
-	value[n] = '\0';
-	snprintf(text, sizeof(text), MINIMAL "[test]\nlabel = %s\n", value);
+	/* inih's own buffer ends at 199 characters; a line of the maximum fits whole... */
+	text = long_label_file(BPFLB_CFG_LINE_MAX, "", "note = after\n");
 	cfg = accept_str(text);
-	ck_assert_uint_eq(strlen(bpflb_cfg_str(bpflb_cfg_section(cfg, "test", 0), "label")), n);
+	ck_assert_uint_eq(strlen(bpflb_cfg_str(bpflb_cfg_section(cfg, "test", 0), "label")),
+			  BPFLB_CFG_LINE_MAX - strlen("label = "));
+	ck_assert_str_eq(bpflb_cfg_str(bpflb_cfg_section(cfg, "test", 0), "note"), "after");
+	ck_assert_int_eq(bpflb_cfg_line(bpflb_cfg_section(cfg, "test", 0), "note"), 8);
+	bpflb_config_free(cfg);
+	free(text);
+
+	/* ...one more character is refused, naming the line; nothing is cut. */
+	text = long_label_file(BPFLB_CFG_LINE_MAX + 1, "", "");
+	refuse(text, &err);
+	ck_assert_str_eq(err.msg, "mem.ini:7: line longer than 65536 characters; expected at "
+				  "most 65536 (for a longer list, continue it on indented lines "
+				  "or repeat the key)");
+	free(text);
+}
+END_TEST
+
+/* The cut at inih's buffer keeps spaces, comments and the value exact. */
+START_TEST(test_long_line_cut)
+{
+	struct bpflb_config *cfg;
+	const struct bpflb_cfg_section *t;
+	char text[4096], value[1024];
+	struct bpflb_err err;
+	size_t i;
+
+	for (i = 0; i < 600; i++)
+		value[i] = (i % 7 == 6) ? ' ' : (char)('a' + i % 26);
+	value[600] = '\0';
+	/* Runs of spaces across the cut (inih's buffer holds 199 characters). */
+	memset(value + 180, ' ', 40);
+	snprintf(text, sizeof(text), MINIMAL "[test]\nlabel = %s ; a comment ; more\n", value);
+	cfg = accept_str(text);
+	t = bpflb_cfg_section(cfg, "test", 0);
+	ck_assert_str_eq(bpflb_cfg_str(t, "label"), value);
 	bpflb_config_free(cfg);
 
-	/* ...200 do not, and the tail is not read as another line. */
-	snprintf(text, sizeof(text), MINIMAL "[test]\nlabel = %sy\n", value);
+	/* A value that starts past inih's buffer. */
+	snprintf(text, sizeof(text), MINIMAL "[test]\nlabel =%250s%s\n", "", "far");
+	cfg = accept_str(text);
+	ck_assert_str_eq(bpflb_cfg_str(bpflb_cfg_section(cfg, "test", 0), "label"), "far");
+	bpflb_config_free(cfg);
+
+	/* No = where inih can see it. */
+	memset(value, 'k', 300);
+	value[300] = '\0';
+	snprintf(text, sizeof(text), MINIMAL "[test]\n%s = 1\n", value);
 	refuse(text, &err);
-	ck_assert_str_eq(err.msg, "mem.ini:7: line longer than 199 characters");
+	ck_assert_str_eq(err.msg, "mem.ini:7: syntax error: no = in the first 199 characters; "
+				  "expected key = value with a key of at most 64 characters");
+}
+END_TEST
+
+/* The cases of issue 14: eight Kubernetes labels and 16 load balancer IPs, one line each. */
+START_TEST(test_long_lists)
+{
+	static const char labels[] =
+	    "app.kubernetes.io/name=checkout app.kubernetes.io/instance=checkout-eu1 "
+	    "app.kubernetes.io/version=5.7.2 app.kubernetes.io/component=frontend "
+	    "app.kubernetes.io/part-of=webshop app.kubernetes.io/managed-by=helm "
+	    "topology.kubernetes.io/zone=eu-west-1a topology.kubernetes.io/region=eu-west-1";
+	const struct bpflb_cfg_schema sch[] = {
+	    {"core", bpflb_core_sections},
+	    {"lb", bpflb_services_sections},
+	};
+	char text[8192], ips[1024] = "";
+	struct bpflb_config *cfg = NULL;
+	struct bpflb_err err;
+	const struct bpflb_node_conf *nc;
+	int i;
+
+	ck_assert_uint_gt(strlen(labels), 230);
+	for (i = 0; i < 16; i++)
+		sprintf(ips + strlen(ips), "%s198.51.100.%d", i ? ", " : "", 100 + i);
+	snprintf(text, sizeof(text),
+		 MINIMAL "labels = %s\n"
+			 "[service web]\ntype = loadbalancer\nport = http tcp 80\n"
+			 "backend = 10.1.0.1 node=node1\nlb_ips = %s\n",
+		 labels, ips);
+	ck_assert_int_eq(load_buf(text, strlen(text), 0, sch, 2, &cfg, &err), 0);
+	nc = bpflb_cfg_conf(bpflb_cfg_section(cfg, "node", 0));
+	ck_assert_uint_eq(nc->labels.n, 8);
+	ck_assert_str_eq(nc->labels.v[7], "topology.kubernetes.io/region=eu-west-1");
+	ck_assert_str_eq(bpflb_cfg_str(bpflb_cfg_find(cfg, "service", "web"), "lb_ips"), ips);
+	ck_assert_int_eq(bpflb_services_validate(cfg, &err), 0);
+	bpflb_config_free(cfg);
+}
+END_TEST
+
+/* List keys repeat and continue on deeper indented lines; their words add up. */
+START_TEST(test_list_continue)
+{
+	static const char text[] = MINIMAL	      /* 1-5 */
+	    "labels = zone=a\n"			      /* 6 */
+	    "  rack=r7, row=3   ; comment\n"	      /* 7 */
+	    "; a comment does not end the list\n"    /* 8 */
+	    "\n"				      /* 9 */
+	    "\tpod=x\n"				      /* 10 */
+	    "labels = team=net\n"		      /* 11 */
+	    "external_addresses =\n"		      /* 12 */
+	    "    192.0.2.1\n"			      /* 13 */
+	    "    192.0.2.2 192.0.2.3\n"		      /* 14 */
+	    "[test]\n"				      /* 15 */
+	    "  words = a\n"			      /* 16 */
+	    "  color = red\n"			      /* 17: as deep: a key */
+	    "  prefixes = 10.0.0.0/8\n"		      /* 18 */
+	    "      192.168.0.0/16\n";		      /* 19 */
+	struct bpflb_config *cfg = accept_str(text);
+	const struct bpflb_cfg_section *n = bpflb_cfg_section(cfg, "node", 0);
+	const struct bpflb_cfg_section *t = bpflb_cfg_section(cfg, "test", 0);
+	const struct bpflb_node_conf *nc = bpflb_cfg_conf(n);
+
+	ck_assert_str_eq(bpflb_cfg_str(n, "labels"), "zone=a rack=r7, row=3 pod=x team=net");
+	ck_assert_int_eq(bpflb_cfg_line(n, "labels"), 6);
+	ck_assert_uint_eq(nc->labels.n, 5);
+	ck_assert_str_eq(nc->labels.v[4], "team=net");
+	ck_assert_uint_eq(nc->external_addresses.n, 3);
+	ck_assert_uint_eq(nc->external_addresses.v[2], ip("192.0.2.3"));
+	ck_assert_str_eq(bpflb_cfg_str(t, "words"), "a");
+	ck_assert_str_eq(bpflb_cfg_str(t, "color"), "red");
+	ck_assert_str_eq(bpflb_cfg_str(t, "prefixes"), "10.0.0.0/8 192.168.0.0/16");
+	bpflb_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_list_continue_errors)
+{
+	struct bpflb_err err;
+
+	/* Only list keys continue: a deeper line under mode is a line of its own. */
+	refuse("[daemon]\nmode = snat\n   dsr\n", &err);
+	ck_assert_str_eq(err.msg, "mem.ini:3: syntax error: expected [section] or key = value");
+	/* A continuation word is checked where it is. */
+	refuse(MINIMAL "external_addresses = 192.0.2.1\n  192.0.2.x\n", &err);
+	ck_assert_str_eq(err.msg, "mem.ini:7: [node] external_addresses = 192.0.2.x: \"192.0.2.x\" "
+				  "is not an IPv4 address; expected IPv4 addresses such as "
+				  "192.0.2.10, separated by commas or spaces");
+	refuse(MINIMAL "external_addresses = 192.0.2.1\nexternal_addresses = 1.2.3\n", &err);
+	ck_assert_ptr_nonnull(strstr(err.msg, "mem.ini:7: [node] external_addresses = 1.2.3: "));
+	/* An indented key under a list is refused, not read as three words. */
+	refuse(MINIMAL "labels = zone=a\n    name = n2\n", &err);
+	ck_assert_str_eq(err.msg, "mem.ini:7: [node] labels = name = n2: this line is indented "
+				  "deeper than labels at line 6, so it continues that list, but "
+				  "it reads as a name line; expected it unindented to set name, "
+				  "or these words on a line of their own \"labels = ...\"");
+	/* Words longer than a word buffer would be cut by bpflb_cfg_word(): refused. */
+	{
+		char text[1024], word[300];
+
+		memset(word, 'w', 299);
+		word[299] = '\0';
+		snprintf(text, sizeof(text), MINIMAL "labels = a=b\n  k=%s\n", word);
+		refuse(text, &err);
+		ck_assert_ptr_nonnull(strstr(err.msg, "mem.ini:7: [node] labels = k=www"));
+		ck_assert_ptr_nonnull(strstr(err.msg, "a word of 301 characters"));
+	}
+}
+END_TEST
+
+START_TEST(test_list_max_words)
+{
+	size_t len = strlen(MINIMAL "[test]\n") + 70000 * 12;
+	char *text = malloc(len), *p;
+	struct bpflb_err err;
+	int i;
+
+	ck_assert_ptr_nonnull(text);
+	p = text + sprintf(text, MINIMAL "[test]\n");
+	for (i = 0; i < 7; i++) {
+		/* 7 lines of 10000 one-letter words: 70000 > BPFLB_CFG_LIST_MAX */
+		p += sprintf(p, "words =");
+		for (int j = 0; j < 10000; j++)
+			p += sprintf(p, " w");
+		p += sprintf(p, "\n");
+	}
+	refuse(text, &err);
+	/* The seventh line passes the limit; the message names it. */
+	ck_assert_str_eq(err.msg, "mem.ini:13: [test] words: list too long; expected at most "
+				  "65536 words and 1048576 characters in all its lines");
+	free(text);
 }
 END_TEST
 
@@ -687,6 +870,310 @@ START_TEST(test_long_message_is_cut)
 }
 END_TEST
 
+/* --- typed sections: the engine fills structs --- */
+
+struct typed_conf {
+	bool flag;
+	uint32_t count;
+	uint32_t gateway;
+	struct bpflb_cfg_ipv4s peers;
+	struct bpflb_cfg_cidrs prefixes;
+	int color;
+	int shape; /* ENUM without a default */
+	struct bpflb_cfg_words words;
+	char *state_dir;
+	uint32_t timeout;
+	char *label;
+	char *note; /* no default */
+	struct bpflb_cfg_strs extra;
+	uint32_t untyped_guard;
+};
+
+static const char *const shape_choices[] = {"round", "square", NULL};
+
+static const struct bpflb_cfg_key typed_keys[] = {
+    {.name = "flag", .type = BPFLB_CFG_BOOL, .def = "no", .flags = BPFLB_CFG_AT(struct typed_conf, flag)},
+    {.name = "count", .type = BPFLB_CFG_U32, .def = "10", .min = 1, .max = 1000,
+     .flags = BPFLB_CFG_AT(struct typed_conf, count)},
+    {.name = "gateway", .type = BPFLB_CFG_IPV4, .def = "192.0.2.1",
+     .flags = BPFLB_CFG_AT(struct typed_conf, gateway)},
+    {.name = "peers", .type = BPFLB_CFG_IPV4_LIST, .flags = BPFLB_CFG_AT(struct typed_conf, peers)},
+    {.name = "prefixes", .type = BPFLB_CFG_CIDR_LIST, .def = "10.0.0.0/8",
+     .flags = BPFLB_CFG_AT(struct typed_conf, prefixes)},
+    {.name = "color", .type = BPFLB_CFG_ENUM, .def = "green", .choices = color_choices,
+     .flags = BPFLB_CFG_AT(struct typed_conf, color)},
+    {.name = "shape", .type = BPFLB_CFG_ENUM, .choices = shape_choices,
+     .flags = BPFLB_CFG_AT(struct typed_conf, shape)},
+    {.name = "words", .type = BPFLB_CFG_LIST, .def = "alpha beta",
+     .flags = BPFLB_CFG_AT(struct typed_conf, words)},
+    {.name = "state_dir", .type = BPFLB_CFG_PATH, .def = "/var/lib/test",
+     .flags = BPFLB_CFG_AT(struct typed_conf, state_dir)},
+    {.name = "timeout", .type = BPFLB_CFG_DURATION, .def = "2m", .min = 1, .max = 86400,
+     .flags = BPFLB_CFG_AT(struct typed_conf, timeout)},
+    {.name = "label", .type = BPFLB_CFG_STRING, .def = "none",
+     .flags = BPFLB_CFG_AT(struct typed_conf, label)},
+    {.name = "note", .type = BPFLB_CFG_STRING, .flags = BPFLB_CFG_AT(struct typed_conf, note)},
+    {.name = "extra", .type = BPFLB_CFG_STRING,
+     .flags = BPFLB_CFG_F_MULTI | BPFLB_CFG_AT(struct typed_conf, extra)},
+    /* A key a typed section may still leave to the string accessors. */
+    {.name = "loose", .type = BPFLB_CFG_U32, .def = "7"},
+    BPFLB_CFG_KEYS_END(struct typed_conf)};
+
+static int typed_checked;
+
+/* The check sees the filled struct. */
+static int typed_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err)
+{
+	const struct typed_conf *c = bpflb_cfg_conf(sec);
+
+	typed_checked++;
+	if (c->count == 13)
+		return bpflb_cfg_error(err, sec, "count", 0, "unlucky; expected any other number");
+	return 0;
+}
+
+static const struct bpflb_cfg_section_def typed_section = {
+    .name = "typed", .named = true, .keys = typed_keys, .check = typed_check};
+static const struct bpflb_cfg_section_def typed_one_section = {
+    .name = "typed-one", .keys = typed_keys};
+static const struct bpflb_cfg_section_def *const typed_sections[] = {&typed_section,
+								     &typed_one_section, NULL};
+static const struct bpflb_cfg_schema typed_schemas[] = {
+    {.owner = "core", .sections = bpflb_core_sections},
+    {.owner = "typedplug", .sections = typed_sections},
+};
+
+static int load_typed(const char *text, struct bpflb_config **cfg, struct bpflb_err *err)
+{
+	return load_buf(text, strlen(text), 0, typed_schemas, 2, cfg, err);
+}
+
+START_TEST(test_typed_fill)
+{
+	static const char text[] = MINIMAL "[typed t]\n"
+					   "flag = on\n"
+					   "count = 0x20\n"
+					   "gateway = 198.51.100.7\n"
+					   "peers = 192.0.2.1, 192.0.2.2\n"
+					   "peers = 192.0.2.3\n"
+					   "prefixes = 172.16.0.0/12\n"
+					   "   192.168.0.0/16 0.0.0.0/0\n"
+					   "color = blue\n"
+					   "shape = square\n"
+					   "words = one,two three\n"
+					   "state_dir = /srv/x y\n"
+					   "timeout = 1h\n"
+					   "label = a = b : c\n"
+					   "note = n\n"
+					   "extra = first\n"
+					   "extra = second\n";
+	struct bpflb_config *cfg = NULL;
+	struct bpflb_err err;
+	const struct typed_conf *c;
+
+	typed_checked = 0;
+	ck_assert_int_eq(load_typed(text, &cfg, &err), 0);
+	ck_assert_int_eq(typed_checked, 1);
+	c = bpflb_cfg_conf(bpflb_cfg_find(cfg, "typed", "t"));
+	ck_assert_ptr_nonnull(c);
+	ck_assert(c->flag);
+	ck_assert_uint_eq(c->count, 32);
+	ck_assert_uint_eq(c->gateway, ip("198.51.100.7"));
+	ck_assert_uint_eq(c->peers.n, 3);
+	ck_assert_uint_eq(c->peers.v[0], ip("192.0.2.1"));
+	ck_assert_uint_eq(c->peers.v[2], ip("192.0.2.3"));
+	ck_assert_uint_eq(c->prefixes.n, 3);
+	ck_assert_uint_eq(c->prefixes.v[1].addr, ip("192.168.0.0"));
+	ck_assert_uint_eq(c->prefixes.v[1].plen, 16);
+	ck_assert_uint_eq(c->prefixes.v[2].plen, 0);
+	ck_assert_int_eq(c->color, 2);
+	ck_assert_int_eq(c->shape, 1);
+	ck_assert_uint_eq(c->words.n, 3);
+	ck_assert_str_eq(c->words.v[0], "one");
+	ck_assert_str_eq(c->words.v[2], "three");
+	ck_assert_str_eq(c->state_dir, "/srv/x y");
+	ck_assert_uint_eq(c->timeout, 3600);
+	ck_assert_str_eq(c->label, "a = b : c");
+	ck_assert_str_eq(c->note, "n");
+	ck_assert_uint_eq(c->extra.n, 2);
+	ck_assert_str_eq(c->extra.v[1], "second");
+	ck_assert_int_eq(c->extra.line[1], 22);
+	ck_assert_uint_eq(c->untyped_guard, 0);
+	/* The accessors keep working for plugins, on the same values. */
+	ck_assert_uint_eq(bpflb_cfg_u32(bpflb_cfg_find(cfg, "typed", "t"), "count"), 32);
+	ck_assert_uint_eq(bpflb_cfg_u32(bpflb_cfg_find(cfg, "typed", "t"), "loose"), 7);
+	bpflb_config_free(cfg);
+
+	/* The check runs on the struct and its message names the line. */
+	ck_assert_int_eq(load_typed(MINIMAL "[typed t]\ncount = 13\n", &cfg, &err), -EINVAL);
+	ck_assert_str_eq(err.msg, "mem.ini:7: [typed t] count = 13: unlucky; expected any other "
+				  "number");
+	/* Typed keys keep the messages of untyped ones: did you mean. */
+	ck_assert_int_eq(load_typed(MINIMAL "[typed t]\ncolour = red\n", &cfg, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, "mem.ini:7: [typed t] colour = red: unknown key "
+					      "(did you mean color?); expected one of flag, count"));
+	ck_assert_int_eq(load_typed(MINIMAL "[typed t]\ncolor = bleu\n", &cfg, &err), -EINVAL);
+	ck_assert_str_eq(err.msg, "mem.ini:7: [typed t] color = bleu: unknown value (did you "
+				  "mean blue?); expected one of red, green, blue");
+}
+END_TEST
+
+START_TEST(test_typed_defaults)
+{
+	struct bpflb_config *cfg = NULL;
+	struct bpflb_err err;
+	const struct typed_conf *c;
+
+	ck_assert_int_eq(load_typed(MINIMAL "[typed t]\n", &cfg, &err), 0);
+	/* A written section and the stand-in for an absent unnamed one: defaults alike. */
+	for (int i = 0; i < 2; i++) {
+		c = bpflb_cfg_conf(i ? bpflb_cfg_section(cfg, "typed-one", 0)
+				     : bpflb_cfg_find(cfg, "typed", "t"));
+		ck_assert_ptr_nonnull(c);
+		ck_assert(!c->flag);
+		ck_assert_uint_eq(c->count, 10);
+		ck_assert_uint_eq(c->gateway, ip("192.0.2.1"));
+		ck_assert_uint_eq(c->peers.n, 0);
+		ck_assert_ptr_null(c->peers.v);
+		ck_assert_uint_eq(c->prefixes.n, 1);
+		ck_assert_int_eq(c->color, 1);
+		ck_assert_int_eq(c->shape, -1);
+		ck_assert_uint_eq(c->words.n, 2);
+		ck_assert_str_eq(c->state_dir, "/var/lib/test");
+		ck_assert_uint_eq(c->timeout, 120);
+		ck_assert_str_eq(c->label, "none");
+		ck_assert_ptr_null(c->note);
+		ck_assert_uint_eq(c->extra.n, 0);
+	}
+	/* Untyped sections have no struct. */
+	ck_assert_ptr_null(bpflb_cfg_conf(NULL));
+	bpflb_config_free(cfg);
+	cfg = accept_str(MINIMAL "[test]\n");
+	ck_assert_ptr_null(bpflb_cfg_conf(bpflb_cfg_section(cfg, "test", 0)));
+	bpflb_config_free(cfg);
+}
+END_TEST
+
+/* The core's sections are typed: what daemon.c reads. */
+START_TEST(test_typed_core)
+{
+	struct bpflb_config *cfg =
+	    accept_str("[daemon]\ndevices = eth0, eth1\nmode = dsr\nlog_level = debug\n"
+		       "metrics_listen = 127.0.0.1:9962\nclient_timeout = 2m\n"
+		       "[node]\nname = n1\naddress = 10.0.0.1\nexternal_addresses = 10.0.0.9\n"
+		       "[endpoint web-1]\naddress = 10.1.0.1\nnode = n1\nlabels = app=web\n");
+	const struct bpflb_daemon_conf *dc = bpflb_daemon_conf(cfg);
+	const struct bpflb_node_conf *nc = bpflb_node_conf(cfg);
+	const struct bpflb_endpoint_conf *ec = bpflb_cfg_conf(bpflb_cfg_find(cfg, "endpoint", "web-1"));
+
+	ck_assert_str_eq(bpflb_daemon_modes[dc->mode], "dsr");
+	ck_assert_str_eq(bpflb_log_levels[dc->log_level], "debug");
+	ck_assert_uint_eq(dc->devices.n, 2);
+	ck_assert_str_eq(dc->devices.v[1], "eth1");
+	ck_assert_uint_eq(dc->features.n, 0);
+	ck_assert_str_eq(dc->bpffs_root, "/sys/fs/bpf/bpflb");
+	ck_assert_str_eq(dc->metrics_listen, "127.0.0.1:9962");
+	ck_assert_ptr_null(dc->control_group);
+	ck_assert_uint_eq(dc->client_timeout, 120);
+	ck_assert_uint_eq(dc->tc_handle, 0xb1b);
+	ck_assert_str_eq(nc->name, "n1");
+	ck_assert_uint_eq(nc->address, ip("10.0.0.1"));
+	ck_assert_uint_eq(nc->external_addresses.n, 1);
+	ck_assert_str_eq(ec->node, "n1");
+	ck_assert_str_eq(ec->labels.v[0], "app=web");
+	bpflb_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_typed_schema_errors)
+{
+	struct small {
+		uint32_t a;
+	};
+	static const struct bpflb_cfg_key outside[] = {
+	    {.name = "w", .type = BPFLB_CFG_LIST, .flags = BPFLB_CFG_AT(struct typed_conf, words)},
+	    BPFLB_CFG_KEYS_END(struct small)};
+	static const struct bpflb_cfg_key untyped_end[] = {
+	    {.name = "a", .type = BPFLB_CFG_U32, .flags = BPFLB_CFG_AT(struct small, a)}, {0}};
+	static const struct bpflb_cfg_key multi_u32[] = {
+	    {.name = "a", .type = BPFLB_CFG_U32,
+	     .flags = BPFLB_CFG_F_MULTI | BPFLB_CFG_AT(struct small, a)},
+	    BPFLB_CFG_KEYS_END(struct small)};
+	static const struct bpflb_cfg_section_def d1 = {.name = "x", .keys = outside};
+	static const struct bpflb_cfg_section_def d2 = {.name = "x", .keys = untyped_end};
+	static const struct bpflb_cfg_section_def d3 = {.name = "x", .keys = multi_u32};
+	const struct bpflb_cfg_section_def *const s1[] = {&d1, NULL}, *const s2[] = {&d2, NULL},
+						     *const s3[] = {&d3, NULL};
+	struct bpflb_cfg_schema sch = {"bad", s1};
+	struct bpflb_config *cfg = NULL;
+	struct bpflb_err err;
+
+	ck_assert_int_eq(load_buf("", 0, 0, &sch, 1, &cfg, &err), -EINVAL);
+	ck_assert_str_eq(err.msg, "schema of bad: [x] w: its member is outside the section's "
+				  "struct (end the keys with BPFLB_CFG_KEYS_END(struct))");
+	sch.sections = s2;
+	ck_assert_int_eq(load_buf("", 0, 0, &sch, 1, &cfg, &err), -EINVAL);
+	ck_assert_str_eq(err.msg, "schema of bad: [x] a: its member is outside the section's "
+				  "struct (end the keys with BPFLB_CFG_KEYS_END(struct))");
+	sch.sections = s3;
+	ck_assert_int_eq(load_buf("", 0, 0, &sch, 1, &cfg, &err), -EINVAL);
+	ck_assert_str_eq(err.msg, "schema of bad: [x] a: a typed MULTI key must be STRING or PATH");
+}
+END_TEST
+
+/* The memory hook: an owner drops the sections it built its model from. */
+START_TEST(test_release)
+{
+	struct bpflb_config *cfg = NULL;
+	struct bpflb_err err;
+	char *text = malloc(1 << 17), *p = text;
+	int i;
+
+	ck_assert_ptr_nonnull(text);
+	p += sprintf(p, MINIMAL);
+	for (i = 0; i < 1000; i++)
+		p += sprintf(p, "[typed t%d]\ncount = %d\n[cluster-node c%d]\naddress = 10.2.%d.%d\n",
+			     i, i % 12 + 1, i, i / 250, i % 250);
+	ck_assert_msg(load_typed(text, &cfg, &err) == 0, "%s", err.msg);
+	ck_assert(!bpflb_cfg_released(cfg, "typed"));
+	ck_assert_ptr_nonnull(bpflb_cfg_find(cfg, "typed", "t999"));
+	ck_assert_int_eq(bpflb_cfg_release(cfg, "typed"), 0);
+	ck_assert(bpflb_cfg_released(cfg, "typed"));
+	/* Released sections read as absent... */
+	ck_assert_ptr_null(bpflb_cfg_find(cfg, "typed", "t5"));
+	ck_assert_ptr_null(bpflb_cfg_section(cfg, "typed", 0));
+	/* ...the others are untouched, and found by name as before. */
+	ck_assert(!bpflb_cfg_released(cfg, "cluster-node"));
+	for (i = 0; i < 1000; i += 111)
+		ck_assert_int_eq(bpflb_cfg_section_line(bpflb_cfg_find(cfg, "cluster-node",
+									(snprintf(text, 16, "c%d", i), text))),
+				 8 + 4 * i);
+	ck_assert_str_eq(bpflb_node_conf(cfg)->name, "node1");
+	/* Twice, or a type without sections: nothing to do. */
+	ck_assert_int_eq(bpflb_cfg_release(cfg, "typed"), 0);
+	ck_assert_int_eq(bpflb_cfg_release(cfg, "nothing"), 0);
+	bpflb_config_free(cfg);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_error_errno)
+{
+	struct bpflb_config *cfg = accept_str(MINIMAL);
+	const struct bpflb_cfg_section *d = bpflb_cfg_section(cfg, "daemon", 0);
+	struct bpflb_err err;
+
+	ck_assert_int_eq(bpflb_cfg_error_errno(&err, -EACCES, d, "devices", "cannot open %s: %s",
+					       "x", strerror(EACCES)),
+			 -EACCES);
+	ck_assert_str_eq(err.msg, "mem.ini:2: [daemon] devices = eth0: cannot open x: Permission "
+				  "denied");
+	ck_assert_int_eq(bpflb_cfg_error_errno(&err, EPERM, d, NULL, "x"), -EPERM);
+	ck_assert_int_eq(bpflb_cfg_error_errno(&err, 0, d, NULL, "x"), -EINVAL);
+	bpflb_config_free(cfg);
+}
+END_TEST
+
 /* --- loading --- */
 
 START_TEST(test_cannot_open)
@@ -699,11 +1186,16 @@ START_TEST(test_cannot_open)
 	ck_assert_ptr_null(cfg);
 	ck_assert_str_eq(err.msg, "/nonexistent/bpflb.ini: cannot open: No such file or directory");
 
-	/* A directory opens, but does not read. */
+	/* A directory opens, but does not read: the cause is returned, not a fixed errno. */
 	ck_assert_int_eq(bpflb_config_load(CONFIG_CORPUS_DIR, schemas, NSCHEMAS, 0, &cfg, &err),
-			 -EIO);
+			 -EISDIR);
 	ck_assert_ptr_null(cfg);
-	ck_assert_str_eq(err.msg, CONFIG_CORPUS_DIR ": read error: Is a directory");
+	ck_assert_str_eq(err.msg, CONFIG_CORPUS_DIR ":1: read error: Is a directory");
+
+	ck_assert_int_eq(bpflb_config_load(CONFIG_CORPUS_DIR "/good/full.ini/x", schemas, NSCHEMAS,
+					   0, &cfg, &err),
+			 -ENOTDIR);
+	ck_assert_str_eq(err.msg, CONFIG_CORPUS_DIR "/good/full.ini/x: cannot open: Not a directory");
 }
 END_TEST
 
@@ -830,7 +1322,8 @@ static const struct {
 		"schema of bad: [bad NAME] is named and required; only unnamed sections can "
 		"be required"),
     SCHEMA_CASE("two words", false, false, NULL,
-		"schema of bad: section name \"two words\" is empty or has spaces or brackets"),
+		"schema of bad: section name \"two words\" is empty, longer than 64 or has "
+		"spaces or brackets"),
     SCHEMA_CASE("test", false, false, NULL,
 		"schema of bad: section [test] is already declared by testplug"),
 };
@@ -1109,11 +1602,25 @@ static Suite *config_suite(void)
 	tc = tcase_create("reading");
 	tcase_add_test(tc, test_layout);
 	tcase_add_test(tc, test_long_line);
+	tcase_add_test(tc, test_long_line_cut);
+	tcase_add_test(tc, test_long_lists);
+	tcase_add_test(tc, test_list_continue);
+	tcase_add_test(tc, test_list_continue_errors);
+	tcase_add_test(tc, test_list_max_words);
 	tcase_add_test(tc, test_nul_byte);
 	tcase_add_test(tc, test_cannot_open);
 	tcase_add_test(tc, test_loaded_at);
 	tcase_add_test(tc, test_skip_unknown);
 	tcase_add_test(tc, test_err_optional);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("typed");
+	tcase_add_test(tc, test_typed_fill);
+	tcase_add_test(tc, test_typed_defaults);
+	tcase_add_test(tc, test_typed_core);
+	tcase_add_test(tc, test_typed_schema_errors);
+	tcase_add_test(tc, test_release);
+	tcase_add_test(tc, test_error_errno);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("messages");

@@ -12,6 +12,39 @@
  *
  * Once a configuration passed the schema, the accessors below cannot fail on
  * type errors: they return the parsed value or the declared default.
+ *
+ * Typed sections.  A section whose keys say where their value goes (.flags =
+ * BPFLB_CFG_AT(struct, member)) and whose key array ends with
+ * BPFLB_CFG_KEYS_END(struct) is filled into that struct once, when the file is
+ * loaded, before the section's check runs; bpflb_cfg_conf() returns it.  The
+ * key's type decides the member's type:
+ *
+ *     BOOL                 bool
+ *     U32, DURATION        uint32_t (seconds for DURATION)
+ *     IPV4                 uint32_t, network byte order
+ *     ENUM                 int, index into choices[]
+ *     STRING, PATH         char * (the engine's copy; NULL: absent, no default)
+ *     STRING|PATH + MULTI  struct bpflb_cfg_strs (every occurrence, with lines)
+ *     LIST                 struct bpflb_cfg_words
+ *     IPV4_LIST            struct bpflb_cfg_ipv4s
+ *     CIDR_LIST            struct bpflb_cfg_cidrs
+ *
+ * Everything the struct points to belongs to the configuration and lives as
+ * long as it (or until bpflb_cfg_release()).  Sections without BPFLB_CFG_AT
+ * keys (every plugin built before typed sections existed) work as before.
+ *
+ * ABI: typed sections change no layout of plugin ABI 1.  The member offset
+ * travels in the upper 16 bits of bpflb_cfg_key.flags (old plugins leave them
+ * zero) and the struct size in the max of the terminating key (old plugins
+ * terminate with {0}), so a descriptor built against the previous SDK loads
+ * unchanged.
+ *
+ * File format.  A line may hold BPFLB_CFG_LINE_MAX characters; a longer one
+ * is refused, naming FILE:LINE.  The value of a list key (LIST, IPV4_LIST,
+ * CIDR_LIST) may continue on the following lines when they are indented deeper
+ * than the key's line, and the key may repeat: every occurrence adds its words
+ * (at most BPFLB_CFG_LIST_MAX words, each at most BPFLB_CFG_WORD_MAX - 1
+ * characters).  Elsewhere indentation means nothing.
  */
 #ifndef BPFLB_CONFIG_H
 #define BPFLB_CONFIG_H
@@ -42,16 +75,62 @@ enum bpflb_cfg_type {
 	BPFLB_CFG_DURATION,  /* seconds: "30", "30s", "5m", "1h", within [min, max] s */
 };
 
-/* A key may appear several times in one section when BPFLB_CFG_F_MULTI is set. */
+/*
+ * A key may appear several times in one section when BPFLB_CFG_F_MULTI is set
+ * (each occurrence is a value of its own); list keys may always repeat (their
+ * words add up).
+ */
 #define BPFLB_CFG_F_REQUIRED (1u << 0)
 #define BPFLB_CFG_F_MULTI    (1u << 1)
+#define BPFLB_CFG_F_FIELD    (1u << 2) /* set by BPFLB_CFG_AT: the offset below is valid */
+/* Where a typed section's key stores its value: .flags = BPFLB_CFG_AT(struct my_conf, port) */
+#define BPFLB_CFG_AT(type, member) \
+	(BPFLB_CFG_F_FIELD | ((uint32_t)offsetof(type, member) << 16))
+#define BPFLB_CFG_FIELD_OFFSET(flags) ((size_t)((flags) >> 16))
+/* The terminator of a typed section's keys: it carries the struct's size. */
+#define BPFLB_CFG_KEYS_END(type) {.name = NULL, .max = sizeof(type)}
+
+/* Limits of the file format (README, Configure: Limits). */
+#define BPFLB_CFG_LINE_MAX 65536  /* characters of one line, without its newline */
+#define BPFLB_CFG_LIST_MAX 65536  /* words of one list key, all occurrences together */
+#define BPFLB_CFG_VALUE_MAX (1u << 20) /* characters of one list value, all lines together */
+#define BPFLB_CFG_NAME_MAX 64     /* characters of a key or a section type */
+
+/* The storage of typed list keys. */
+struct bpflb_cfg_words {
+	char **v;
+	uint32_t n;
+};
+
+struct bpflb_cfg_ipv4s {
+	uint32_t *v; /* network byte order */
+	uint32_t n;
+};
+
+struct bpflb_cfg_cidr {
+	uint32_t addr; /* network byte order, host bits clear */
+	uint8_t plen;
+};
+
+struct bpflb_cfg_cidrs {
+	struct bpflb_cfg_cidr *v;
+	uint32_t n;
+};
+
+/* A MULTI key: each occurrence and the line it is on, for messages. */
+struct bpflb_cfg_strs {
+	char **v;
+	int *line;
+	uint32_t n;
+};
 
 struct bpflb_cfg_key {
 	const char *name;
 	enum bpflb_cfg_type type;
 	uint32_t flags;
 	const char *def;              /* default, as it would be written; NULL: none */
-	uint64_t min, max;            /* U32 and DURATION; max 0: no upper bound */
+	uint64_t min, max;            /* U32 and DURATION; max 0: no upper bound;
+				       * in the terminator: size of the typed struct */
 	const char *const *choices;   /* ENUM: NULL-terminated */
 	const char *help;             /* one line: what the key means */
 };
@@ -64,8 +143,12 @@ struct bpflb_cfg_section_def {
 	const char *name;    /* "daemon" -> [daemon]; "service" + named -> [service NAME] */
 	bool named;          /* instances carry a name: [service web] */
 	bool required;       /* the file must contain it (unnamed sections only) */
-	const struct bpflb_cfg_key *keys; /* terminated by an entry with name == NULL */
-	/* Checks that span keys of one section (after the per-key checks passed). */
+	/* terminated by an entry with name == NULL (BPFLB_CFG_KEYS_END for a typed section) */
+	const struct bpflb_cfg_key *keys;
+	/*
+	 * Checks that span keys of one section (after the per-key checks passed
+	 * and, in a typed section, after its struct was filled).
+	 */
 	int (*check)(const struct bpflb_cfg_section *sec, struct bpflb_err *err);
 };
 
@@ -86,6 +169,18 @@ BPFLB_API const char *bpflb_cfg_section_type(const struct bpflb_cfg_section *sec
 BPFLB_API const char *bpflb_cfg_section_name(const struct bpflb_cfg_section *sec); /* "" unnamed */
 BPFLB_API int bpflb_cfg_section_line(const struct bpflb_cfg_section *sec);
 BPFLB_API const struct bpflb_config *bpflb_cfg_section_config(const struct bpflb_cfg_section *sec);
+/*
+ * The struct a typed section was filled into (defaults for keys not written;
+ * an absent unnamed section is all defaults); NULL for an untyped section or
+ * sec NULL.  Read fields, never the same key again by name.
+ */
+BPFLB_API const void *bpflb_cfg_conf(const struct bpflb_cfg_section *sec);
+/*
+ * Did the owner of the sections of type release them (bpflb_cfg_release())?
+ * Released sections read as absent: bpflb_cfg_section() and bpflb_cfg_find()
+ * return NULL for them, as for a file without any.
+ */
+BPFLB_API bool bpflb_cfg_released(const struct bpflb_config *cfg, const char *type);
 
 /*
  * --- values ---
@@ -108,7 +203,9 @@ BPFLB_API const char *bpflb_cfg_multi(const struct bpflb_cfg_section *sec, const
 /*
  * Split a LIST/IPV4_LIST/CIDR_LIST value: the idx-th word copied into buf; NULL
  * past the end.  A word longer than len - 1 is cut: a buffer of
- * BPFLB_CFG_WORD_MAX holds any word, as no line of the file is longer.
+ * BPFLB_CFG_WORD_MAX holds any word, as the engine refuses longer ones.  A
+ * list key that repeats or continues reads as one value, its words in file
+ * order.
  */
 #define BPFLB_CFG_WORD_MAX 256
 BPFLB_API const char *bpflb_cfg_word(const char *list, unsigned int idx, char *buf, size_t len);
@@ -136,6 +233,14 @@ BPFLB_API int bpflb_cfg_error(struct bpflb_err *err, const struct bpflb_cfg_sect
 	__attribute__((format(printf, 5, 6)));
 BPFLB_API int bpflb_err_set(struct bpflb_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/*
+ * The same, for errors that have a cause other than the file's text (a
+ * system call failed): return errnum (a negative errno) instead of -EINVAL, so
+ * the caller can tell EACCES from a typo.
+ */
+BPFLB_API int bpflb_cfg_error_errno(struct bpflb_err *err, int errnum,
+				    const struct bpflb_cfg_section *sec, const char *key,
+				    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #ifdef __cplusplus
 }
