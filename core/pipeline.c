@@ -18,6 +18,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <bpflb/lb.h>
+#include <bpflb/plugin.h>
 
 #include "bpflb_entry.skel.h"
 #include "log.h"
@@ -177,6 +178,28 @@ static const char *map_pin_name(const struct bpf_map *map, const char *root)
 	if (!path || strncmp(path, root, len) || path[len] != '/')
 		return NULL;
 	return path + len + 1;
+}
+
+const char *pipeline_pin_name(const struct pipeline *pl, const struct bpf_map *map)
+{
+	return map_pin_name(map, pl->pin_root);
+}
+
+const char *pipeline_map_set(const struct pipeline *pl, const char *pin)
+{
+	struct bpf_map *map;
+
+	if (!strcmp(pin, "bpflb_stages") || !strcmp(pin, "bpflb_schema"))
+		return PIPELINE_MAP_SET;
+	if (!pl->skel)
+		return NULL;
+	bpf_object__for_each_map(map, pl->skel->obj) {
+		const char *name = map_pin_name(map, pl->pin_root);
+
+		if (name && !strcmp(name, pin))
+			return BPFLB_MAP_SET_LB;
+	}
+	return NULL;
 }
 
 int pipeline_pins_prepare(struct pipeline *pl, struct bpf_object *obj)

@@ -17,15 +17,15 @@
 /* IFNAMSIZ - 1: the kernel's limit on an interface name. */
 #define CORE_IFNAME_MAX 15
 
-static const char *const mode_choices[] = {"snat", "dsr", "hybrid", "none", NULL};
 static const char *const log_level_choices[] = {"err", "warning", "notice", "info", "debug", NULL};
 
 static const struct bpflb_cfg_key daemon_keys[] = {
+    /* Modes are plugins: the daemon checks the name against the loaded ones. */
     {.name = "mode",
-     .type = BPFLB_CFG_ENUM,
-     .def = "snat",
-     .choices = mode_choices,
-     .help = "load-balancing mode plugin; none runs without one"},
+     .type = BPFLB_CFG_STRING,
+     .def = BPFLB_DEFAULT_MODE,
+     .help = "load-balancing mode: the name of a mode plugin in plugin_dir, or none to run "
+	     "without one"},
     {.name = "features",
      .type = BPFLB_CFG_LIST,
      .def = "",

@@ -568,10 +568,11 @@ START_TEST(test_message_format)
 {
 	struct bpflb_err err;
 
-	refuse("[daemon]\nmode = turbo\ndevices = eth0\n[node]\nname = n\naddress = 10.0.0.1\n",
+	refuse("[daemon]\nlog_level = loud\ndevices = eth0\n[node]\nname = n\naddress = "
+	       "10.0.0.1\n",
 	       &err);
-	ck_assert_str_eq(err.msg, "mem.ini:2: [daemon] mode = turbo: unknown value; expected "
-				  "one of snat, dsr, hybrid, none");
+	ck_assert_str_eq(err.msg, "mem.ini:2: [daemon] log_level = loud: unknown value; expected "
+				  "one of err, warning, notice, info, debug");
 
 	refuse("[daemon]\ndevices = eth0\n[node]\nname = n\n", &err);
 	ck_assert_str_eq(err.msg, "mem.ini:3: [node] address: missing required key; expected "
@@ -615,9 +616,10 @@ START_TEST(test_hash_comment_hint)
 {
 	struct bpflb_err err;
 
-	refuse("[daemon]\ndevices = eth0\nmode = dsr # direct server return\n", &err);
-	ck_assert_msg(strstr(err.msg, "mem.ini:3: [daemon] mode = dsr # direct server return: "
-				      "unknown value; expected one of snat, dsr, hybrid, none "
+	refuse("[daemon]\ndevices = eth0\nlog_level = debug # while we look\n", &err);
+	ck_assert_msg(strstr(err.msg, "mem.ini:3: [daemon] log_level = debug # while we look: "
+				      "unknown value; expected one of err, warning, notice, info, "
+				      "debug "
 				      "(after a value, a comment starts with \" ;\"; \"#\" only "
 				      "comments out a whole line)"),
 		      "%s", err.msg);
@@ -629,11 +631,11 @@ START_TEST(test_first_error_wins)
 	struct bpflb_err err;
 
 	/* A syntax error above a bad value... */
-	refuse("[daemon]\ndevices = eth0\noops\nmode = turbo\n", &err);
+	refuse("[daemon]\ndevices = eth0\noops\nlog_level = loud\n", &err);
 	ck_assert_str_eq(err.msg, "mem.ini:3: syntax error: expected [section] or key = value");
 	/* ...and a bad value above a syntax error. */
-	refuse("[daemon]\ndevices = eth0\nmode = turbo\noops\n", &err);
-	ck_assert_ptr_nonnull(strstr(err.msg, "mem.ini:3: [daemon] mode = turbo"));
+	refuse("[daemon]\ndevices = eth0\nlog_level = loud\noops\n", &err);
+	ck_assert_ptr_nonnull(strstr(err.msg, "mem.ini:3: [daemon] log_level = loud"));
 	/* Per-key errors come before missing keys and sections. */
 	refuse("[node]\naddress = 10.0.0.999\n", &err);
 	ck_assert_ptr_nonnull(strstr(err.msg, "mem.ini:2: [node] address = 10.0.0.999"));
