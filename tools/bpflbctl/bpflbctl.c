@@ -42,7 +42,7 @@ static void usage(FILE *f)
 	    "Commands:\n"
 	    "  status                              daemon, mode, plugins, devices, config, "
 	    "reloads\n"
-	    "  plugin list                         plugins and their state\n"
+	    "  plugin list                         plugins: kind (mode or feature), state, maps\n"
 	    "  service list                        services with frontends and backends\n"
 	    "  service get NAME\n"
 	    "  service set NAME KEY=VALUE...       add/replace a service until the next reload\n"
