@@ -71,7 +71,7 @@ const char *pipeline_pin_name(const struct pipeline *pl, const struct bpf_map *m
  * for a name the core does not pin.
  */
 #define PIPELINE_MAP_SET "pipeline"
-const char *pipeline_map_set(const struct pipeline *pl, const char *pin);
+const char *pipeline_map_set(const char *pin);
 /*
  * --cleanup: unlink the pins this instance made, by name (the core's own from
  * its BPF object, the rest from bpflb_pins), then pin_root when empty.  Files

@@ -60,7 +60,7 @@ BPFLB_EXPORT int bpflb_pins_prepare(struct bpflb_plugin_ctx *ctx, struct bpf_obj
 
 		if (!pin)
 			continue;
-		set = pipeline_map_set(pl, pin);
+		set = pipeline_map_set(pin);
 		if (set && !strcmp(set, PIPELINE_MAP_SET))
 			continue;
 		if (plugin_pin_allowed(ctx, pin, set, &err)) {
