@@ -42,9 +42,10 @@ static const struct bpflb_cfg_section *daemon_sec(const struct bpflb_config *cfg
 	return bpflb_cfg_section(cfg, "daemon", 0);
 }
 
+/* The mode plugin's name, or "none"; the default is the build's (BPFLB_DEFAULT_MODE). */
 static const char *daemon_mode(const struct bpflb_daemon_conf *dc)
 {
-	return bpflb_daemon_modes[dc->mode];
+	return dc->mode;
 }
 
 /* Device names as the pipeline takes them. */
@@ -79,7 +80,7 @@ static bool plugin_enabled(const struct bpflb_config *cfg, const struct bpflb_pl
 {
 	if (!cfg)
 		return false;
-	if (c->desc->kind == BPFLB_PLUGIN_MODE)
+	if (plugin_is_mode(c))
 		return !strcmp(daemon_mode(bpflb_daemon_conf(cfg)), c->desc->name);
 	return feature_enabled(cfg, c->desc->name);
 }
@@ -96,18 +97,6 @@ int daemon_load_config(struct bpflb_daemon *d, const char *path, struct bpflb_co
 		if (c->desc->sections)
 			schemas[n++] = (struct bpflb_cfg_schema){c->desc->name, c->desc->sections};
 	return bpflb_config_load(path, schemas, n, 0, out, err);
-}
-
-/*
- * The oldest schema version of a plugin's pinned record that is adopted in
- * place: the mode plugins' maps are the shared lb maps, so they follow
- * BPFLB_LB_SCHEMA_ADOPT_FROM; every other plugin needs its own version.
- */
-static uint32_t plugin_schema_oldest(const struct bpflb_plugin_ctx *c)
-{
-	if (c->desc->kind == BPFLB_PLUGIN_MODE && c->desc->map_schema_version == BPFLB_LB_SCHEMA)
-		return BPFLB_LB_SCHEMA_ADOPT_FROM;
-	return c->desc->map_schema_version;
 }
 
 /* Re-word err's message as an error at key of sec (file:line, key and value). */
@@ -219,20 +208,23 @@ static int check_bpffs_root(const struct bpflb_config *cfg, struct bpflb_err *er
 	return ret;
 }
 
-/* The schema records of the enabled plugins' pinned maps, as plugin_init checks them. */
+/*
+ * The schema records of the maps the enabled plugins own, as plugin_init
+ * checks them.  The shared sets they use were checked when they loaded
+ * (against this build's versions) and the pinned ones by pipeline_open.
+ */
 static int check_plugin_schemas(struct bpflb_daemon *d, const struct bpflb_config *cfg,
 				struct bpflb_err *err)
 {
 	const char *root = bpflb_daemon_conf(cfg)->bpffs_root;
 
 	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next) {
+		uint32_t own = c->maps.own_schema;
 		int ret;
 
-		if (!plugin_enabled(cfg, c))
+		if (!plugin_enabled(cfg, c) || !own)
 			continue;
-		ret = pipeline_schema_check_pinned(root, c->desc->name,
-						   c->desc->map_schema_version,
-						   plugin_schema_oldest(c), err);
+		ret = pipeline_schema_check_pinned(root, c->desc->name, own, own, err);
 		if (ret)
 			return ret;
 	}
@@ -258,6 +250,34 @@ static const char *plugin_refused(struct bpflb_daemon *d, const char *name)
 	return plugin_host_refusal(&d->plugins, name);
 }
 
+/*
+ * mode names no loaded mode plugin (c: the feature plugin of that name, if
+ * any).  The modes are whatever plugin_dir holds, so the message lists them.
+ */
+static int mode_unknown(struct bpflb_daemon *d, const struct bpflb_cfg_section *ds,
+			const char *mode, const struct bpflb_plugin_ctx *c, struct bpflb_err *err)
+{
+	const char *guess = plugin_host_closest_mode(&d->plugins, mode);
+	char modes[512], what[160], hint[160] = "";
+
+	plugin_host_mode_names(&d->plugins, modes, sizeof(modes));
+	if (guess)
+		snprintf(hint, sizeof(hint), " (did you mean %s?)", guess);
+	/* As the config engine says it: inih keeps a "#" comment in the value. */
+	else if (strstr(mode, " #") || strstr(mode, "\t#"))
+		snprintf(hint, sizeof(hint), " (after a value, a comment starts with \" ;\"; \"#\" "
+			 "only comments out a whole line)");
+	if (c)
+		snprintf(what, sizeof(what), "'%s' is a feature plugin, not a mode (list it in "
+			 "features)", mode);
+	else
+		snprintf(what, sizeof(what), "no mode plugin '%.60s' is loaded from %.60s", mode,
+			 bpflb_daemon_conf(bpflb_cfg_section_config(ds))->plugin_dir);
+	return bpflb_cfg_error(err, ds, "mode", 0, "%s%s; modes available: %s%snone%s", what,
+			       bpflb_cfg_has(ds, "mode") ? "" : " (the default mode)", modes,
+			       modes[0] ? ", " : "", hint);
+}
+
 /* The plugins next enables ([daemon] mode and features) are loaded and usable. */
 static int check_enabled_plugins(struct bpflb_daemon *d, const struct bpflb_config *next,
 				 struct bpflb_err *err)
@@ -274,16 +294,8 @@ static int check_enabled_plugins(struct bpflb_daemon *d, const struct bpflb_conf
 		if ((why = plugin_refused(d, mode)))
 			return bpflb_cfg_error(err, ds, "mode", 0,
 					       "plugin '%s' cannot be enabled: %s", mode, why);
-		if (!c)
-			return bpflb_cfg_error(err, ds, "mode", 0,
-					       "no mode plugin '%s' is loaded from %s; "
-					       "install %s.so there or pick another mode",
-					       mode, dc->plugin_dir, mode);
-		if (c->desc->kind != BPFLB_PLUGIN_MODE)
-			return bpflb_cfg_error(err, ds, "mode", 0,
-					       "plugin '%s' is a feature plugin, not a mode; "
-					       "list it in features",
-					       mode);
+		if (!c || !plugin_is_mode(c))
+			return mode_unknown(d, ds, mode, c, err);
 	}
 	for (uint32_t i = 0; i < dc->features.n; i++) {
 		struct bpflb_plugin_ctx *c = plugin_host_find(&d->plugins, words[i]);
@@ -295,7 +307,7 @@ static int check_enabled_plugins(struct bpflb_daemon *d, const struct bpflb_conf
 			return bpflb_cfg_error(err, ds, "features", 0,
 					       "no feature plugin '%s' is loaded from %s", words[i],
 					       dc->plugin_dir);
-		if (c->desc->kind != BPFLB_PLUGIN_FEATURE)
+		if (plugin_is_mode(c))
 			return bpflb_cfg_error(err, ds, "features", 0,
 					       "'%s' is a mode plugin; select it with mode = %s",
 					       words[i], words[i]);
@@ -424,17 +436,22 @@ static int plugin_init(struct bpflb_daemon *d, struct bpflb_plugin_ctx *c, struc
 	ret = sys_probe_features(c->desc->requires, who, err);
 	if (ret)
 		return ret;
-	ret = pipeline_schema_check(&d->pipeline, c->desc->name, c->desc->map_schema_version,
-				    plugin_schema_oldest(c), err);
-	if (ret)
-		return ret;
+	/* The maps it owns; the shared sets it uses were checked at load. */
+	if (c->maps.own_schema) {
+		ret = pipeline_schema_check(&d->pipeline, c->desc->name, c->maps.own_schema,
+					    c->maps.own_schema, err);
+		if (ret)
+			return ret;
+	}
+	c->last_error[0] = '\0';
 	ret = c->desc->init(c);
 	if (ret) {
 		c->state = PLUGIN_FAILED;
-		return bpflb_err_set(err, "plugin %s failed to initialise: %s", c->desc->name,
-				     strerror(-ret));
+		return bpflb_err_set(err, "plugin %s failed to initialise: %s%s%s", c->desc->name,
+				     strerror(-ret), c->last_error[0] ? ": " : "", c->last_error);
 	}
-	pipeline_schema_record(&d->pipeline, c->desc->name, c->desc->map_schema_version);
+	if (c->maps.own_schema)
+		pipeline_schema_record(&d->pipeline, c->desc->name, c->maps.own_schema);
 	c->state = PLUGIN_READY;
 	return 0;
 }
@@ -535,7 +552,7 @@ static int apply_config(struct bpflb_daemon *d, const struct bpflb_config *next,
 
 		if (!plugin_enabled(next, c))
 			continue;
-		if (c->desc->kind == BPFLB_PLUGIN_MODE)
+		if (plugin_is_mode(c))
 			next_mode = c;
 		if (!was) {
 			ret = plugin_init(d, c, err);

@@ -48,6 +48,7 @@ static json_object *plugins_json(struct bpflb_daemon *d)
 
 	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next) {
 		json_object *o = json_object_new_object();
+		char maps[256];
 
 		json_object_object_add(o, "name", json_object_new_string(c->desc->name));
 		json_object_object_add(
@@ -63,6 +64,8 @@ static json_object *plugins_json(struct bpflb_daemon *d)
 							       c->state == PLUGIN_ATTACHED));
 		json_object_object_add(o, "map_schema_version",
 				       json_object_new_int64(c->desc->map_schema_version));
+		plugin_maps_describe(c, maps, sizeof(maps));
+		json_object_object_add(o, "maps", json_object_new_string(maps));
 		json_object_object_add(o, "path", json_object_new_string(c->path ? c->path : ""));
 		json_object_object_add(
 		    o, "description",

@@ -18,6 +18,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <bpflb/lb.h>
+#include <bpflb/plugin.h>
 
 #include "bpflb_entry.skel.h"
 #include "log.h"
@@ -177,6 +178,47 @@ static const char *map_pin_name(const struct bpf_map *map, const char *root)
 	if (!path || strncmp(path, root, len) || path[len] != '/')
 		return NULL;
 	return path + len + 1;
+}
+
+const char *pipeline_pin_name(const struct pipeline *pl, const struct bpf_map *map)
+{
+	return map_pin_name(map, pl->pin_root);
+}
+
+/*
+ * The names the core's own object pins (lb_maps.h and the stage array), read
+ * once from its embedded ELF: opening parses it without loading or pinning
+ * anything, so the answer does not depend on a running pipeline.
+ */
+#define CORE_PINS_MAX 32
+static char core_pins[CORE_PINS_MAX][64];
+static int ncore_pins = -1;
+
+static void core_pins_read(void)
+{
+	struct bpflb_entry *skel = bpflb_entry__open();
+	struct bpf_map *map;
+
+	ncore_pins = 0;
+	if (!skel)
+		return; /* then no name is the core's, and plugins pinning them are refused */
+	bpf_object__for_each_map(map, skel->obj)
+		if (bpf_map__pin_path(map) && ncore_pins < CORE_PINS_MAX)
+			snprintf(core_pins[ncore_pins++], sizeof(core_pins[0]), "%s",
+				 bpf_map__name(map));
+	bpflb_entry__destroy(skel);
+}
+
+const char *pipeline_map_set(const char *pin)
+{
+	if (!strcmp(pin, "bpflb_stages") || !strcmp(pin, "bpflb_schema"))
+		return PIPELINE_MAP_SET;
+	if (ncore_pins < 0)
+		core_pins_read();
+	for (int i = 0; i < ncore_pins; i++)
+		if (!strcmp(core_pins[i], pin))
+			return BPFLB_MAP_SET_LB;
+	return NULL;
 }
 
 int pipeline_pins_prepare(struct pipeline *pl, struct bpf_object *obj)

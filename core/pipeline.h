@@ -61,6 +61,17 @@ int pipeline_sizes_check(const char *pin_root, const struct bpflb_map_sizes *siz
  * bpflb_pins, so that --cleanup removes exactly those.
  */
 int pipeline_pins_prepare(struct pipeline *pl, struct bpf_object *obj);
+struct bpf_map;
+/* The name map is pinned under in pl's root, NULL when it is not pinned there. */
+const char *pipeline_pin_name(const struct pipeline *pl, const struct bpf_map *map);
+/*
+ * The shared set a pin name belongs to: PIPELINE_MAP_SET for the pipeline's
+ * own maps (the stage array, the schema records), which every plugin uses,
+ * BPFLB_MAP_SET_LB for the other maps of the core's object (lb_maps.h), NULL
+ * for a name the core does not pin.
+ */
+#define PIPELINE_MAP_SET "pipeline"
+const char *pipeline_map_set(const char *pin);
 /*
  * --cleanup: unlink the pins this instance made, by name (the core's own from
  * its BPF object, the rest from bpflb_pins), then pin_root when empty.  Files

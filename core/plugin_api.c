@@ -3,7 +3,12 @@
  * What bpflbd exports to plugins (declared in sdk/include/bpflb/plugin.h).
  * These are the only symbols of the executable a plugin may use.
  */
+#include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <bpf/libbpf.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -39,9 +44,32 @@ BPFLB_EXPORT const char *bpflb_pin_root(struct bpflb_plugin_ctx *ctx)
 	return ctx->daemon->pipeline.pin_root;
 }
 
+/*
+ * Every map the object pins must be declared, before libbpf reuses or
+ * creates a pin: a map set the plugin does not declare, or a name it does not
+ * own, would otherwise be shared silently with whoever pinned that name.
+ */
 BPFLB_EXPORT int bpflb_pins_prepare(struct bpflb_plugin_ctx *ctx, struct bpf_object *obj)
 {
-	return pipeline_pins_prepare(&ctx->daemon->pipeline, obj);
+	struct pipeline *pl = &ctx->daemon->pipeline;
+	struct bpflb_err err;
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, obj) {
+		const char *pin = pipeline_pin_name(pl, map), *set;
+
+		if (!pin)
+			continue;
+		set = pipeline_map_set(pin);
+		if (set && !strcmp(set, PIPELINE_MAP_SET))
+			continue;
+		if (plugin_pin_allowed(ctx, pin, set, &err)) {
+			log_msg(LOG_ERR, ctx->log_prefix, "%s", err.msg);
+			snprintf(ctx->last_error, sizeof(ctx->last_error), "%s", err.msg);
+			return -EPERM;
+		}
+	}
+	return pipeline_pins_prepare(pl, obj);
 }
 
 BPFLB_EXPORT int bpflb_stage_set(struct bpflb_plugin_ctx *ctx, enum bpflb_stage stage, int prog_fd)

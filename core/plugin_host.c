@@ -19,8 +19,10 @@
  * component between the check and the load (no realpath()-then-use race).
  *
  * A plugin is also refused when it has no "bpflb_plugin" descriptor, when the
- * descriptor is for another ABI version or smaller than the core needs, or
- * when its name does not match the file.  Refusals never stop the daemon or
+ * descriptor is for another ABI version or smaller than the core needs, when
+ * its name does not match the file, or when it declares map sets the core
+ * does not keep (an unknown set, another schema version of one), or is a mode
+ * that declares no load-balancing maps to drive.  Refusals never stop the daemon or
  * the other plugins; the reason is kept per plugin name, so that every later
  * error about the plugin (mode =, features =) says why it is not there.
  */
@@ -39,11 +41,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <bpflb/lb.h>
+
 #include "daemon.h"
 #include "log.h"
 #include "plugin_host.h"
 
 #define WALK_MAX_SYMLINKS 40 /* the kernel's MAXSYMLINKS */
+#define OWN_MAP_NAME_MAX 63  /* the longest pin name bpflb_pins records */
 
 struct plugin_refusal {
 	struct plugin_refusal *next;
@@ -331,8 +336,107 @@ static void fd_release(int fd)
 		close(fd);
 }
 
+/* The shared map sets this core keeps pinned, and their schema versions. */
+static const struct bpflb_map_set core_sets[] = {
+	{BPFLB_MAP_SET_LB, BPFLB_LB_SCHEMA},
+	{NULL, 0},
+};
+
+static const struct bpflb_map_set *core_set_find(const char *name)
+{
+	for (const struct bpflb_map_set *s = core_sets; s->name; s++)
+		if (!strcmp(s->name, name))
+			return s;
+	return NULL;
+}
+
+/*
+ * What p declares about maps, into m: the core reads at most
+ * BPFLB_MAP_SETS_MAX sets and BPFLB_OWN_MAPS_MAX own names (a table without
+ * its terminator must not walk the core into the plugin's other data).
+ */
+static int read_map_decls(const struct bpflb_plugin *p, const char *path, struct plugin_maps *m,
+			  struct bpflb_err *err)
+{
+	const char *const *own;
+	unsigned int n;
+
+	memset(m, 0, sizeof(*m));
+	if (!BPFLB_PLUGIN_REACHES(p, own_maps)) {
+		/* An older SDK's descriptor: read as plugin.h promises. */
+		if (p->kind == BPFLB_PLUGIN_MODE)
+			m->sets[m->nsets++] = (struct bpflb_map_set){BPFLB_MAP_SET_LB,
+								     p->map_schema_version};
+		else
+			m->own_schema = p->map_schema_version;
+		return 0;
+	}
+	m->declared = true;
+	m->own_schema = p->map_schema_version;
+	for (n = 0; p->map_sets && p->map_sets[n].name; n++) {
+		if (n == BPFLB_MAP_SETS_MAX)
+			return bpflb_err_set(err,
+					     "%s: refused: map_sets has more than %u entries (or "
+					     "lacks its {NULL, 0} terminator)",
+					     path, BPFLB_MAP_SETS_MAX);
+		m->sets[m->nsets++] = p->map_sets[n];
+	}
+	for (n = 0, own = p->own_maps; own && own[n]; n++) {
+		if (n == BPFLB_OWN_MAPS_MAX)
+			return bpflb_err_set(err,
+					     "%s: refused: own_maps has more than %u names (or "
+					     "lacks its NULL terminator)",
+					     path, BPFLB_OWN_MAPS_MAX);
+		if (!own[n][0] || strlen(own[n]) > OWN_MAP_NAME_MAX || strchr(own[n], '/'))
+			return bpflb_err_set(err,
+					     "%s: refused: own_maps names '%.80s', not a pin "
+					     "name (1 to %d characters, no '/')",
+					     path, own[n], OWN_MAP_NAME_MAX);
+	}
+	if (n && !p->map_schema_version)
+		return bpflb_err_set(err,
+				     "%s: refused: the plugin declares maps of its own "
+				     "(own_maps) but no map_schema_version; set it, so that "
+				     "its pinned maps are never reused across a layout change",
+				     path);
+	return 0;
+}
+
+/* The declared sets against the ones this core keeps; a mode must drive "lb". */
+static int check_map_sets(const struct bpflb_plugin *p, const struct plugin_maps *m,
+			  const char *path, struct bpflb_err *err)
+{
+	bool lb = false;
+
+	for (unsigned int i = 0; i < m->nsets; i++) {
+		const struct bpflb_map_set *have = core_set_find(m->sets[i].name);
+
+		if (!have)
+			return bpflb_err_set(err,
+					     "%s: refused: uses the map set '%s', which this "
+					     "bpflbd does not keep (it keeps '%s')",
+					     path, m->sets[i].name, BPFLB_MAP_SET_LB);
+		if (have->schema != m->sets[i].schema)
+			return bpflb_err_set(err,
+					     "%s: refused: built against schema version %u of "
+					     "the '%s' maps, this bpflbd keeps version %u; "
+					     "rebuild the plugin against the bpflb SDK of this "
+					     "version (pkg-config bpflb-sdk)",
+					     path, m->sets[i].schema, have->name, have->schema);
+		lb |= !strcmp(have->name, BPFLB_MAP_SET_LB);
+	}
+	if (p->kind == BPFLB_PLUGIN_MODE && !lb)
+		return bpflb_err_set(err,
+				     "%s: refused: a mode plugin must declare the shared "
+				     "load-balancing maps it drives: .map_sets = {{"
+				     "BPFLB_MAP_SET_LB, BPFLB_LB_SCHEMA}, {NULL, 0}} "
+				     "(<bpflb/plugin.h>)",
+				     path);
+	return 0;
+}
+
 static int check_descriptor(const struct bpflb_plugin *p, const char *path, const char *base,
-			    struct bpflb_err *err)
+			    struct plugin_maps *maps, struct bpflb_err *err)
 {
 	if (p->abi_version != BPFLB_ABI_VERSION)
 		return bpflb_err_set(err,
@@ -358,7 +462,12 @@ static int check_descriptor(const struct bpflb_plugin *p, const char *path, cons
 		    "%s: refused: descriptor lacks a life cycle hook "
 		    "(init, validate, apply, attach, detach and fini are required)",
 		    path);
-	return 0;
+	if (!strcmp(p->name, "none"))
+		return bpflb_err_set(err,
+				     "%s: refused: 'none' is the mode that runs without a mode "
+				     "plugin; rename the plugin",
+				     path);
+	return read_map_decls(p, path, maps, err) ?: check_map_sets(p, maps, path, err);
 }
 
 struct bpflb_plugin_ctx *plugin_host_find(struct plugin_host *h, const char *name)
@@ -378,6 +487,7 @@ static int load_checked(struct plugin_host *h, int fd, const char *path, const c
 {
 	const struct bpflb_plugin *p;
 	struct bpflb_plugin_ctx *c;
+	struct plugin_maps maps;
 	char name[32];
 	void *dl, *pin;
 	int ret;
@@ -402,7 +512,7 @@ static int load_checked(struct plugin_host *h, int fd, const char *path, const c
 				    path, BPFLB_PLUGIN_SYMBOL);
 		goto fail;
 	}
-	ret = check_descriptor(p, path, base, err);
+	ret = check_descriptor(p, path, base, &maps, err);
 	if (ret)
 		goto fail;
 	c = calloc(1, sizeof(*c));
@@ -421,6 +531,7 @@ static int load_checked(struct plugin_host *h, int fd, const char *path, const c
 	}
 	dlclose(pin);
 	c->desc = p;
+	c->maps = maps;
 	c->dl = dl;
 	c->fd = fd;
 	c->daemon = d;
@@ -433,7 +544,7 @@ static int load_checked(struct plugin_host *h, int fd, const char *path, const c
 	*tail = c;
 	h->nloaded++;
 	pr_info("loaded plugin %s %s (%s) from %s", p->name, p->version ? p->version : "?",
-		p->kind == BPFLB_PLUGIN_MODE ? "mode" : "feature", path);
+		plugin_is_mode(c) ? "mode" : "feature", path);
 	return 0;
 fail:
 	dlclose(dl);
@@ -656,4 +767,110 @@ void plugin_host_free(struct plugin_host *h)
 	}
 	h->head = NULL;
 	refusals_clear(h);
+}
+
+unsigned int plugin_host_mode_names(struct plugin_host *h, char *buf, size_t len)
+{
+	unsigned int n = 0;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (struct bpflb_plugin_ctx *c = h->head; c; c = c->next) {
+		if (!plugin_is_mode(c))
+			continue;
+		if (used < len)
+			used += snprintf(buf + used, len - used, "%s%s", n ? ", " : "",
+					 c->desc->name);
+		n++;
+	}
+	return n;
+}
+
+/* Edit distance, as the config engine's "did you mean"; long names get none. */
+static unsigned int name_distance(const char *a, const char *b)
+{
+	unsigned int row[33], i, j;
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 32 || lb > 32)
+		return ~0u;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		unsigned int diag = row[0];
+
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			unsigned int up = row[j];
+
+			row[j] = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < row[j])
+				row[j] = up + 1;
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+const char *plugin_host_closest_mode(struct plugin_host *h, const char *name)
+{
+	const char *best = NULL;
+	unsigned int best_d = ~0u;
+
+	for (struct bpflb_plugin_ctx *c = h->head; c; c = c->next) {
+		unsigned int d;
+
+		if (!plugin_is_mode(c))
+			continue;
+		d = strcasecmp(name, c->desc->name) ? name_distance(name, c->desc->name) : 0;
+		if (d <= 2 && d < strlen(c->desc->name) && d < best_d) {
+			best = c->desc->name;
+			best_d = d;
+		}
+	}
+	return best;
+}
+
+int plugin_pin_allowed(const struct bpflb_plugin_ctx *c, const char *pin, const char *core_set,
+		       struct bpflb_err *err)
+{
+	const char *const *own = c->desc->own_maps;
+
+	if (!c->maps.declared)
+		return 0; /* an older SDK's descriptor: nothing to check against */
+	if (core_set) {
+		for (unsigned int i = 0; i < c->maps.nsets; i++)
+			if (!strcmp(c->maps.sets[i].name, core_set))
+				return 0;
+		return bpflb_err_set(err,
+				     "its BPF object pins %s, a map of the shared '%s' set, "
+				     "but its descriptor does not declare that set: add "
+				     "{\"%s\", <version>} to map_sets",
+				     pin, core_set, core_set),
+		       -EPERM;
+	}
+	for (unsigned int i = 0; own && own[i] && i < BPFLB_OWN_MAPS_MAX; i++)
+		if (!strcmp(own[i], pin))
+			return 0;
+	return bpflb_err_set(err,
+			     "its BPF object pins %s, which its descriptor does not declare: "
+			     "add it to own_maps (a map pinned by name is shared with "
+			     "whoever pins that name)",
+			     pin),
+	       -EPERM;
+}
+
+void plugin_maps_describe(const struct bpflb_plugin_ctx *c, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (unsigned int i = 0; i < c->maps.nsets && used < len; i++)
+		used += snprintf(buf + used, len - used, "%s%s@%u", used ? ", " : "",
+				 c->maps.sets[i].name, c->maps.sets[i].schema);
+	if (c->maps.own_schema && used < len)
+		snprintf(buf + used, len - used, "%sown@%u", used ? ", " : "",
+			 c->maps.own_schema);
 }

@@ -15,8 +15,21 @@ enum plugin_state {
 	PLUGIN_FAILED,	   /* init or a hook failed; see last_error */
 };
 
+/*
+ * A plugin's map declarations as the core reads them: from map_sets and
+ * own_maps, or, for a descriptor of an older SDK without them, as plugin.h
+ * says they are read.
+ */
+struct plugin_maps {
+	struct bpflb_map_set sets[BPFLB_MAP_SETS_MAX]; /* shared sets it uses */
+	unsigned int nsets;
+	uint32_t own_schema; /* version of the maps it owns; 0: none */
+	bool declared;	     /* its pins are declared (checked by bpflb_pins_prepare) */
+};
+
 struct bpflb_plugin_ctx {
 	const struct bpflb_plugin *desc;
+	struct plugin_maps maps;
 	void *dl;
 	int fd; /* the checked file, loaded as /proc/self/fd/<fd> */
 	char *path;
@@ -61,5 +74,26 @@ struct bpflb_plugin_ctx *plugin_host_find(struct plugin_host *h, const char *nam
  */
 const char *plugin_host_refusal(struct plugin_host *h, const char *name);
 void plugin_host_free(struct plugin_host *h);
+
+/* A load-balancing mode: the core learns modes only from descriptors. */
+static inline bool plugin_is_mode(const struct bpflb_plugin_ctx *c)
+{
+	return c->desc->kind == BPFLB_PLUGIN_MODE;
+}
+/*
+ * The loaded modes' names, ", "-separated in load (file name) order, into
+ * buf, and the count; the loaded mode closest to name (a typo), or NULL.
+ */
+unsigned int plugin_host_mode_names(struct plugin_host *h, char *buf, size_t len);
+const char *plugin_host_closest_mode(struct plugin_host *h, const char *name);
+/*
+ * May plugin c pin the map named pin?  core_set is the set the core files
+ * the name under (pipeline_map_set()), NULL for a name that is not the
+ * core's.  0, or -EPERM with err saying what the descriptor lacks.
+ */
+int plugin_pin_allowed(const struct bpflb_plugin_ctx *c, const char *pin, const char *core_set,
+		       struct bpflb_err *err);
+/* "lb@2, own@1" (the sets c uses, then its own maps' version) into buf. */
+void plugin_maps_describe(const struct bpflb_plugin_ctx *c, char *buf, size_t len);
 
 #endif

@@ -174,8 +174,14 @@ static void lbm_tick(struct bpflb_plugin_ctx *ctx)
 		lbm_sync_mtu(ctx, bpflb_config(ctx));
 }
 
+/* The mode drives the shared maps and pins none of its own. */
+static const struct bpflb_map_set lbm_map_sets[] = {
+	{BPFLB_MAP_SET_LB, BPFLB_LB_SCHEMA},
+	{NULL, 0},
+};
+
 BPFLB_PLUGIN_DEFINE(.name = LBM_NAME, .version = "0.1.0", .kind = BPFLB_PLUGIN_MODE,
-		    .map_schema_version = BPFLB_LB_SCHEMA, .description = LB_MODE_DESC,
+		    .map_sets = lbm_map_sets, .description = LB_MODE_DESC,
 		    .requires = lbm_requires, .init = lbm_init, .validate = lbm_validate,
 		    .apply = lbm_apply, .attach = lbm_attach, .detach = lbm_detach,
 		    .fini = lbm_fini, .tick = lbm_tick);

@@ -18,16 +18,16 @@
 /* IFNAMSIZ - 1: the kernel's limit on an interface name. */
 #define CORE_IFNAME_MAX 15
 
-const char *const bpflb_daemon_modes[] = {"snat", "dsr", "hybrid", "none", NULL};
 const char *const bpflb_log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
 
 static const struct bpflb_cfg_key daemon_keys[] = {
+    /* Modes are plugins: the daemon checks the name against the loaded ones. */
     {.name = "mode",
      .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, mode),
-     .type = BPFLB_CFG_ENUM,
-     .def = "snat",
-     .choices = bpflb_daemon_modes,
-     .help = "load-balancing mode plugin; none runs without one"},
+     .type = BPFLB_CFG_STRING,
+     .def = BPFLB_DEFAULT_MODE,
+     .help = "load-balancing mode: the name of a mode plugin in plugin_dir, or none to run "
+	     "without one"},
     {.name = "features",
      .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, features),
      .type = BPFLB_CFG_LIST,

@@ -78,7 +78,7 @@ extern const struct bpflb_cfg_section_def *const bpflb_core_sections[];
  * core reads these fields; it never looks a key of these sections up by name.
  */
 struct bpflb_daemon_conf {
-	int mode;			/* index into bpflb_daemon_modes[] */
+	char *mode;			/* a mode plugin's name or "none" (checked by the daemon) */
 	struct bpflb_cfg_words features;
 	char *plugin_dir;
 	char *bpffs_root;
@@ -114,7 +114,6 @@ struct bpflb_endpoint_conf {
 	char *node;
 };
 
-extern const char *const bpflb_daemon_modes[];	/* "snat", ..., "none" */
 extern const char *const bpflb_log_levels[];	/* "err", ..., "debug" */
 
 /*

@@ -69,8 +69,12 @@ static void hello_fini(struct bpflb_plugin_ctx *ctx)
 	hello__destroy(bpflb_priv(ctx));
 }
 
+/* Every map the BPF object pins is declared: here one of its own, at version 1. */
+static const char *const hello_own_maps[] = {"hello_packets", NULL};
+
 BPFLB_PLUGIN_DEFINE(.name = "hello", .version = "0.1", .kind = BPFLB_PLUGIN_FEATURE,
-		    .map_schema_version = 1, .description = "counts packets (SDK example)",
+		    .map_schema_version = 1, .own_maps = hello_own_maps,
+		    .description = "counts packets (SDK example)",
 		    .sections = hello_sections, .init = hello_init, .validate = hello_validate,
 		    .apply = hello_apply, .attach = hello_attach, .detach = hello_detach,
 		    .fini = hello_fini);

@@ -1658,8 +1658,18 @@ static int egress_control(struct bpflb_plugin_ctx *ctx, const char *cmd, json_ob
 	return 0;
 }
 
+/* Flow events, drops and the node settings are shared; the gateway state is ours. */
+static const struct bpflb_map_set egress_map_sets[] = {
+	{BPFLB_MAP_SET_LB, BPFLB_LB_SCHEMA},
+	{NULL, 0},
+};
+static const char *const egress_own_maps[] = {
+	"egress_cfg",  "egress_src", "egress_dst", "egress_policies", "egress_nodes",
+	"egress_ips", "egress_ct",  "egress_stats", NULL};
+
 BPFLB_PLUGIN_DEFINE(.name = "egress", .version = "0.1.0", .kind = BPFLB_PLUGIN_FEATURE,
-		    .map_schema_version = EGRESS_SCHEMA,
+		    .map_schema_version = EGRESS_SCHEMA, .map_sets = egress_map_sets,
+		    .own_maps = egress_own_maps,
 		    .description =
 			"egress gateway: selected workloads leave through a gateway node with an "
 			"egress IP (basic and virtual-IP modes)",

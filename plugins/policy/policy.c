@@ -1079,8 +1079,17 @@ static int policy_control(struct bpflb_plugin_ctx *ctx, const char *cmd, json_ob
 	return -ENOENT;
 }
 
+/* Flow events and drop counters go to the shared maps; the rules are ours. */
+static const struct bpflb_map_set policy_map_sets[] = {
+	{BPFLB_MAP_SET_LB, BPFLB_LB_SCHEMA},
+	{NULL, 0},
+};
+static const char *const policy_own_maps[] = {"bpflb_pol_ct", "bpflb_pol_cnt", "bpflb_pol_rstat",
+					      "bpflb_pol_names", NULL};
+
 BPFLB_PLUGIN_DEFINE(.name = "policy", .version = "0.1.0", .kind = BPFLB_PLUGIN_FEATURE,
-		    .map_schema_version = POLICY_SCHEMA,
+		    .map_schema_version = POLICY_SCHEMA, .map_sets = policy_map_sets,
+		    .own_maps = policy_own_maps,
 		    .description =
 			"CiliumClusterwideNetworkPolicy for the node and its workloads, with audit "
 			"mode",

@@ -751,10 +751,11 @@ START_TEST(test_message_format)
 {
 	struct bpflb_err err;
 
-	refuse("[daemon]\nmode = turbo\ndevices = eth0\n[node]\nname = n\naddress = 10.0.0.1\n",
+	refuse("[daemon]\nlog_level = loud\ndevices = eth0\n[node]\nname = n\naddress = "
+	       "10.0.0.1\n",
 	       &err);
-	ck_assert_str_eq(err.msg, "mem.ini:2: [daemon] mode = turbo: unknown value; expected "
-				  "one of snat, dsr, hybrid, none");
+	ck_assert_str_eq(err.msg, "mem.ini:2: [daemon] log_level = loud: unknown value; expected "
+				  "one of err, warning, notice, info, debug");
 
 	refuse("[daemon]\ndevices = eth0\n[node]\nname = n\n", &err);
 	ck_assert_str_eq(err.msg, "mem.ini:3: [node] address: missing required key; expected "
@@ -798,9 +799,10 @@ START_TEST(test_hash_comment_hint)
 {
 	struct bpflb_err err;
 
-	refuse("[daemon]\ndevices = eth0\nmode = dsr # direct server return\n", &err);
-	ck_assert_msg(strstr(err.msg, "mem.ini:3: [daemon] mode = dsr # direct server return: "
-				      "unknown value; expected one of snat, dsr, hybrid, none "
+	refuse("[daemon]\ndevices = eth0\nlog_level = debug # while we look\n", &err);
+	ck_assert_msg(strstr(err.msg, "mem.ini:3: [daemon] log_level = debug # while we look: "
+				      "unknown value; expected one of err, warning, notice, info, "
+				      "debug "
 				      "(after a value, a comment starts with \" ;\"; \"#\" only "
 				      "comments out a whole line)"),
 		      "%s", err.msg);
@@ -812,11 +814,11 @@ START_TEST(test_first_error_wins)
 	struct bpflb_err err;
 
 	/* A syntax error above a bad value... */
-	refuse("[daemon]\ndevices = eth0\noops\nmode = turbo\n", &err);
+	refuse("[daemon]\ndevices = eth0\noops\nlog_level = loud\n", &err);
 	ck_assert_str_eq(err.msg, "mem.ini:3: syntax error: expected [section] or key = value");
 	/* ...and a bad value above a syntax error. */
-	refuse("[daemon]\ndevices = eth0\nmode = turbo\noops\n", &err);
-	ck_assert_ptr_nonnull(strstr(err.msg, "mem.ini:3: [daemon] mode = turbo"));
+	refuse("[daemon]\ndevices = eth0\nlog_level = loud\noops\n", &err);
+	ck_assert_ptr_nonnull(strstr(err.msg, "mem.ini:3: [daemon] log_level = loud"));
 	/* Per-key errors come before missing keys and sections. */
 	refuse("[node]\naddress = 10.0.0.999\n", &err);
 	ck_assert_ptr_nonnull(strstr(err.msg, "mem.ini:2: [node] address = 10.0.0.999"));
@@ -1066,7 +1068,7 @@ START_TEST(test_typed_core)
 	const struct bpflb_node_conf *nc = bpflb_node_conf(cfg);
 	const struct bpflb_endpoint_conf *ec = bpflb_cfg_conf(bpflb_cfg_find(cfg, "endpoint", "web-1"));
 
-	ck_assert_str_eq(bpflb_daemon_modes[dc->mode], "dsr");
+	ck_assert_str_eq(dc->mode, "dsr");
 	ck_assert_str_eq(bpflb_log_levels[dc->log_level], "debug");
 	ck_assert_uint_eq(dc->devices.n, 2);
 	ck_assert_str_eq(dc->devices.v[1], "eth1");

@@ -598,6 +598,118 @@ START_TEST(rescan_judges_files_again)
 }
 END_TEST
 
+/* --- map declarations: what a mode drives, what a plugin owns ---------------- */
+
+START_TEST(mode_declares_the_lb_maps)
+{
+	struct plugin_host h = {0};
+	struct bpflb_plugin_ctx *c;
+	struct bpflb_err err;
+	char desc[64];
+
+	copy_fixture("goodmode", tmpdir, 0755, 0);
+	ck_assert_int_eq(load("goodmode", &h, &err), 0);
+	c = plugin_host_find(&h, "goodmode");
+	ck_assert(plugin_is_mode(c));
+	ck_assert(c->maps.declared);
+	ck_assert_uint_eq(c->maps.nsets, 1);
+	ck_assert_uint_eq(c->maps.own_schema, 0);
+	plugin_maps_describe(c, desc, sizeof(desc));
+	ck_assert_str_eq(desc, "lb@2");
+	plugin_host_free(&h);
+}
+END_TEST
+
+START_TEST(mode_without_lb_maps_refused)
+{
+	expect_refusal("mode_nolb", 0755, 0,
+		       "a mode plugin must declare the shared load-balancing maps it drives",
+		       ".map_sets = {{BPFLB_MAP_SET_LB, BPFLB_LB_SCHEMA}, {NULL, 0}}");
+}
+END_TEST
+
+START_TEST(mode_of_other_lb_schema_refused)
+{
+	expect_refusal("mode_oldlb", 0755, 0,
+		       "built against schema version 1 of the 'lb' maps, this bpflbd keeps "
+		       "version 2",
+		       "rebuild the plugin");
+}
+END_TEST
+
+START_TEST(unknown_map_set_refused)
+{
+	expect_refusal("mode_otherset", 0755, 0, "uses the map set 'nat'", "it keeps 'lb'");
+}
+END_TEST
+
+START_TEST(mode_named_none_refused)
+{
+	expect_refusal("none", 0755, 0, "'none' is the mode that runs without a mode plugin",
+		       "rename the plugin");
+}
+END_TEST
+
+START_TEST(own_maps_need_a_version)
+{
+	expect_refusal("own_noversion", 0755, 0, "declares maps of its own (own_maps) but no "
+		       "map_schema_version", "set it");
+}
+END_TEST
+
+/* An older SDK's descriptor ends before map_sets: read as plugin.h promises. */
+START_TEST(older_sdk_mode_still_loads)
+{
+	struct plugin_host h = {0};
+	struct bpflb_plugin_ctx *c;
+	struct bpflb_err err;
+
+	copy_fixture("oldsdk_mode", tmpdir, 0755, 0);
+	ck_assert_int_eq(load("oldsdk_mode", &h, &err), 0);
+	c = plugin_host_find(&h, "oldsdk_mode");
+	ck_assert(!c->maps.declared);
+	ck_assert_uint_eq(c->maps.nsets, 1);
+	ck_assert_str_eq(c->maps.sets[0].name, "lb");
+	ck_assert_uint_eq(c->maps.sets[0].schema, 2);
+	ck_assert_uint_eq(c->maps.own_schema, 0);
+	/* Nothing declared to check its pins against: they are not checked. */
+	ck_assert_int_eq(plugin_pin_allowed(c, "anything", NULL, &err), 0);
+	plugin_host_free(&h);
+
+	expect_refusal("oldsdk_mode1", 0755, 0,
+		       "built against schema version 1 of the 'lb' maps, this bpflbd keeps "
+		       "version 2",
+		       "rebuild the plugin");
+}
+END_TEST
+
+/* A plugin may pin the maps of the sets it declares, and the ones it owns. */
+START_TEST(pins_must_be_declared)
+{
+	struct plugin_host h = {0};
+	struct bpflb_plugin_ctx *c;
+	struct bpflb_err err;
+
+	copy_fixture("goodmode", tmpdir, 0755, 0);
+	copy_fixture("own_maps", tmpdir, 0755, 0);
+	ck_assert_int_eq(plugin_host_scan(&h, tmpdir, NULL), 0);
+
+	c = plugin_host_find(&h, "goodmode");
+	ck_assert_int_eq(plugin_pin_allowed(c, "bpflb_svc", "lb", &err), 0);
+	ck_assert_int_eq(plugin_pin_allowed(c, "own_counts", NULL, &err), -EPERM);
+	assert_has(err.msg, "pins own_counts, which its descriptor does not declare: add it to "
+			    "own_maps");
+
+	c = plugin_host_find(&h, "own_maps");
+	ck_assert_uint_eq(c->maps.own_schema, 3);
+	ck_assert_int_eq(plugin_pin_allowed(c, "own_counts", NULL, &err), 0);
+	ck_assert_int_eq(plugin_pin_allowed(c, "bpflb_ct", "lb", &err), -EPERM);
+	assert_has(err.msg, "pins bpflb_ct, a map of the shared 'lb' set, but its descriptor "
+			    "does not declare that set");
+	plugin_host_free(&h);
+}
+END_TEST
+
 /* --- what the daemon says about a refused plugin ---------------------------- */
 
 static void write_config(char path[PATH_MAX], const char *mode, const char *features,
@@ -651,6 +763,47 @@ START_TEST(config_error_repeats_the_refusal)
 }
 END_TEST
 
+/*
+ * The modes are the loaded mode plugins: a name that is none of them is an
+ * error at its line that lists them, with a guess for a typo.
+ */
+START_TEST(unknown_mode_lists_the_loaded_modes)
+{
+	char ini[PATH_MAX], want[2 * PATH_MAX];
+	struct bpflb_err err = {""};
+
+	copy_fixture("good", tmpdir, 0755, 0);
+	copy_fixture("goodmode", tmpdir, 0755, 0);
+	copy_fixture("oldsdk_mode", tmpdir, 0755, 0);
+	write_config(ini, "godmode", "", "");
+	ck_assert_int_ne(daemon_check_config(ini, &err), 0);
+	snprintf(want, sizeof(want),
+		 "%s:2: [daemon] mode = godmode: no mode plugin 'godmode' is loaded from %s; "
+		 "modes available: goodmode, oldsdk_mode, none (did you mean goodmode?)",
+		 ini, tmpdir);
+	ck_assert_str_eq(err.msg, want);
+
+	write_config(ini, "good", "", "");
+	ck_assert_int_ne(daemon_check_config(ini, &err), 0);
+	assert_has(err.msg, ":2: [daemon] mode = good: 'good' is a feature plugin, not a mode "
+			    "(list it in features); modes available: goodmode, oldsdk_mode, none");
+
+	/* An absent mode is the build's default, named as such. */
+	snprintf(want, sizeof(want), "[daemon]\ndevices = lo\nplugin_dir = %s\n", tmpdir);
+	{
+		FILE *f = fopen(ini, "w");
+
+		ck_assert_ptr_nonnull(f);
+		fprintf(f, "%s[node]\nname = n1\naddress = 127.0.0.1\n", want);
+		fclose(f);
+	}
+	ck_assert_int_ne(daemon_check_config(ini, &err), 0);
+	assert_has(err.msg, ":1: [daemon] mode: no mode plugin '" BPFLB_DEFAULT_MODE "' is "
+			    "loaded from");
+	assert_has(err.msg, "(the default mode); modes available: goodmode, oldsdk_mode, none");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("plugin_host");
@@ -688,6 +841,15 @@ int main(void)
 	tcase_add_test(tc, dir_refusal_applies_to_every_name);
 	tcase_add_test(tc, rescan_judges_files_again);
 	tcase_add_test(tc, config_error_repeats_the_refusal);
+	tcase_add_test(tc, mode_declares_the_lb_maps);
+	tcase_add_test(tc, mode_without_lb_maps_refused);
+	tcase_add_test(tc, mode_of_other_lb_schema_refused);
+	tcase_add_test(tc, unknown_map_set_refused);
+	tcase_add_test(tc, mode_named_none_refused);
+	tcase_add_test(tc, own_maps_need_a_version);
+	tcase_add_test(tc, older_sdk_mode_still_loads);
+	tcase_add_test(tc, pins_must_be_declared);
+	tcase_add_test(tc, unknown_mode_lists_the_loaded_modes);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -42,7 +42,7 @@ static void usage(FILE *f)
 	    "Commands:\n"
 	    "  status                              daemon, mode, plugins, devices, config, "
 	    "reloads\n"
-	    "  plugin list                         plugins and their state\n"
+	    "  plugin list                         plugins: kind (mode or feature), state, maps\n"
 	    "  service list                        services with frontends and backends\n"
 	    "  service get NAME\n"
 	    "  service set NAME KEY=VALUE...       add/replace a service until the next reload\n"
@@ -302,12 +302,15 @@ static void print_json(json_object *data)
 
 static void print_plugins(json_object *arr)
 {
-	printf("%-12s %-10s %-8s %-9s %s\n", "PLUGIN", "VERSION", "KIND", "STATE", "DESCRIPTION");
+	/* MAPS: the shared sets a plugin drives (a mode: lb@VERSION) and its own maps' version. */
+	printf("%-12s %-10s %-8s %-9s %-16s %s\n", "PLUGIN", "VERSION", "KIND", "STATE", "MAPS",
+	       "DESCRIPTION");
 	for (size_t i = 0; i < L(arr); i++) {
 		json_object *p = AT(arr, i);
+		const char *maps = S(p, "maps");
 
-		printf("%-12s %-10s %-8s %-9s %s\n", S(p, "name"), S(p, "version"), S(p, "kind"),
-		       S(p, "state"), S(p, "description"));
+		printf("%-12s %-10s %-8s %-9s %-16s %s\n", S(p, "name"), S(p, "version"),
+		       S(p, "kind"), S(p, "state"), *maps ? maps : "-", S(p, "description"));
 		if (strcmp(S(p, "last_error"), "-"))
 			printf("  last error: %s\n", S(p, "last_error"));
 	}

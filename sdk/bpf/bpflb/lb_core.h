@@ -63,6 +63,17 @@
 #error "define BPFLB_LB_POLICY (enum bpflb_lb_policy) before including bpflb/lb_core.h"
 #endif
 
+/*
+ * Backend selection for a new flow.  A mode with its own policy (a vendor's)
+ * defines BPFLB_LB_SELECT before including this file as a function with
+ * bpflb_select()'s signature and contract (lb_select.h, included first for
+ * the types and lookups); everything else, conntrack included, stays shared,
+ * so flows it placed survive a switch to another mode and back.
+ */
+#ifndef BPFLB_LB_SELECT
+#define BPFLB_LB_SELECT bpflb_select
+#endif
+
 /* Forwarding of new flows to remote backends; the mode plugin may set it before load. */
 const volatile __u32 bpflb_lb_policy = BPFLB_LB_POLICY;
 
@@ -259,7 +270,7 @@ static __always_inline int bpflb_lb_new_flow(struct __sk_buff *skb, struct bpflb
 	if (pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & BPFLB_TCP_RST))
 		return BPFLB_LB_NEXT;
 
-	be = bpflb_select(svc, pkt, cfg, &backend_id);
+	be = BPFLB_LB_SELECT(svc, pkt, cfg, &backend_id);
 	if (!be)
 		return bpflb_lb_no_backend(skb, pkt, svc);
 	fwd = bpflb_lb_choose(cfg, svc, pkt, be);

@@ -8,6 +8,13 @@
  * plugin built for another ABI version or with a smaller descriptor than the
  * fields the core needs, and keeps running the others.
  *
+ * The descriptor grows only at its end.  A member appended after fini is read
+ * only when the plugin's descriptor is large enough to hold it
+ * (BPFLB_PLUGIN_HAS), so a plugin built against an older SDK of the same ABI
+ * version keeps loading and gets the documented default of every member it
+ * does not have.  BPFLB_ABI_VERSION changes only when a member changes meaning
+ * or place; then every plugin of the other version is refused, by name.
+ *
  * Plugins never exit() or print: hooks return 0 or -errno, put a message into
  * the struct bpflb_err they are given, and log through bpflb_log(), which
  * prefixes every line with the plugin's name.  The functions declared here are
@@ -56,6 +63,30 @@ struct bpflb_feature {
 	const char *name;      /* for the error message: "bpf_fib_lookup" */
 };
 
+/*
+ * A set of pinned maps a plugin uses but does not own, and the schema version
+ * of the set the plugin was built against.  The core refuses a plugin built
+ * against another version of a set than the one it keeps pinned: the layout
+ * the plugin's BPF code assumes is not the one in the maps.
+ *
+ * The core provides one set, BPFLB_MAP_SET_LB: the shared load-balancing maps
+ * of sdk/bpf/bpflb/lb_maps.h (services, backends, slots, Maglev tables,
+ * conntrack, node settings, counters, flow events) at BPFLB_LB_SCHEMA
+ * (<bpflb/lb.h>).  The core writes services and backends into them; a mode's
+ * datapath reads them and keeps conntrack there.  Any plugin whose BPF object
+ * includes lb_maps.h pins these maps and so uses the set.  The pipeline's own
+ * maps (bpflb_stages, bpflb_schema) belong to every plugin and are not
+ * declared.
+ */
+struct bpflb_map_set {
+	const char *name;
+	uint32_t schema;
+};
+
+#define BPFLB_MAP_SET_LB "lb"
+#define BPFLB_MAP_SETS_MAX 8  /* entries of bpflb_plugin.map_sets the core reads */
+#define BPFLB_OWN_MAPS_MAX 64 /* entries of bpflb_plugin.own_maps the core reads */
+
 struct bpflb_plugin_ctx; /* the core's handle for one loaded plugin */
 struct json_object;      /* json-c, for the control hook */
 
@@ -66,8 +97,13 @@ struct bpflb_plugin {
 	const char *name;      /* must equal the file name without ".so" */
 	const char *version;
 	enum bpflb_plugin_kind kind;
-	/* Version of the pinned maps the plugin owns, recorded under the instance's
-	 * bpffs root; a pinned set with another version is refused, never reused. */
+	/*
+	 * Version of the pinned maps the plugin owns (own_maps), recorded under
+	 * the instance's bpffs root in the plugin's name; a pinned set with
+	 * another version is refused, never reused.  0: the plugin owns no
+	 * pinned maps.  (A descriptor without map_sets, from an older SDK: for
+	 * a mode this is the version of the BPFLB_MAP_SET_LB maps it drives.)
+	 */
 	uint32_t map_schema_version;
 	const char *description;
 	/* Config sections this plugin owns; NULL-terminated array, may be NULL. */
@@ -98,13 +134,38 @@ struct bpflb_plugin {
 	 */
 	int (*control)(struct bpflb_plugin_ctx *ctx, const char *cmd, struct json_object *req,
 		       struct json_object **reply);
+	/*
+	 * Appended after control.  The map sets the plugin uses and does not
+	 * own (see struct bpflb_map_set), ended by an entry with name NULL; may
+	 * be NULL when the plugin uses none.  A mode (kind BPFLB_PLUGIN_MODE)
+	 * must declare the set it drives, BPFLB_MAP_SET_LB: the core keeps the
+	 * services there, whichever mode runs, which is what lets it switch
+	 * modes live and lets a vendor's mode replace the ones bpflb ships.
+	 *
+	 * A descriptor too small to hold map_sets (an older SDK) is read as:
+	 * a mode drives BPFLB_MAP_SET_LB at map_schema_version and owns no maps;
+	 * a feature plugin owns its maps at map_schema_version; the pins of
+	 * neither are checked against a declaration.
+	 */
+	const struct bpflb_map_set *map_sets;
+	/*
+	 * The names of the maps the plugin pins of its own (LIBBPF_PIN_BY_NAME
+	 * under bpflb_pin_root()), at map_schema_version; NULL-terminated; may be
+	 * NULL when it pins none.  bpflb_pins_prepare() refuses an object that
+	 * pins a map neither named here nor in a declared set: a name the
+	 * plugin did not declare could be another's pin, reused by libbpf
+	 * whenever the sizes happen to match.
+	 */
+	const char *const *own_maps;
 };
 
-/* Does this descriptor carry the optional member `field` (appended after fini)? */
-#define BPFLB_PLUGIN_HAS(desc, field)                                              \
+/* Does this descriptor reach member `field` (appended after fini), NULL or not? */
+#define BPFLB_PLUGIN_REACHES(desc, field)                                         \
 	((desc)->size >= offsetof(struct bpflb_plugin, field) +                    \
-				 sizeof(((struct bpflb_plugin *)0)->field) &&       \
-	 (desc)->field)
+				 sizeof(((struct bpflb_plugin *)0)->field))
+
+/* Does this descriptor carry the optional member `field` (appended after fini)? */
+#define BPFLB_PLUGIN_HAS(desc, field) (BPFLB_PLUGIN_REACHES(desc, field) && (desc)->field)
 
 /* Smallest descriptor the core accepts: everything up to and including fini. */
 #define BPFLB_PLUGIN_MIN_SIZE \
@@ -146,7 +207,8 @@ struct bpf_object;
  * for ([lb] max_services, ct_size, ...; libbpf reuses a pin only when the sizes
  * match) and records the names of the object's pins, so that
  * `bpflbd --cleanup` removes them (it removes nothing it did not record).
- * Returns 0 or -errno.
+ * Every pin must be declared (map_sets, own_maps): -EPERM, with the map named
+ * in the log, for one that is not.  Returns 0 or -errno.
  */
 BPFLB_API int bpflb_pins_prepare(struct bpflb_plugin_ctx *ctx, struct bpf_object *obj);
 

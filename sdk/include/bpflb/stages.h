@@ -18,7 +18,7 @@ enum bpflb_stage {
 	/* tc ingress of a device: packets arriving at the node */
 	BPFLB_STAGE_IN_FIRST = 0,
 	BPFLB_STAGE_IN_PRE = 0,     /* vendor hook before everything */
-	BPFLB_STAGE_IN_LB = 1,      /* service translation (snat | dsr | hybrid) */
+	BPFLB_STAGE_IN_LB = 1,      /* service translation: the mode plugin */
 	BPFLB_STAGE_IN_POLICY = 2,  /* network policy, sees translated backend */
 	BPFLB_STAGE_IN_EGRESS = 3,  /* egress gateway, return traffic */
 	BPFLB_STAGE_IN_POST = 4,    /* vendor hook after everything */

@@ -131,8 +131,11 @@ static const struct bpflb_feature testplug_requires[] = {
 	{ BPFLB_FEAT_END },
 };
 
+static const char *const testplug_own_maps[] = { "testplug_counts", NULL };
+
 BPFLB_PLUGIN_DEFINE(.name = "testplug", .version = "1.0", .kind = BPFLB_PLUGIN_FEATURE,
-		    .map_schema_version = 1, .description = "drops UDP to one port (tests)",
+		    .map_schema_version = 1, .own_maps = testplug_own_maps,
+		    .description = "drops UDP to one port (tests)",
 		    .sections = testplug_sections, .requires = testplug_requires,
 		    .init = testplug_init, .validate = testplug_validate,
 		    .apply = testplug_apply, .attach = testplug_attach,
