@@ -79,6 +79,94 @@ void dstate_free(struct dstate *st)
 	memset(st, 0, sizeof(*st));
 }
 
+void dstate_free_view(struct dstate *st)
+{
+	free(st->sp);
+	free(st->fe);
+	free(st->be);
+	free(st->hz);
+	memset(st, 0, sizeof(*st));
+}
+
+/*
+ * One sorted array merged with a part removed (rm, sorted) and a part added or
+ * replaced (add, sorted): out gets every element of a not in rm or add, and
+ * every element of add, in order.  gone(x) is called for each element of a
+ * that does not survive (replaced or removed).
+ */
+#define MERGE(T, a, na, rm, nrm, add, nadd, out, nout, cmp, gone)                                  \
+	do {                                                                                       \
+		size_t i_ = 0, r_ = 0, d_ = 0;                                                     \
+		(nout) = 0;                                                                        \
+		while (i_ < (na) || d_ < (nadd)) {                                                 \
+			int c_ = i_ == (na) ? 1 : d_ == (nadd) ? -1 : cmp(&(a)[i_], &(add)[d_]);   \
+			if (c_ > 0) {                                                              \
+				(out)[(nout)++] = (add)[d_++];                                     \
+				continue;                                                          \
+			}                                                                          \
+			if (c_ == 0) {                                                             \
+				gone(&(a)[i_]);                                                    \
+				(out)[(nout)++] = (add)[d_++];                                     \
+				i_++;                                                              \
+				continue;                                                          \
+			}                                                                          \
+			while (r_ < (nrm) && cmp(&(rm)[r_], &(a)[i_]) < 0)                         \
+				r_++;                                                              \
+			if (r_ < (nrm) && !cmp(&(rm)[r_], &(a)[i_])) {                             \
+				gone(&(a)[i_]);                                                    \
+				i_++;                                                              \
+				continue;                                                          \
+			}                                                                          \
+			(out)[(nout)++] = (a)[i_++];                                               \
+		}                                                                                  \
+	} while (0)
+
+#define KEEP(x) ((void)(x))
+
+static void sp_gone(struct dsp *sp)
+{
+	free(sp->key);
+	free(sp->slots);
+	free(sp->mg);
+}
+
+int dstate_merge(struct dstate *cur, struct dstate *D, struct dstate *C)
+{
+	struct dfe *fe = malloc((cur->nfe + D->nfe + 1) * sizeof(*fe));
+	struct dbe *be = malloc((cur->nbe + D->nbe + 1) * sizeof(*be));
+	struct dsp *sp = malloc((cur->nsp + D->nsp + 1) * sizeof(*sp));
+	size_t n;
+
+	if (!fe || !be || !sp) {
+		free(fe);
+		free(be);
+		free(sp);
+		return -ENOMEM;
+	}
+	MERGE(struct dfe, cur->fe, cur->nfe, C->fe, C->nfe, D->fe, D->nfe, fe, n, fe_cmp, KEEP);
+	free(cur->fe);
+	cur->fe = fe;
+	cur->nfe = n;
+	MERGE(struct dbe, cur->be, cur->nbe, C->be, C->nbe, D->be, D->nbe, be, n, be_id_cmp, KEEP);
+	free(cur->be);
+	cur->be = be;
+	cur->nbe = n;
+	MERGE(struct dsp, cur->sp, cur->nsp, C->sp, C->nsp, D->sp, D->nsp, sp, n, sp_id_cmp,
+	      sp_gone);
+	free(cur->sp);
+	cur->sp = sp;
+	cur->nsp = n;
+	cur->nservices = cur->nservices + D->nservices - C->nservices;
+	if (D->has_node) {
+		cur->node = D->node;
+		cur->has_node = true;
+	}
+	D->nsp = 0; /* its pointers live in cur now */
+	dstate_free(D);
+	dstate_free_view(C);
+	return 0;
+}
+
 /* --- diff ---------------------------------------------------------------------- */
 
 void plan_free(struct plan *p)

@@ -76,6 +76,15 @@ struct dbe *dstate_be(const struct dstate *st, uint32_t id);
 struct dsp *dstate_sp(const struct dstate *st, uint32_t id);
 /* Sort fe, be and sp into the orders the lookups above expect. */
 void dstate_sort(struct dstate *st);
+/* Free the arrays of a view (a dstate whose sp pointers belong to another). */
+void dstate_free_view(struct dstate *st);
+/*
+ * cur becomes cur with what the part C held replaced by the part D (both
+ * sorted; C a view into cur): entries of C that D lacks go, entries of D are
+ * added or replace cur's.  D's pointers move into cur; D and C are emptied.
+ * Linear in cur, no allocation but the new arrays: -ENOMEM leaves cur as it was.
+ */
+int dstate_merge(struct dstate *cur, struct dstate *D, struct dstate *C);
 
 /* --- the plan ---------------------------------------------------------------- */
 
