@@ -52,6 +52,7 @@ struct bpflb_services {
 	struct dstate cur;
 	bool stale; /* cur may not match the maps: read them again */
 	struct svc_stidx ix; /* beside cur, for changing a few services (services_change.c) */
+	bool whole;	     /* every change computes the whole state (bench: the old way) */
 	struct svc_model model;
 	bool have_model;
 	struct svc_ovr *ovr;
@@ -495,7 +496,9 @@ int svc_compute(const struct svc_model *m, struct svc_input *in, struct dstate *
 		if (svc_on_node(m, m->svcs[i]))
 			cap += (size_t)m->svcs[i]->nports * svc_max_frontends(m, m->svcs[i]);
 	D->fe = calloc(cap ? cap : 1, sizeof(*D->fe));
-	D->hz = calloc(m->nsvcs ? m->nsvcs : 1, sizeof(*D->hz));
+	for (i = 0, j = 0; i < m->nsvcs; i++)
+		j += m->svcs[i]->hc_port != 0;
+	D->hz = calloc(j ? j : 1, sizeof(*D->hz)); /* a few: not one per service */
 	if (!D->fe || !D->hz)
 		goto out;
 	for (size_t si = 0, k = 0; si < m->nsvcs; si++) {
@@ -1085,7 +1088,12 @@ static bool change_hz(const struct svc_change *ch, size_t nch)
 /* Can a change of a few services to model m skip the whole computation? */
 static bool change_ok(const struct bpflb_services *s)
 {
-	return s->have_model && !s->stale && s->ix.valid;
+	return s->have_model && !s->stale && s->ix.valid && !s->whole;
+}
+
+void svc_services_force_whole(struct bpflb_services *s, bool on)
+{
+	s->whole = on;
 }
 
 /*
@@ -1117,7 +1125,11 @@ static int apply_change(struct bpflb_services *s, const struct svc_model *m,
 	s->next_svc_id = in.next_svc_id;
 	if (change_hz(ch, nch)) {
 		/* health checks are few: their list is made again from the model */
-		hz.hz = calloc(m->nsvcs ? m->nsvcs : 1, sizeof(*hz.hz));
+		size_t nhc = 0;
+
+		for (unsigned int i = 0; i < m->nsvcs; i++)
+			nhc += m->svcs[i]->hc_port != 0;
+		hz.hz = calloc(nhc ? nhc : 1, sizeof(*hz.hz));
 		if (!hz.hz) {
 			ret = -ENOMEM;
 			bpflb_err_set(err, "out of memory");
@@ -1175,58 +1187,65 @@ out:
 	return ret;
 }
 
+static bool change_add(struct svc_change **ch, size_t *n, size_t *cap, size_t max,
+		       const struct svc_def *od, const struct svc_def *nd)
+{
+	if (*n == *cap) {
+		struct svc_change *c;
+
+		*cap = *cap ? 2 * *cap : 64;
+		if (*cap / 2 > max || !(c = realloc(*ch, *cap * sizeof(*c))))
+			return false;
+		*ch = c;
+	}
+	(*ch)[(*n)++] = (struct svc_change){od, nd};
+	return true;
+}
+
 /*
  * The services of next that differ from the applied model (added, changed,
  * removed), in next's order, then the removed ones; false when the change is
- * better computed whole: [lb] or the nodes differ, or many services changed.
+ * better computed whole: [lb] or the nodes differ, or more than a quarter of
+ * the services changed.  A service at the same place with the same content
+ * hash is unchanged: the common reload compares two arrays of hashes and
+ * touches no def; any other is looked up by name and compared in full.
  */
 static bool reload_changes(const struct bpflb_services *s, const struct svc_model *next,
 			   struct svc_change **out, size_t *nout)
 {
 	const struct svc_model *cur = &s->model;
+	size_t n = 0, cap = 0, max = next->nsvcs / 4 + 64, matched = 0;
 	struct svc_change *ch = NULL;
-	size_t n = 0, cap = 0;
 
 	*out = NULL;
 	*nout = 0;
 	if (!change_ok(s) || !svc_model_same_base(cur, next))
 		return false;
 	for (unsigned int i = 0; i < next->nsvcs; i++) {
-		const struct svc_def *nd = next->svcs[i], *od = svc_model_find(cur, nd->name);
+		const struct svc_def *nd = next->svcs[i], *od;
 
+		if (i < cur->nsvcs && cur->hashes[i] == next->hashes[i]) {
+			matched++;
+			continue;
+		}
+		od = svc_model_find(cur, nd->name);
+		matched += od != NULL;
 		if (od && svc_def_same(od, nd))
 			continue;
-		if (n == cap) {
-			struct svc_change *c;
-
-			/* past a quarter of the services the whole computation is as cheap */
-			cap = cap ? 2 * cap : 64;
-			if (cap / 2 > next->nsvcs / 4 + 64 || !(c = realloc(ch, cap * sizeof(*c)))) {
-				free(ch);
-				return false;
-			}
-			ch = c;
-		}
-		ch[n++] = (struct svc_change){od, nd};
+		if (!change_add(&ch, &n, &cap, max, od, nd))
+			goto whole;
 	}
-	for (unsigned int i = 0; i < cur->nsvcs; i++) {
-		if (svc_model_find(next, cur->svcs[i]->name))
-			continue;
-		if (n == cap) {
-			struct svc_change *c;
-
-			cap = cap ? 2 * cap : 64;
-			if (cap / 2 > next->nsvcs / 4 + 64 || !(c = realloc(ch, cap * sizeof(*c)))) {
-				free(ch);
-				return false;
-			}
-			ch = c;
-		}
-		ch[n++] = (struct svc_change){cur->svcs[i], NULL};
-	}
+	/* names are unique: when every applied service was matched, none went away */
+	for (unsigned int i = 0; matched < cur->nsvcs && i < cur->nsvcs; i++)
+		if (!svc_model_find(next, cur->svcs[i]->name) &&
+		    !change_add(&ch, &n, &cap, max, cur->svcs[i], NULL))
+			goto whole;
 	*out = ch;
 	*nout = n;
 	return true;
+whole:
+	free(ch);
+	return false;
 }
 
 int bpflb_services_apply(struct bpflb_services *s, const struct bpflb_config *next,

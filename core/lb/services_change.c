@@ -322,6 +322,22 @@ int svc_compute_change(const struct svc_model *m, const struct svc_change *ch, s
 		svc_be_fill(m, in, ids[i].b, ids[i].addr, ids[i].port, prev, e);
 		ids[i].e = e;
 	}
+	/* C holds what cur has of every backend D writes, so that the plan sees what is there */
+	{
+		struct dbe *nb = realloc(C->be, (C->nbe + nids + 1) * sizeof(*nb));
+		size_t n0 = C->nbe;
+
+		if (!nb)
+			goto out;
+		C->be = nb;
+		for (i = 0; i < D->nbe; i++) {
+			const struct dbe *prev = dstate_be(cur, D->be[i].id);
+
+			if (prev && !(n0 && bsearch(prev, C->be, n0, sizeof(*C->be), dbe_id_cmp)))
+				C->be[C->nbe++] = *prev;
+		}
+		qsort(C->be, C->nbe, sizeof(*C->be), dbe_id_cmp);
+	}
 	for (i = 0; i < C->nbe; i++) {
 		const struct svc_be_slot *sl =
 		    be_find(ix, be_key(C->be[i].val.addr, ntohs(C->be[i].val.port)));

@@ -1720,6 +1720,7 @@ void svc_model_free(struct svc_model *m)
 	for (unsigned int i = 0; i < m->nsvcs; i++)
 		svc_def_free(m->svcs[i]);
 	free(m->svcs);
+	free(m->hashes);
 	free(m->nodes);
 	free(m->by_name);
 	model_idx_free(m->idx);
@@ -1763,15 +1764,17 @@ int svc_model_build(const struct bpflb_config *cfg, struct svc_model *m, struct 
 	while (bpflb_cfg_section(cfg, "service", n))
 		n++;
 	m->svcs = calloc(n ? n : 1, sizeof(*m->svcs));
+	m->hashes = calloc(n ? n : 1, sizeof(*m->hashes));
 	m->cap = n ? n : 1;
 	ret = -ENOMEM;
-	if (!m->svcs)
+	if (!m->svcs || !m->hashes)
 		goto out;
 	for (i = 0; i < n; i++) {
 		sec = bpflb_cfg_section(cfg, "service", i);
 		ret = def_parse(sec, m, &sc, &m->svcs[i], err);
 		if (ret)
 			goto out;
+		m->hashes[i] = m->svcs[i]->hash;
 		m->nsvcs++;
 	}
 	ret = names_reserve(m, m->nsvcs);
@@ -2285,10 +2288,15 @@ int svc_model_set(struct svc_model *m, struct svc_def *od, struct svc_def *nd)
 	/* every allocation first: nothing below may fail */
 	if (nd && !od && m->nsvcs == m->cap) {
 		struct svc_def **n = realloc(m->svcs, 2 * m->cap * sizeof(*n));
+		uint64_t *h;
 
 		if (!n)
 			return -ENOMEM;
 		m->svcs = n;
+		h = realloc(m->hashes, 2 * m->cap * sizeof(*h));
+		if (!h)
+			return -ENOMEM; /* svcs has room to spare: harmless */
+		m->hashes = h;
 		m->cap *= 2;
 	}
 	if (nd && names_reserve(m, m->nsvcs + 1))
@@ -2312,13 +2320,16 @@ int svc_model_set(struct svc_model *m, struct svc_def *od, struct svc_def *nd)
 	}
 	if (od && nd) {
 		m->svcs[i] = nd; /* the same place in the file order */
+		m->hashes[i] = nd->hash;
 		*name_bucket(m, od->name) = nd;
 	} else if (nd) {
+		m->hashes[m->nsvcs] = nd->hash;
 		m->svcs[m->nsvcs++] = nd;
 		*name_bucket(m, nd->name) = nd;
 	} else if (od) {
 		name_del(m, od->name);
 		memmove(&m->svcs[i], &m->svcs[i + 1], (m->nsvcs - i - 1) * sizeof(*m->svcs));
+		memmove(&m->hashes[i], &m->hashes[i + 1], (m->nsvcs - i - 1) * sizeof(*m->hashes));
 		m->nsvcs--;
 	}
 	return 0;

@@ -80,7 +80,12 @@ struct svc_def {
 	bool reject;
 	uint16_t hc_port;
 	uint32_t host_ip; /* hostport: configured or chosen; network order */
-	uint64_t hash;	  /* of everything above but lines and pointers: svc_def_same() */
+	/*
+	 * Of everything above but lines and pointers (64-bit FNV-1a): a reload
+	 * takes a service at the same place with the same hash as unchanged
+	 * (services.c reload_changes()); svc_def_same() compares in full.
+	 */
+	uint64_t hash;
 	/* only while the configuration is alive (during svc_model_build) */
 	const struct bpflb_cfg_section *sec;
 };
@@ -115,6 +120,7 @@ struct svc_model {
 	struct svc_node *nodes; /* every known node, self first */
 	unsigned int nnodes;
 	struct svc_def **svcs;	/* in file order (runtime additions last) */
+	uint64_t *hashes;	/* svcs[i]->hash, beside: a reload compares without touching defs */
 	unsigned int nsvcs, cap;
 	struct svc_def **by_name; /* open addressing by name; NULL empty */
 	uint32_t nbuckets; /* a power of two, >= 2 nsvcs */
@@ -149,6 +155,8 @@ int svc_model_check_set(struct svc_model *m, const char *name, const struct bpfl
  */
 int svc_model_set(struct svc_model *m, struct svc_def *od, struct svc_def *nd);
 
+/* Compute every change whole, as before services_change.c (bench/ctrl_bench.c compares). */
+void svc_services_force_whole(struct bpflb_services *s, bool on);
 /* The model the services object applied last; NULL before the first apply. */
 const struct svc_model *svc_services_model(const struct bpflb_services *s);
 

@@ -88,7 +88,7 @@ static void check_change(struct world *w, const struct svc_model *m, const char 
 			       .next_be_id = w->next_be_id,
 			       .next_svc_id = w->next_svc_id};
 	struct bpflb_err err = {{0}};
-	struct svc_change ch[16];
+	struct svc_change *ch = calloc(m->nsvcs + w->m.nsvcs + 1, sizeof(*ch));
 	struct svc_stidx ix = {0};
 	struct dstate D, C, merged = {0};
 	size_t nch = 0, len = 0;
@@ -148,6 +148,7 @@ static void check_change(struct world *w, const struct svc_model *m, const char 
 	plan_free(&p);
 	dstate_free(&merged);
 	svc_stidx_free(&ix);
+	free(ch);
 }
 
 /*
@@ -389,6 +390,54 @@ START_TEST(drift_repaired)
 }
 END_TEST
 
+/* n nodeport services; every backend moved by shift: a change of every service. */
+static char *many(unsigned int n, unsigned int shift, unsigned int skip)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+
+	fputs(NODE, out);
+	for (unsigned int i = 0; i < n; i++) {
+		if (i == skip)
+			continue;
+		fprintf(out,
+			"[service s%u]\ntype = nodeport\nport = p tcp 80 nodeport=%u\n"
+			"backend = 10.244.%u.%u node=node%u\n"
+			"backend = 10.244.9.9 node=node1\n",
+			i, 30000 + i, 1 + i / 200, 1 + (i + shift) % 200, 1 + i % 2);
+	}
+	fclose(out);
+	return buf;
+}
+
+/*
+ * A change of many services (past MERGE_SMALL entries: merged in one pass)
+ * and of one service among many (merged in place): each plans what the whole
+ * computation plans, and the merged state is the whole desired state.  A
+ * backend (10.244.9.9) that every service shares stays while any uses it.
+ */
+START_TEST(change_plans_like_whole)
+{
+	char *a = many(60, 0, 100), *b = many(60, 7, 100), *c = many(60, 7, 30);
+	struct world w;
+	char *p;
+
+	world_init(&w);
+	free(step(&w, a));
+	free(step(&w, b)); /* every service changed */
+	p = step(&w, c);   /* one service removed */
+	ck_assert_ptr_nonnull(strstr(p, "svc delete 10.0.0.11:30030/tcp"));
+	ck_assert_ptr_null(strstr(p, "backend delete 1\n"));
+	free(p);
+	free(step(&w, b)); /* and back */
+	world_free(&w);
+	free(a);
+	free(b);
+	free(c);
+}
+END_TEST
+
 START_TEST(summary_line)
 {
 	struct bpflb_services_summary s = {
@@ -415,6 +464,7 @@ int main(void)
 	tcase_add_test(tc, override_plans_like_state);
 	tcase_add_test(tc, drift_repaired);
 	tcase_add_test(tc, summary_line);
+	tcase_add_test(tc, change_plans_like_whole);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
