@@ -52,7 +52,7 @@ static int be_reserve(struct svc_stidx *ix, size_t more)
 	struct svc_be_slot *old = ix->be;
 	size_t ocap = ix->cap, cap = ix->cap ? ix->cap : 64;
 
-	while (4 * (ix->n + more) > 3 * cap)
+	while (8 * (ix->n + more) > 7 * cap)
 		cap *= 2;
 	if (cap == ix->cap)
 		return 0;
@@ -136,22 +136,26 @@ int svc_stidx_build(struct svc_stidx *ix, const struct svc_model *m, const struc
 	svc_stidx_free(ix);
 	for (unsigned int i = 0; i < m->nsvcs; i++)
 		uses += def_uses(m, m->svcs[i]);
-	if (be_reserve(ix, uses + cur->nbe) || svc_idset_init(&ix->be_used, m->lb.sizes.backends + 1) ||
+	if (be_reserve(ix, uses) || svc_idset_init(&ix->be_used, m->lb.sizes.backends + 1) ||
 	    svc_idset_init(&ix->svc_used, m->lb.sizes.services + 1)) {
 		svc_stidx_free(ix);
 		return -ENOMEM;
 	}
+	for (unsigned int i = 0; i < m->nsvcs; i++)
+		def_refs(ix, m, m->svcs[i], 1);
 	for (size_t i = 0; i < cur->nbe; i++) {
-		be_get(ix, be_key(cur->be[i].val.addr, ntohs(cur->be[i].val.port)))->id =
-		    cur->be[i].id;
+		/* after a whole computation cur holds exactly the backends the model uses */
+		struct svc_be_slot *sl =
+		    be_find(ix, be_key(cur->be[i].val.addr, ntohs(cur->be[i].val.port)));
+
+		if (sl)
+			sl->id = cur->be[i].id;
 		svc_idset_add(&ix->be_used, cur->be[i].id);
 	}
 	for (size_t i = 0; i < cur->nfe; i++)
 		svc_idset_add(&ix->svc_used, cur->fe[i].val.id);
 	for (size_t i = 0; i < cur->nsp; i++)
 		svc_idset_add(&ix->svc_used, cur->sp[i].id);
-	for (unsigned int i = 0; i < m->nsvcs; i++)
-		def_refs(ix, m, m->svcs[i], 1);
 	ix->valid = true;
 	return 0;
 }

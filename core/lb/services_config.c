@@ -1646,9 +1646,10 @@ static int names_reserve(struct svc_model *m, size_t n)
 	struct svc_def **b;
 	uint32_t nb = 16;
 
-	if (m->nbuckets && (size_t)m->nbuckets >= 2 * n)
+	/* a load of at most 4/5: lookups stay short, 100k names take 1 MiB */
+	if (m->nbuckets && 4 * (size_t)m->nbuckets >= 5 * n)
 		return 0;
-	while (nb < 2 * n)
+	while (4 * (size_t)nb < 5 * n)
 		nb *= 2;
 	b = calloc(nb, sizeof(*b));
 	if (!b)
@@ -1804,26 +1805,27 @@ out:
 /*
  * Indexes of a model for changing one service without a pass over the others:
  * the nodeports (with health check ports and hostports), frontends and
- * backends of every service, as multimaps key -> (def, port or backend index).
- * Built on the first runtime change, kept by svc_model_set() after that.
+ * backends of every service, as multimaps key -> def.  An entry is 16 bytes:
+ * the key's low bits say what is looked up (KEY_MATCH), its high bits which
+ * port or backend of the def it is (aux).  Built on the first runtime change,
+ * kept by svc_model_set() after that.
  */
 struct mm_ent {
-	uint64_t key; /* 0: empty */
+	uint64_t k; /* 0: empty */
 	const struct svc_def *d;
-	uint32_t aux;
 };
 
 struct mmap {
 	struct mm_ent *e;
 	size_t cap, n; /* cap: a power of two */
+	uint64_t match; /* the bits of k that are the key; the others are aux */
+	unsigned int aux_shift;
 };
 
 struct svc_model_idx {
 	struct mmap np, fe, be;
 	size_t nbe_distinct;
 };
-
-#define MM_KEY(x) ((uint64_t)(x) | (1ull << 63))
 
 static uint64_t mm_mix(uint64_t k)
 {
@@ -1833,12 +1835,18 @@ static uint64_t mm_mix(uint64_t k)
 	return k;
 }
 
+static size_t mm_home(const struct mmap *t, uint64_t k)
+{
+	return mm_mix(k & t->match) & (t->cap - 1);
+}
+
+/* Room for more entries at a load of at most 7/8. */
 static int mm_reserve(struct mmap *t, size_t more)
 {
 	struct mm_ent *old = t->e;
-	size_t ocap = t->cap, cap = t->cap ? t->cap : 64;
+	size_t ocap = t->cap, cap = t->cap ? t->cap : 16;
 
-	while (2 * (t->n + more) > cap)
+	while (8 * (t->n + more) > 7 * cap)
 		cap *= 2;
 	if (cap == t->cap)
 		return 0;
@@ -1851,11 +1859,10 @@ static int mm_reserve(struct mmap *t, size_t more)
 	for (size_t i = 0; i < ocap; i++) {
 		size_t h;
 
-		if (!old[i].key)
+		if (!old[i].k)
 			continue;
-		h = mm_mix(old[i].key) & (cap - 1);
-		while (t->e[h].key)
-			h = (h + 1) & (cap - 1);
+		for (h = mm_home(t, old[i].k); t->e[h].k; h = (h + 1) & (cap - 1))
+			;
 		t->e[h] = old[i];
 	}
 	free(old);
@@ -1863,28 +1870,28 @@ static int mm_reserve(struct mmap *t, size_t more)
 }
 
 /* Room reserved by mm_reserve(). */
-static void mm_add(struct mmap *t, uint64_t key, const struct svc_def *d, uint32_t aux)
+static void mm_add(struct mmap *t, uint64_t k, const struct svc_def *d)
 {
-	size_t h = mm_mix(key) & (t->cap - 1);
+	size_t h;
 
-	while (t->e[h].key)
-		h = (h + 1) & (t->cap - 1);
-	t->e[h] = (struct mm_ent){key, d, aux};
+	for (h = mm_home(t, k); t->e[h].k; h = (h + 1) & (t->cap - 1))
+		;
+	t->e[h] = (struct mm_ent){k, d};
 	t->n++;
 }
 
-/* Remove (key, d, aux); backward shift keeps every probe run unbroken. */
-static void mm_del(struct mmap *t, uint64_t key, const struct svc_def *d, uint32_t aux)
+/* Remove (k, d); backward shift keeps every probe run unbroken. */
+static void mm_del(struct mmap *t, uint64_t k, const struct svc_def *d)
 {
-	size_t mask = t->cap - 1, i = mm_mix(key) & mask, j;
+	size_t mask = t->cap - 1, i = mm_home(t, k), j;
 
-	while (t->e[i].key && !(t->e[i].key == key && t->e[i].d == d && t->e[i].aux == aux))
+	while (t->e[i].k && !(t->e[i].k == k && t->e[i].d == d))
 		i = (i + 1) & mask;
-	if (!t->e[i].key)
+	if (!t->e[i].k)
 		return;
 	t->n--;
-	for (j = (i + 1) & mask; t->e[j].key; j = (j + 1) & mask) {
-		size_t h = mm_mix(t->e[j].key) & mask;
+	for (j = (i + 1) & mask; t->e[j].k; j = (j + 1) & mask) {
+		size_t h = mm_home(t, t->e[j].k);
 
 		/* move e[j] into the hole at i unless its home lies in (i, j] */
 		if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
@@ -1892,42 +1899,95 @@ static void mm_del(struct mmap *t, uint64_t key, const struct svc_def *d, uint32
 			i = j;
 		}
 	}
-	t->e[i].key = 0;
+	t->e[i].k = 0;
 }
 
-/* Iterate the entries of key: *pos starts at SIZE_MAX. */
+/* Iterate the entries whose key is key (aux bits ignored): *pos starts at SIZE_MAX. */
 static const struct mm_ent *mm_next(const struct mmap *t, uint64_t key, size_t *pos)
 {
 	size_t mask = t->cap - 1, i;
 
 	if (!t->cap)
 		return NULL;
-	i = *pos == SIZE_MAX ? mm_mix(key) & mask : (*pos + 1) & mask;
-	for (; t->e[i].key; i = (i + 1) & mask)
-		if (t->e[i].key == key) {
+	i = *pos == SIZE_MAX ? mm_home(t, key) : (*pos + 1) & mask;
+	for (; t->e[i].k; i = (i + 1) & mask)
+		if ((t->e[i].k & t->match) == (key & t->match)) {
 			*pos = i;
 			return &t->e[i];
 		}
 	return NULL;
 }
 
-static uint64_t np_key(uint8_t proto, uint16_t port)
+static unsigned int mm_aux(const struct mmap *t, const struct mm_ent *e)
 {
-	return MM_KEY((uint64_t)proto << 16 | port);
+	return (unsigned int)((e->k & ~t->match) >> t->aux_shift);
 }
 
-static uint64_t fe_key(const struct bpflb_svc_key *k)
+/* nodeports: bit 63 | proto << 16 | port; aux (bits 32..39): kind << 6 | port index */
+static uint64_t np_key(uint8_t proto, uint16_t port, unsigned int aux)
 {
-	return MM_KEY((uint64_t)k->addr << 24 | (uint64_t)ntohs(k->port) << 8 | k->proto);
+	return 1ull << 63 | (uint64_t)aux << 32 | (uint64_t)proto << 16 | port;
 }
 
-static uint64_t be_key(uint32_t addr, uint16_t port)
+/* frontends: bit 63 | addr << 24 | port << 8 | proto; aux (bits 56..61): port index */
+static uint64_t fe_key(const struct bpflb_svc_key *k, unsigned int pi)
 {
-	return MM_KEY((uint64_t)addr << 16 | port);
+	return 1ull << 63 | (uint64_t)pi << 56 | (uint64_t)k->addr << 24 |
+	       (uint64_t)ntohs(k->port) << 8 | k->proto;
 }
 
-/* kind 0 nodeport, 1 health check, 2 hostport (as check_node_ports()); aux = kind << 16 | pi */
-#define NP_AUX(kind, pi) ((uint32_t)(kind) << 16 | (pi))
+/* backends: addr << 16 | port (addr is never 0); aux (bits 48..63): backend index */
+static uint64_t be_key(uint32_t addr, uint16_t port, unsigned int bi)
+{
+	return (uint64_t)bi << 48 | (uint64_t)addr << 16 | port;
+}
+
+/* kind 0 nodeport, 1 health check, 2 hostport (as check_node_ports()) */
+#define NP_AUX(kind, pi) ((unsigned int)(kind) << 6 | (pi))
+
+/* The distinct address:ports of d, each with its first backend: sorted, malloc'ed. */
+struct be_key_ent {
+	uint64_t key; /* be_key(addr, port, 0) */
+	unsigned int bi;
+};
+
+static int bke_cmp(const void *a, const void *b)
+{
+	const struct be_key_ent *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->bi < y->bi ? -1 : x->bi > y->bi;
+}
+
+static int def_be_keys(const struct svc_def *d, struct be_key_ent **out, size_t *nout)
+{
+	size_t n = 0, j = 0;
+	struct be_key_ent *v = malloc(((size_t)d->nbes * d->nports + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (unsigned int b = 0; b < d->nbes; b++)
+		for (unsigned int p = 0; p < d->nports; p++)
+			v[n++] = (struct be_key_ent){
+			    be_key(d->bes[b].addr, svc_backend_port(d, &d->bes[b], p), 0), b};
+	qsort(v, n, sizeof(*v), bke_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (!j || v[i].key != v[j - 1].key)
+			v[j++] = v[i];
+	*out = v;
+	*nout = j;
+	return 0;
+}
+
+static size_t def_nnp(const struct svc_def *d)
+{
+	size_t n = d->hc_port != 0;
+
+	for (unsigned int j = 0; j < d->nports; j++)
+		n += d->type == SVC_T_HOSTPORT || d->ports[j].nodeport;
+	return n;
+}
 
 static size_t def_nfe(const struct svc_model *m, const struct svc_def *d)
 {
@@ -1939,53 +1999,48 @@ static size_t def_nfe(const struct svc_model *m, const struct svc_def *d)
 	return n;
 }
 
-/* Entries d puts into each index. */
-static void def_counts(const struct svc_model *m, const struct svc_def *d, size_t *np, size_t *fe,
-		       size_t *be)
-{
-	*np = d->nports + 1;
-	*fe = def_nfe(m, d);
-	*be = (size_t)d->nbes * d->nports;
-}
-
-static void idx_add(struct svc_model_idx *x, const struct svc_model *m, const struct svc_def *d,
-		    bool add)
+/* Put d into (add) or take it out of the indexes; room reserved by idx_reserve(). */
+static int idx_add(struct svc_model_idx *x, const struct svc_model *m, const struct svc_def *d,
+		   bool add)
 {
 	struct bpflb_svc_key keys[SVC_MAX_NODE_ADDRS + 512];
+	struct be_key_ent *bk;
+	size_t nbk;
 
+	if (def_be_keys(d, &bk, &nbk))
+		return -ENOMEM;
 	for (unsigned int j = 0; j < d->nports; j++) {
 		const struct svc_port *p = &d->ports[j];
 		uint64_t k = 0;
-		uint32_t aux = 0;
 		unsigned int nk = svc_frontends(m, d, j, keys);
 
 		if (d->type == SVC_T_HOSTPORT)
-			k = np_key(p->proto, p->port), aux = NP_AUX(2, j);
+			k = np_key(p->proto, p->port, NP_AUX(2, j));
 		else if (p->nodeport)
-			k = np_key(p->proto, p->nodeport), aux = NP_AUX(0, j);
+			k = np_key(p->proto, p->nodeport, NP_AUX(0, j));
 		if (k)
-			add ? mm_add(&x->np, k, d, aux) : mm_del(&x->np, k, d, aux);
+			add ? mm_add(&x->np, k, d) : mm_del(&x->np, k, d);
 		for (unsigned int f = 0; f < nk; f++)
-			add ? mm_add(&x->fe, fe_key(&keys[f]), d, j)
-			    : mm_del(&x->fe, fe_key(&keys[f]), d, j);
+			add ? mm_add(&x->fe, fe_key(&keys[f], j), d)
+			    : mm_del(&x->fe, fe_key(&keys[f], j), d);
 	}
 	if (d->hc_port)
-		add ? mm_add(&x->np, np_key(IPPROTO_TCP, d->hc_port), d, NP_AUX(1, 0))
-		    : mm_del(&x->np, np_key(IPPROTO_TCP, d->hc_port), d, NP_AUX(1, 0));
-	for (unsigned int b = 0; b < d->nbes; b++)
-		for (unsigned int j = 0; j < d->nports; j++) {
-			uint64_t k = be_key(d->bes[b].addr, svc_backend_port(d, &d->bes[b], j));
-			size_t pos = SIZE_MAX;
-			uint32_t aux = b * SVC_MAX_PORTS + j;
+		add ? mm_add(&x->np, np_key(IPPROTO_TCP, d->hc_port, NP_AUX(1, 0)), d)
+		    : mm_del(&x->np, np_key(IPPROTO_TCP, d->hc_port, NP_AUX(1, 0)), d);
+	for (size_t i = 0; i < nbk; i++) {
+		uint64_t k = bk[i].key | be_key(0, 0, bk[i].bi);
+		size_t pos = SIZE_MAX;
 
-			if (add) {
-				x->nbe_distinct += !mm_next(&x->be, k, &pos);
-				mm_add(&x->be, k, d, aux);
-			} else {
-				mm_del(&x->be, k, d, aux);
-				x->nbe_distinct -= !mm_next(&x->be, k, &pos);
-			}
+		if (add) {
+			x->nbe_distinct += !mm_next(&x->be, k, &pos);
+			mm_add(&x->be, k, d);
+		} else {
+			mm_del(&x->be, k, d);
+			x->nbe_distinct -= !mm_next(&x->be, k, &pos);
 		}
+	}
+	free(bk);
+	return 0;
 }
 
 static void model_idx_free(struct svc_model_idx *x)
@@ -2000,11 +2055,10 @@ static void model_idx_free(struct svc_model_idx *x)
 
 static int idx_reserve(struct svc_model_idx *x, const struct svc_model *m, const struct svc_def *d)
 {
-	size_t np, fe, be;
-
-	def_counts(m, d, &np, &fe, &be);
-	return mm_reserve(&x->np, np) || mm_reserve(&x->fe, fe) || mm_reserve(&x->be, be) ? -ENOMEM
-											   : 0;
+	return mm_reserve(&x->np, def_nnp(d)) || mm_reserve(&x->fe, def_nfe(m, d)) ||
+		       mm_reserve(&x->be, (size_t)d->nbes * d->nports)
+		   ? -ENOMEM
+		   : 0;
 }
 
 static int model_idx_build(struct svc_model *m)
@@ -2014,18 +2068,26 @@ static int model_idx_build(struct svc_model *m)
 
 	if (!x)
 		return -ENOMEM;
+	x->np.match = ~(0xffull << 32);
+	x->np.aux_shift = 32;
+	x->fe.match = ~(0x3full << 56);
+	x->fe.aux_shift = 56;
+	x->be.match = 0xffffffffffffull;
+	x->be.aux_shift = 48;
 	for (unsigned int i = 0; i < m->nsvcs; i++) {
-		size_t a, b, c;
-
-		def_counts(m, m->svcs[i], &a, &b, &c);
-		np += a, fe += b, be += c;
+		np += def_nnp(m->svcs[i]);
+		fe += def_nfe(m, m->svcs[i]);
+		be += (size_t)m->svcs[i]->nbes * m->svcs[i]->nports;
 	}
 	if (mm_reserve(&x->np, np) || mm_reserve(&x->fe, fe) || mm_reserve(&x->be, be)) {
 		model_idx_free(x);
 		return -ENOMEM;
 	}
 	for (unsigned int i = 0; i < m->nsvcs; i++)
-		idx_add(x, m, m->svcs[i], true);
+		if (idx_add(x, m, m->svcs[i], true)) {
+			model_idx_free(x);
+			return -ENOMEM;
+		}
 	m->idx = x;
 	return 0;
 }
@@ -2095,9 +2157,9 @@ static int check_set_node_ports(const struct svc_model *m, const struct svc_def 
 					    "expected ports unique on the node",
 					    np_kind(kind), port, proto_name(proto), np_kind(0),
 					    nd->name, nd->ports[o].line);
-		while ((e = mm_next(&x->np, np_key(proto, port), &pos))) {
+		while ((e = mm_next(&x->np, np_key(proto, port, 0), &pos))) {
 			const struct svc_def *da = e->d;
-			int akind = (int)(e->aux >> 16), api = (int)(e->aux & 0xffff);
+			int akind = (int)(mm_aux(&x->np, e) >> 6), api = (int)(mm_aux(&x->np, e) & 63);
 			int oline = akind == 1 ? 0 : da->ports[api].line;
 
 			if (da == od)
@@ -2119,67 +2181,64 @@ static int check_set_backends(const struct svc_model *m, const struct svc_def *o
 {
 	struct svc_model_idx *x = m->idx;
 	char abuf[INET_ADDRSTRLEN];
-	size_t distinct = x->nbe_distinct;
+	size_t distinct = x->nbe_distinct, n;
+	struct be_key_ent *bk = NULL;
 	const struct mm_ent *e;
+	int ret = 0;
 
 	/* address:ports only od uses go away */
-	for (unsigned int b = 0; od && b < od->nbes; b++)
-		for (unsigned int j = 0; j < od->nports; j++) {
-			uint16_t port = svc_backend_port(od, &od->bes[b], j);
+	if (od) {
+		if (def_be_keys(od, &bk, &n))
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++) {
 			size_t pos = SIZE_MAX;
-			bool other = false, first = true;
+			bool other = false;
 
-			while ((e = mm_next(&x->be, be_key(od->bes[b].addr, port), &pos))) {
-				other |= e->d != od;
-				/* count the key once: at its first (backend, port) in od */
-				if (e->d == od && e->aux < b * SVC_MAX_PORTS + j)
-					first = false;
-			}
-			distinct -= !other && first;
+			while (!other && (e = mm_next(&x->be, bk[i].key, &pos)))
+				other = e->d != od;
+			distinct -= !other;
 		}
-	for (unsigned int b = 0; nd && b < nd->nbes; b++) {
-		const struct svc_backend *nb = &nd->bes[b];
-
-		for (unsigned int j = 0; j < nd->nports; j++) {
-			uint16_t port = svc_backend_port(nd, nb, j);
-			size_t pos = SIZE_MAX;
-			bool other = false, first = true;
-
-			for (unsigned int o = 0; o < b && first; o++)
-				for (unsigned int q = 0; q < nd->nports && first; q++)
-					first = !(nd->bes[o].addr == nb->addr &&
-						  svc_backend_port(nd, &nd->bes[o], q) == port);
-			for (unsigned int q = 0; q < j && first; q++)
-				first = svc_backend_port(nd, nb, q) != port;
-			while ((e = mm_next(&x->be, be_key(nb->addr, port), &pos))) {
-				const struct svc_backend *a;
-				const char *what = NULL;
-
-				if (e->d == od)
-					continue;
-				other = true;
-				a = &e->d->bes[e->aux / SVC_MAX_PORTS];
-				if (a->node != nb->node)
-					what = "node";
-				else if (a->state != nb->state)
-					what = "state";
-				else if (a->hostnet != nb->hostnet)
-					what = "hostnet";
-				if (what)
-					return bpflb_cfg_error(
-					    err, nd->sec, "backend", nb->line,
-					    "%s:%u has another %s than in [service %s] (line %d); "
-					    "expected one address:port to be one endpoint everywhere",
-					    ipstr(nb->addr, abuf), port, what, e->d->name, a->line);
-			}
-			distinct += !other && first;
-		}
+		free(bk);
+		bk = NULL;
 	}
-	if (distinct > m->lb.sizes.backends)
-		return limit_error(m, err, "max_backends",
-				   "the services have %zu distinct backends (address:port)",
-				   distinct);
-	return 0;
+	if (nd && def_be_keys(nd, &bk, &n))
+		return -ENOMEM;
+	for (size_t i = 0; nd && i < n && !ret; i++) {
+		const struct svc_backend *nb = &nd->bes[bk[i].bi];
+		uint16_t port = (uint16_t)(bk[i].key & 0xffff);
+		size_t pos = SIZE_MAX;
+		bool other = false;
+
+		while ((e = mm_next(&x->be, bk[i].key, &pos))) {
+			const struct svc_backend *a;
+			const char *what = NULL;
+
+			if (e->d == od)
+				continue;
+			other = true;
+			a = &e->d->bes[mm_aux(&x->be, e)];
+			if (a->node != nb->node)
+				what = "node";
+			else if (a->state != nb->state)
+				what = "state";
+			else if (a->hostnet != nb->hostnet)
+				what = "hostnet";
+			if (what) {
+				ret = bpflb_cfg_error(
+				    err, nd->sec, "backend", nb->line,
+				    "%s:%u has another %s than in [service %s] (line %d); "
+				    "expected one address:port to be one endpoint everywhere",
+				    ipstr(nb->addr, abuf), port, what, e->d->name, a->line);
+				break;
+			}
+		}
+		distinct += !other;
+	}
+	free(bk);
+	if (!ret && distinct > m->lb.sizes.backends)
+		ret = limit_error(m, err, "max_backends",
+				  "the services have %zu distinct backends (address:port)", distinct);
+	return ret;
 }
 
 static int check_set_frontends(const struct svc_model *m, const struct svc_def *od,
@@ -2215,7 +2274,9 @@ static int check_set_frontends(const struct svc_model *m, const struct svc_def *
 			const struct mm_ent *e;
 			size_t pos = SIZE_MAX;
 
-			while ((e = mm_next(&m->idx->fe, fe_key(&keys[k]), &pos))) {
+			while ((e = mm_next(&m->idx->fe, fe_key(&keys[k], 0), &pos))) {
+				unsigned int api = mm_aux(&m->idx->fe, e);
+
 				if (e->d == od)
 					continue;
 				return bpflb_cfg_error(
@@ -2224,8 +2285,8 @@ static int check_set_frontends(const struct svc_model *m, const struct svc_def *
 				    "(line %d); expected every address:port/protocol to belong "
 				    "to one service port",
 				    ipstr(keys[k].addr, abuf), ntohs(keys[k].port),
-				    proto_name(keys[k].proto), e->d->name, e->d->ports[e->aux].name,
-				    e->d->ports[e->aux].line);
+				    proto_name(keys[k].proto), e->d->name, e->d->ports[api].name,
+				    e->d->ports[api].line);
 			}
 		}
 	}
@@ -2243,6 +2304,13 @@ static int check_set_frontends(const struct svc_model *m, const struct svc_def *
 		return limit_error(m, err, "max_maglev_services",
 				   "%zu service ports use a Maglev table", maglev);
 	return 0;
+}
+
+/* Out of memory half way through an index update: built again at the next change. */
+static void model_idx_drop(struct svc_model *m)
+{
+	model_idx_free(m->idx);
+	m->idx = NULL;
 }
 
 int svc_model_check_set(struct svc_model *m, const char *name, const struct bpflb_cfg_section *sec,
@@ -2307,16 +2375,16 @@ int svc_model_set(struct svc_model *m, struct svc_def *od, struct svc_def *nd)
 	if (od) {
 		def_usage(m, od, &a, &b, &c, &d, &max_active);
 		m->nfe -= a, m->nsp -= b, m->nslots -= c, m->nmaglev -= d;
-		if (m->idx)
-			idx_add(m->idx, m, od, false);
+		if (m->idx && idx_add(m->idx, m, od, false))
+			model_idx_drop(m);
 		while (m->svcs[i] != od)
 			i++;
 	}
 	if (nd) {
 		def_usage(m, nd, &a, &b, &c, &d, &max_active);
 		m->nfe += a, m->nsp += b, m->nslots += c, m->nmaglev += d;
-		if (m->idx)
-			idx_add(m->idx, m, nd, true);
+		if (m->idx && idx_add(m->idx, m, nd, true))
+			model_idx_drop(m);
 	}
 	if (od && nd) {
 		m->svcs[i] = nd; /* the same place in the file order */
