@@ -11,7 +11,8 @@
  *         load     bpflb_config_load (parse + schema checks)
  *         validate bpflb_services_prepare (parses and checks each service once)
  *         apply    bpflb_services_apply_prepared into empty maps (the first start)
- *         reload   load + validate + apply of the same file (nothing changes)
+ *         reload   load + validate + apply of the same file (nothing changes);
+ *                  reload_whole the same computed whole
  *         change   load + validate + apply of FILE2 (one service differs),
  *                  then back to FILE
  *         change_1pct  the same with FILE3
@@ -292,7 +293,7 @@ static int run_services(const char *path, const char *changed, const char *chang
 	double t_load, t_val, t_apply, h0, h_cfg, h_applied, h_model, trim_ms = 0;
 	double rss_cfg, rss_loaded, rss_reloaded, rss_untrimmed;
 	double *rs = calloc(rounds, sizeof(double)), *rsw = calloc(rounds, sizeof(double));
-	struct costs same, ch, chw, c1, c1w;
+	struct costs same, samew, ch, chw, c1, c1w;
 	char rt_name[32];
 	uint64_t first_writes;
 	struct bpflb_services_counts cnt;
@@ -304,7 +305,7 @@ static int run_services(const char *path, const char *changed, const char *chang
 	struct cost one, back;
 	int ret;
 
-	if (!rs || !rsw || costs_init(&same, rounds) || costs_init(&ch, rounds) ||
+	if (!rs || !rsw || costs_init(&same, rounds) || costs_init(&samew, rounds) || costs_init(&ch, rounds) ||
 	    costs_init(&chw, rounds) || costs_init(&c1, rounds) || costs_init(&c1w, rounds))
 		return 1;
 	snprintf(pin_dir, sizeof(pin_dir), "%s/ctrl-bench-XXXXXX", pin_base);
@@ -354,6 +355,11 @@ static int run_services(const char *path, const char *changed, const char *chang
 		costs_put(&same, r, &one);
 		for (int whole = 0; whole < 2; whole++) {
 			svc_services_force_whole(s, whole);
+			if (whole) {
+				if (reload(s, path, &one))
+					return 1;
+				costs_put(&samew, r, &one);
+			}
 			if (changed) {
 				if (reload(s, changed, &one) || reload(s, path, &back))
 					return 1;
@@ -388,6 +394,7 @@ static int run_services(const char *path, const char *changed, const char *chang
 	       cnt.services, cnt.frontends, cnt.backends, cnt.slots, t_load, t_val, t_apply,
 	       t_load + t_val + t_apply, (unsigned long long)first_writes);
 	costs_print("reload", &same, rounds);
+	costs_print("reload_whole", &samew, rounds);
 	if (changed) {
 		costs_print("change", &ch, rounds);
 		costs_print("change_whole", &chw, rounds);
@@ -415,7 +422,7 @@ static int run_services(const char *path, const char *changed, const char *chang
 
 	bpflb_services_close(s);
 	pipeline_close(&pl);
-	costs_free(&same), costs_free(&ch), costs_free(&chw), costs_free(&c1), costs_free(&c1w);
+	costs_free(&same), costs_free(&samew), costs_free(&ch), costs_free(&chw), costs_free(&c1), costs_free(&c1w);
 	free(rs), free(rsw);
 	return 0;
 }

@@ -1058,6 +1058,10 @@ static int apply_model(struct bpflb_services *s, struct svc_model *m, bool adopt
 	dstate_free(&s->cur);
 	s->cur = D;
 	memset(&D, 0, sizeof(D));
+	/* the listeners copied what they serve; the list would point into the model */
+	free(s->cur.hz);
+	s->cur.hz = NULL;
+	s->cur.nhz = 0;
 	/* what a later change of a few services needs; without it, that change computes all */
 	if (svc_stidx_build(&s->ix, m, &s->cur))
 		s->ix.valid = false;
@@ -1172,11 +1176,7 @@ static int apply_change(struct bpflb_services *s, const struct svc_model *m,
 		dstate_free(&D);
 		dstate_free_view(&C);
 	}
-	if (hz.hz) {
-		free(s->cur.hz);
-		s->cur.hz = hz.hz;
-		s->cur.nhz = hz.nhz;
-	}
+	free(hz.hz);
 	return 0;
 out:
 	s->ix.valid = false;
