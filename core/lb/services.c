@@ -1188,7 +1188,7 @@ out:
 }
 
 static bool change_add(struct svc_change **ch, size_t *n, size_t *cap, size_t max,
-		       const struct svc_def *od, const struct svc_def *nd)
+		       const struct svc_def *od, const struct svc_def *nd, unsigned int pos)
 {
 	if (*n == *cap) {
 		struct svc_change *c;
@@ -1198,7 +1198,7 @@ static bool change_add(struct svc_change **ch, size_t *n, size_t *cap, size_t ma
 			return false;
 		*ch = c;
 	}
-	(*ch)[(*n)++] = (struct svc_change){od, nd};
+	(*ch)[(*n)++] = (struct svc_change){od, nd, pos};
 	return true;
 }
 
@@ -1232,13 +1232,13 @@ static bool reload_changes(const struct bpflb_services *s, const struct svc_mode
 		matched += od != NULL;
 		if (od && svc_def_same(od, nd))
 			continue;
-		if (!change_add(&ch, &n, &cap, max, od, nd))
+		if (!change_add(&ch, &n, &cap, max, od, nd, i))
 			goto whole;
 	}
 	/* names are unique: when every applied service was matched, none went away */
 	for (unsigned int i = 0; matched < cur->nsvcs && i < cur->nsvcs; i++)
 		if (!svc_model_find(next, cur->svcs[i]->name) &&
-		    !change_add(&ch, &n, &cap, max, cur->svcs[i], NULL))
+		    !change_add(&ch, &n, &cap, max, cur->svcs[i], NULL, i))
 			goto whole;
 	*out = ch;
 	*nout = n;
@@ -1246,6 +1246,47 @@ static bool reload_changes(const struct bpflb_services *s, const struct svc_mode
 whole:
 	free(ch);
 	return false;
+}
+
+/* Past this many services added or removed, a reload adopts the new model whole. */
+#define PATCH_MAX_MOVES 16
+
+/*
+ * Should the applied model take a reload's changes in place (keeping its
+ * indexes for `service set`), rather than be replaced by the new model?  Yes
+ * when few services come or go (each moves the arrays) and the room is there.
+ */
+static bool model_in_place(struct bpflb_services *s, const struct svc_change *ch, size_t nch)
+{
+	size_t moves = 0;
+
+	for (size_t i = 0; i < nch; i++)
+		moves += !ch[i].old || !ch[i].new;
+	return s->model.idx && moves <= PATCH_MAX_MOVES && !svc_model_reserve(&s->model, ch, nch);
+}
+
+/*
+ * The applied model becomes next by taking its changed defs (room reserved:
+ * nothing fails): removals first, from the last, then changes and additions in
+ * next's order, so the services keep next's order.  next keeps the rest.
+ */
+static void model_patch(struct bpflb_services *s, struct svc_model *next,
+			const struct svc_change *ch, size_t nch)
+{
+	for (size_t i = nch; i-- > 0;) {
+		if (ch[i].new)
+			continue;
+		svc_model_set(&s->model, (struct svc_def *)ch[i].old, NULL, ch[i].pos);
+		svc_def_free((struct svc_def *)ch[i].old);
+	}
+	for (size_t i = 0; i < nch; i++) {
+		if (!ch[i].new)
+			continue;
+		svc_model_set(&s->model, (struct svc_def *)ch[i].old, (struct svc_def *)ch[i].new,
+			      ch[i].pos);
+		next->svcs[ch[i].pos] = NULL; /* s->model's now */
+		svc_def_free((struct svc_def *)ch[i].old);
+	}
 }
 
 int bpflb_services_apply(struct bpflb_services *s, const struct bpflb_config *next,
@@ -1266,16 +1307,20 @@ int bpflb_services_apply_prepared(struct bpflb_services *s, struct bpflb_service
 	int ret;
 
 	if (reload_changes(s, &p->m, &ch, &nch)) {
+		bool in_place = model_in_place(s, ch, nch);
+
 		ret = nch ? apply_change(s, &p->m, ch, nch, err) : 0;
-		free(ch);
-		if (!ret) {
+		if (!ret && in_place) {
+			model_patch(s, &p->m, ch, nch);
+		} else if (!ret) {
 			/* the same picture of the maps, now of the new model */
 			svc_model_free(&s->model);
 			s->model = p->m;
 			memset(&p->m, 0, sizeof(p->m));
-			if (!nch)
-				s->last_writes = 0, memset(&s->summary, 0, sizeof(s->summary));
 		}
+		if (!ret && !nch)
+			s->last_writes = 0, memset(&s->summary, 0, sizeof(s->summary));
+		free(ch);
 	} else {
 		ret = apply_model(s, &p->m, true, err);
 	}
@@ -1334,17 +1379,21 @@ static int svc_change(struct bpflb_services *s, const char *name,
 	if (!ret) {
 		bool few = change_ok(s);
 
-		ret = svc_model_set(&s->model, od, nd);
+		unsigned int at = s->model.nsvcs; /* a new service goes last */
+
+		while (od && s->model.svcs[--at] != od)
+			;
+		ret = svc_model_set(&s->model, od, nd, at);
 		if (ret) {
 			bpflb_err_set(err, "out of memory");
 			svc_def_free(nd);
 			goto out;
 		}
-		ch = (struct svc_change){od, nd};
+		ch = (struct svc_change){od, nd, at};
 		ret = few ? apply_change(s, &s->model, &ch, 1, err)
 			  : apply_model(s, &s->model, false, err);
 		if (ret) {
-			svc_model_set(&s->model, nd, od); /* room reserved: cannot fail */
+			svc_model_set(&s->model, nd, od, at); /* room reserved: cannot fail */
 			svc_def_free(nd);
 		} else {
 			svc_def_free(od);

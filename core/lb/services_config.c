@@ -2053,14 +2053,6 @@ static void model_idx_free(struct svc_model_idx *x)
 	free(x);
 }
 
-static int idx_reserve(struct svc_model_idx *x, const struct svc_model *m, const struct svc_def *d)
-{
-	return mm_reserve(&x->np, def_nnp(d)) || mm_reserve(&x->fe, def_nfe(m, d)) ||
-		       mm_reserve(&x->be, (size_t)d->nbes * d->nports)
-		   ? -ENOMEM
-		   : 0;
-}
-
 static int model_idx_build(struct svc_model *m)
 {
 	struct svc_model_idx *x = calloc(1, sizeof(*x));
@@ -2348,37 +2340,73 @@ out:
 	return 0;
 }
 
-int svc_model_set(struct svc_model *m, struct svc_def *od, struct svc_def *nd)
+/* Index of od in m, looked for from hint outwards (a change rarely moves a service far). */
+static unsigned int model_pos(const struct svc_model *m, const struct svc_def *od, unsigned int hint)
 {
-	size_t a, b, c, d;
-	unsigned int i = 0, max_active;
+	if (hint >= m->nsvcs)
+		hint = m->nsvcs ? m->nsvcs - 1 : 0;
+	for (unsigned int k = 0; k < m->nsvcs; k++) {
+		if (hint + k < m->nsvcs && m->svcs[hint + k] == od)
+			return hint + k;
+		if (k <= hint && m->svcs[hint - k] == od)
+			return hint - k;
+	}
+	return m->nsvcs; /* not reached: od is in m */
+}
 
-	/* every allocation first: nothing below may fail */
-	if (nd && !od && m->nsvcs == m->cap) {
-		struct svc_def **n = realloc(m->svcs, 2 * m->cap * sizeof(*n));
+int svc_model_reserve(struct svc_model *m, const struct svc_change *ch, size_t nch)
+{
+	size_t add = 0, np = 0, fe = 0, be = 0;
+
+	for (size_t i = 0; i < nch; i++) {
+		for (int k = 0; k < 2; k++) {
+			const struct svc_def *d = k ? ch[i].new : ch[i].old;
+
+			if (!d)
+				continue;
+			np += def_nnp(d);
+			fe += def_nfe(m, d);
+			be += (size_t)d->nbes * d->nports;
+		}
+		add += ch[i].new && !ch[i].old;
+	}
+	if (m->nsvcs + add > m->cap) {
+		size_t cap = m->nsvcs + add + 16;
+		struct svc_def **n = realloc(m->svcs, cap * sizeof(*n));
 		uint64_t *h;
 
 		if (!n)
 			return -ENOMEM;
 		m->svcs = n;
-		h = realloc(m->hashes, 2 * m->cap * sizeof(*h));
+		h = realloc(m->hashes, cap * sizeof(*h));
 		if (!h)
 			return -ENOMEM; /* svcs has room to spare: harmless */
 		m->hashes = h;
-		m->cap *= 2;
+		m->cap = (unsigned int)cap;
 	}
-	if (nd && names_reserve(m, m->nsvcs + 1))
+	if (names_reserve(m, m->nsvcs + add))
 		return -ENOMEM;
-	/* room for od again too: a failed apply puts it back (svc_model_set(m, nd, od)) */
-	if (m->idx && ((nd && idx_reserve(m->idx, m, nd)) || (od && idx_reserve(m->idx, m, od))))
+	if (m->idx &&
+	    (mm_reserve(&m->idx->np, np) || mm_reserve(&m->idx->fe, fe) || mm_reserve(&m->idx->be, be)))
+		return -ENOMEM;
+	return 0;
+}
+
+int svc_model_set(struct svc_model *m, struct svc_def *od, struct svc_def *nd, unsigned int pos)
+{
+	struct svc_change ch = {od, nd, pos};
+	size_t a, b, c, d;
+	unsigned int i = 0, max_active;
+
+	/* every allocation first (room for od again too: a failed apply puts it back) */
+	if (svc_model_reserve(m, &ch, 1))
 		return -ENOMEM;
 	if (od) {
 		def_usage(m, od, &a, &b, &c, &d, &max_active);
 		m->nfe -= a, m->nsp -= b, m->nslots -= c, m->nmaglev -= d;
 		if (m->idx && idx_add(m->idx, m, od, false))
 			model_idx_drop(m);
-		while (m->svcs[i] != od)
-			i++;
+		i = model_pos(m, od, pos);
 	}
 	if (nd) {
 		def_usage(m, nd, &a, &b, &c, &d, &max_active);
@@ -2391,8 +2419,12 @@ int svc_model_set(struct svc_model *m, struct svc_def *od, struct svc_def *nd)
 		m->hashes[i] = nd->hash;
 		*name_bucket(m, od->name) = nd;
 	} else if (nd) {
-		m->hashes[m->nsvcs] = nd->hash;
-		m->svcs[m->nsvcs++] = nd;
+		i = pos < m->nsvcs ? pos : m->nsvcs;
+		memmove(&m->svcs[i + 1], &m->svcs[i], (m->nsvcs - i) * sizeof(*m->svcs));
+		memmove(&m->hashes[i + 1], &m->hashes[i], (m->nsvcs - i) * sizeof(*m->hashes));
+		m->hashes[i] = nd->hash;
+		m->svcs[i] = nd;
+		m->nsvcs++;
 		*name_bucket(m, nd->name) = nd;
 	} else if (od) {
 		name_del(m, od->name);

@@ -149,11 +149,16 @@ bool svc_model_same_base(const struct svc_model *a, const struct svc_model *b);
  */
 int svc_model_check_set(struct svc_model *m, const char *name, const struct bpflb_cfg_section *sec,
 			struct svc_def **out, struct svc_def **old, struct bpflb_err *err);
+struct svc_change;
 /*
  * Put nd in the place of od in m (either may be NULL; od is not freed, so that
- * svc_model_set(m, nd, od) undoes it).  -ENOMEM: m unchanged.
+ * svc_model_set(m, nd, od, pos) undoes it).  pos: where od is likely to be
+ * (looked for from there), or where nd goes when od is NULL (past the end:
+ * last).  -ENOMEM: m unchanged; never after svc_model_reserve() of the change.
  */
-int svc_model_set(struct svc_model *m, struct svc_def *od, struct svc_def *nd);
+int svc_model_set(struct svc_model *m, struct svc_def *od, struct svc_def *nd, unsigned int pos);
+/* Room in m for the changes ch[0..nch) made by svc_model_set(), both ways. */
+int svc_model_reserve(struct svc_model *m, const struct svc_change *ch, size_t nch);
 
 /* Compute every change whole, as before services_change.c (bench/ctrl_bench.c compares). */
 void svc_services_force_whole(struct bpflb_services *s, bool on);
@@ -253,6 +258,7 @@ struct svc_stidx {
 /* One service changed: old (applied) -> new; either NULL for an add or a delete. */
 struct svc_change {
 	const struct svc_def *old, *new;
+	unsigned int pos; /* new's place in its model; a removal: old's place */
 };
 
 int svc_stidx_build(struct svc_stidx *ix, const struct svc_model *m, const struct dstate *cur);

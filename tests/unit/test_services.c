@@ -283,7 +283,7 @@ START_TEST(test_set_replace_delete)
 					   &od, &err),
 		      "%s", err.msg);
 	ck_assert_ptr_eq(od, svc_model_find(&m, "web"));
-	ck_assert_int_eq(svc_model_set(&m, od, nd), 0);
+	ck_assert_int_eq(svc_model_set(&m, od, nd, 0), 0);
 	svc_def_free(od);
 	ck_assert_ptr_eq(svc_model_find(&m, "web"), nd);
 	ck_assert_ptr_eq(m.svcs[0], nd); /* the same place */
@@ -298,7 +298,7 @@ START_TEST(test_set_replace_delete)
 	/* web deleted: now it is free */
 	ck_assert_int_eq(svc_model_check_set(&m, "web", NULL, &nd, &od, &err), 0);
 	ck_assert_ptr_null(nd);
-	ck_assert_int_eq(svc_model_set(&m, od, NULL), 0);
+	ck_assert_int_eq(svc_model_set(&m, od, NULL, 0), 0);
 	svc_def_free(od);
 	ck_assert_ptr_null(svc_model_find(&m, "web"));
 	ck_assert_uint_eq(m.nsvcs, 1);
@@ -306,7 +306,7 @@ START_TEST(test_set_replace_delete)
 					   &od, &err),
 		      "%s", err.msg);
 	ck_assert_ptr_null(od);
-	ck_assert_int_eq(svc_model_set(&m, NULL, nd), 0);
+	ck_assert_int_eq(svc_model_set(&m, NULL, nd, m.nsvcs), 0);
 	ck_assert_ptr_eq(svc_model_find(&m, "x"), nd);
 	ck_assert_ptr_eq(m.svcs[1], nd); /* added last */
 	bpflb_config_free(one);
@@ -433,6 +433,70 @@ static struct bpflb_services_counts counts(struct bpflb_services *s)
 	bpflb_services_counts(s, &c);
 	return c;
 }
+
+/* `service set` as the control socket does it: [service NAME] alone. */
+static int set_text(struct bpflb_services *s, const char *name, const char *text,
+		    struct bpflb_err *err)
+{
+	struct bpflb_config *one = svc_only(text, err);
+	int ret;
+
+	if (!one)
+		return -EINVAL;
+	ret = bpflb_services_svc_set(s, bpflb_cfg_find(one, "service", name), err);
+	bpflb_config_free(one);
+	return ret;
+}
+
+/*
+ * A reload after a `service set` takes its changes into the applied model in
+ * place (its indexes kept): services in the file's order, and the next
+ * `service set` checked against what the reload added and removed.
+ */
+START_TEST(test_reload_patches_model)
+{
+	struct bpflb_err err = {{0}};
+	const struct svc_model *m;
+	struct bpflb_services *s;
+	struct bpflb_svc v;
+
+	NEED_BPF();
+	s = open_services();
+	apply_text(s, BASE SVC_WEB SVC_LB);
+	/* builds the indexes */
+	ck_assert_msg(!set_text(s, "x", "[service x]\ntype = nodeport\n"
+					"port = p tcp 81 nodeport=30081\n"
+					"backend = 10.244.1.5 node=node1\n", &err), "%s", err.msg);
+	/* web changed, shop removed, extra added after web */
+	apply_text(s, BASE "[service web]\ntype = nodeport\n"
+			   "port = http tcp 80 nodeport=30080 target=8080\n"
+			   "port = dns udp 53 nodeport=30053\n"
+			   "backend = 10.244.1.5 node=node1\n"
+			   "[service extra]\ntype = nodeport\n"
+			   "port = q tcp 82 nodeport=30082\n"
+			   "backend = 10.244.1.7 node=node1\n");
+	m = svc_services_model(s);
+	ck_assert_uint_eq(m->nsvcs, 2);
+	ck_assert_str_eq(m->svcs[0]->name, "web");
+	ck_assert_str_eq(m->svcs[1]->name, "extra");
+	ck_assert_uint_eq(m->svcs[0]->nbes, 1);
+	ck_assert_ptr_null(svc_model_find(m, "shop"));
+	ck_assert_ptr_null(svc_model_find(m, "x")); /* a reload forgets runtime services */
+	ck_assert(svc_lookup("10.0.0.11", 30082, IPPROTO_TCP, &v));
+	ck_assert(!svc_lookup("203.0.113.10", 443, IPPROTO_TCP, &v));
+	/* extra's nodeport is taken, shop's is free again */
+	ck_assert_int_eq(set_text(s, "y", "[service y]\ntype = nodeport\n"
+					  "port = p tcp 81 nodeport=30082\n", &err),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, "is already the nodeport of [service extra]"));
+	ck_assert_msg(!set_text(s, "y", "[service y]\ntype = nodeport\n"
+					"port = p tcp 443 nodeport=30443\n"
+					"backend = 10.244.1.8 node=node1\n", &err), "%s", err.msg);
+	ck_assert(svc_lookup("10.0.0.11", 30443, IPPROTO_TCP, &v));
+	ck_assert_uint_eq(v.count, 1);
+	bpflb_services_close(s);
+}
+END_TEST
 
 START_TEST(test_apply_basic)
 {
@@ -956,6 +1020,7 @@ static Suite *services_suite(void)
 	tcase_add_checked_fixture(tm, maps_setup, maps_teardown);
 	tcase_set_timeout(tm, 60);
 	tcase_add_test(tm, test_apply_basic);
+	tcase_add_test(tm, test_reload_patches_model);
 	tcase_add_test(tm, test_dsr_settings);
 	tcase_add_test(tm, test_apply_only_difference);
 	tcase_add_test(tm, test_restart_keeps_ids);
