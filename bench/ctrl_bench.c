@@ -306,8 +306,9 @@ static int run_services(const char *path, const char *changed, const char *chang
 	struct cost one, back;
 	int ret;
 
-	if (!rs || !rsw || costs_init(&same, rounds) || costs_init(&samew, rounds) || costs_init(&ch, rounds) ||
-	    costs_init(&chw, rounds) || costs_init(&c1, rounds) || costs_init(&c1w, rounds))
+	if (!rs || !rsw || costs_init(&same, rounds) || costs_init(&samew, rounds) ||
+	    costs_init(&ch, rounds) || costs_init(&chw, rounds) || costs_init(&c1, rounds) ||
+	    costs_init(&c1w, rounds))
 		return 1;
 	snprintf(pin_dir, sizeof(pin_dir), "%s/ctrl-bench-XXXXXX", pin_base);
 	if (!mkdtemp(pin_dir)) {
@@ -410,7 +411,7 @@ static int run_services(const char *path, const char *changed, const char *chang
 		costs_print("change_1pct_whole", &c1w, rounds);
 	}
 	if (cnt.services > 1)
-		/* the first set after a reload builds the model's indexes (svc_model_check_set()) */
+		/* the first set builds the model's indexes (svc_model_check_set()) */
 		printf(" \"runtime_set_ms\": %.3f, \"runtime_set_first_ms\": %.3f, "
 		       "\"runtime_set_after_reload_ms\": %.3f, \"runtime_set_whole_ms\": %.3f,\n",
 		       rounds > 1 ? median(rs + 1, rounds - 1) : rs[0], rs[0], rs_after,
@@ -431,7 +432,8 @@ static int run_services(const char *path, const char *changed, const char *chang
 
 	bpflb_services_close(s);
 	pipeline_close(&pl);
-	costs_free(&same), costs_free(&samew), costs_free(&ch), costs_free(&chw), costs_free(&c1), costs_free(&c1w);
+	costs_free(&same), costs_free(&samew), costs_free(&ch), costs_free(&chw), costs_free(&c1),
+	    costs_free(&c1w);
 	free(rs), free(rsw);
 	return 0;
 }

@@ -152,9 +152,8 @@ static size_t lower_bound(const char *a, size_t n, size_t sz, const void *key,
  * memmove, so a one-service change touches a few entries, not all of them.
  * *arr has room for *n + nadd (made by the caller).
  */
-static void merge_small(char *a, size_t *n, size_t sz, const char *rm, size_t nrm,
-			const char *add, size_t nadd, int (*cmp)(const void *, const void *),
-			void (*gone)(void *))
+static void merge_small(char *a, size_t *n, size_t sz, const char *rm, size_t nrm, const char *add,
+			size_t nadd, int (*cmp)(const void *, const void *), void (*gone)(void *))
 {
 	for (size_t i = 0; i < nrm; i++) {
 		size_t pos;
@@ -234,13 +233,13 @@ int dstate_merge(struct dstate *cur, struct dstate *D, struct dstate *C)
 		free(cur->fe);
 		cur->fe = fe;
 		cur->nfe = n;
-		MERGE(struct dbe, cur->be, cur->nbe, C->be, C->nbe, D->be, D->nbe, be, n,
-		      be_id_cmp, KEEP);
+		MERGE(struct dbe, cur->be, cur->nbe, C->be, C->nbe, D->be, D->nbe, be, n, be_id_cmp,
+		      KEEP);
 		free(cur->be);
 		cur->be = be;
 		cur->nbe = n;
-		MERGE(struct dsp, cur->sp, cur->nsp, C->sp, C->nsp, D->sp, D->nsp, sp, n,
-		      sp_id_cmp, sp_gone);
+		MERGE(struct dsp, cur->sp, cur->nsp, C->sp, C->nsp, D->sp, D->nsp, sp, n, sp_id_cmp,
+		      sp_gone);
 		free(cur->sp);
 		cur->sp = sp;
 		cur->nsp = n;

@@ -11,8 +11,10 @@
  * state_read() or kept from the last commit).  A plan is the list of map
  * operations that turns actual into desired, in the one order that never
  * shows the datapath a dangling reference (see plan_diff()).  Every change
- * of the service maps goes through bpflb_services.c apply_model(), which is
- * compute + plan_diff + plan_commit.
+ * of the service maps goes through services.c apply_model() (compute the
+ * whole desired state + plan_diff + plan_commit) or, when only a few services
+ * changed, apply_change() (their part of the state, services_change.c, +
+ * plan_diff of the parts + plan_commit + dstate_merge()).
  *
  * plan_render() prints a plan one operation per line: the golden tests
  * compare it, the daemon logs it at debug level.

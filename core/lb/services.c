@@ -149,8 +149,7 @@ static void be_no_dsr_log(const struct svc_model *m, const struct svc_backend *b
 		  inet_ntop(AF_INET, &b->addr, a, sizeof(a)), port, m->nodes[b->node].name);
 }
 
-uint8_t svc_ovr_state(const struct svc_input *in, uint32_t addr, uint16_t port,
-			 uint8_t state)
+uint8_t svc_ovr_state(const struct svc_input *in, uint32_t addr, uint16_t port, uint8_t state)
 {
 	bool exact = false;
 
@@ -244,9 +243,10 @@ int svc_port_fill(const struct svc_model *m, const struct svc_def *d, unsigned i
 	if (!sel)
 		return -ENOMEM;
 	for (unsigned int b = 0; b < d->nbes; b++) {
-		struct svc_be_ident key = {d->bes[b].addr, svc_backend_port(d, &d->bes[b], pi), NULL,
-					   NULL};
-		const struct svc_be_ident *hit = bsearch(&key, ids, nids, sizeof(*ids), svc_ident_cmp);
+		struct svc_be_ident key = {d->bes[b].addr, svc_backend_port(d, &d->bes[b], pi),
+					   NULL, NULL};
+		const struct svc_be_ident *hit =
+		    bsearch(&key, ids, nids, sizeof(*ids), svc_ident_cmp);
 		const struct dbe *e = hit->e;
 
 		if (svc_backend_selectable(m, d, &d->bes[b], e->val.state))
@@ -313,13 +313,13 @@ void svc_hz_add(const struct svc_model *m, const struct svc_def *d, const struct
 		const struct svc_backend *be = &d->bes[b];
 		bool seen = false;
 
-		if (!svc_be_local(be) ||
-		    svc_ovr_state(in, be->addr, svc_backend_port(d, be, 0), be->state) !=
-			BPFLB_BE_ACTIVE)
+		if (!svc_be_local(be) || svc_ovr_state(in, be->addr, svc_backend_port(d, be, 0),
+						       be->state) != BPFLB_BE_ACTIVE)
 			continue;
 		for (unsigned int o = 0; o < b; o++)
-			seen |= d->bes[o].addr == be->addr && svc_be_local(&d->bes[o]) &&
-				svc_ovr_state(in, d->bes[o].addr, svc_backend_port(d, &d->bes[o], 0),
+			seen |=
+			    d->bes[o].addr == be->addr && svc_be_local(&d->bes[o]) &&
+			    svc_ovr_state(in, d->bes[o].addr, svc_backend_port(d, &d->bes[o], 0),
 					  d->bes[o].state) == BPFLB_BE_ACTIVE;
 		local_eps += !seen;
 	}
@@ -381,7 +381,7 @@ int svc_compute(const struct svc_model *m, struct svc_input *in, struct dstate *
 			goto out;
 		for (i = 0; i < C->nbe; i++) {
 			cidx[i] = (struct svc_be_ident){C->be[i].val.addr, ntohs(C->be[i].val.port),
-						    NULL, &C->be[i]};
+							NULL, &C->be[i]};
 			svc_idset_add(&be_used, C->be[i].id);
 		}
 		ncidx = C->nbe;
@@ -1084,7 +1084,7 @@ out:
 static bool change_hz(const struct svc_change *ch, size_t nch)
 {
 	for (size_t i = 0; i < nch; i++)
-		if ((ch[i].old && ch[i].old->hc_port) || (ch[i].new && ch[i].new->hc_port))
+		if ((ch[i].old && ch[i].old->hc_port) || (ch[i].new &&ch[i].new->hc_port))
 			return true;
 	return false;
 }

@@ -270,9 +270,9 @@ int svc_compute_change(const struct svc_model *m, const struct svc_change *ch, s
 	memset(C, 0, sizeof(*C));
 	for (i = 0; i < nch; i++) {
 		uses += def_uses(m, ch[i].old) + def_uses(m, ch[i].new);
-		if (ch[i].new && svc_on_node(m, ch[i].new)) {
+		if (ch[i].new &&svc_on_node(m, ch[i].new)) {
 			nsp += ch[i].new->nports;
-			nfe += (size_t)ch[i].new->nports * svc_max_frontends(m, ch[i].new);
+			nfe += (size_t)ch[i].new->nports *svc_max_frontends(m, ch[i].new);
 		}
 	}
 	if (be_reserve(ix, uses))
@@ -348,7 +348,8 @@ int svc_compute_change(const struct svc_model *m, const struct svc_change *ch, s
 		struct svc_be_ident key = {C->be[i].val.addr, ntohs(C->be[i].val.port), NULL, NULL};
 
 		/* still used by a service that did not change: it stays as it is */
-		if (sl && sl->refs && !(nids && bsearch(&key, ids, nids, sizeof(*ids), svc_ident_cmp)))
+		if (sl && sl->refs &&
+		    !(nids && bsearch(&key, ids, nids, sizeof(*ids), svc_ident_cmp)))
 			D->be[D->nbe++] = C->be[i];
 	}
 

@@ -905,8 +905,9 @@ static uint64_t def_hash(const struct svc_def *d)
 	h = svc_fnv1a(h, d->lb_ips, d->nlb * sizeof(*d->lb_ips));
 	h = svc_fnv1a(h, d->ext_ips, d->next * sizeof(*d->ext_ips));
 	{
-		uint32_t v[] = {d->nports, d->nbes, d->nlb, d->next, d->type, d->alg, d->fwd,
-				d->alg_set, d->etp_local, d->reject, d->hc_port, d->host_ip};
+		uint32_t v[] = {d->nports,    d->nbes,	 d->nlb,     d->next,
+				d->type,      d->alg,	 d->fwd,     d->alg_set,
+				d->etp_local, d->reject, d->hc_port, d->host_ip};
 
 		h = svc_fnv1a(h, v, sizeof(v));
 	}
@@ -1419,8 +1420,7 @@ static int check_backends_agree(const struct svc_model *m, struct bpflb_err *err
 	return ret;
 }
 
-static int check_service_nodes(const struct svc_model *m, struct svc_def *d,
-			       struct bpflb_err *err)
+static int check_service_nodes(const struct svc_model *m, struct svc_def *d, struct bpflb_err *err)
 {
 	char abuf[INET_ADDRSTRLEN], list[256];
 	unsigned int i, k;
@@ -1817,7 +1817,7 @@ struct mm_ent {
 
 struct mmap {
 	struct mm_ent *e;
-	size_t cap, n; /* cap: a power of two */
+	size_t cap, n;	/* cap: a power of two */
 	uint64_t match; /* the bits of k that are the key; the others are aux */
 	unsigned int aux_shift;
 };
@@ -2151,18 +2151,20 @@ static int check_set_node_ports(const struct svc_model *m, const struct svc_def 
 					    nd->name, nd->ports[o].line);
 		while ((e = mm_next(&x->np, np_key(proto, port, 0), &pos))) {
 			const struct svc_def *da = e->d;
-			int akind = (int)(mm_aux(&x->np, e) >> 6), api = (int)(mm_aux(&x->np, e) & 63);
+			int akind = (int)(mm_aux(&x->np, e) >> 6),
+			    api = (int)(mm_aux(&x->np, e) & 63);
 			int oline = akind == 1 ? 0 : da->ports[api].line;
 
 			if (da == od)
 				continue;
 			if (akind == 2 && kind == 2 && da->host_ip != addr)
 				continue;
-			return bpflb_cfg_error(err, nd->sec, key, line,
-					       "%s %u/%s is already the %s of [service %s] (line %d); "
-					       "expected ports unique on the node",
-					       np_kind(kind), port, proto_name(proto), np_kind(akind),
-					       da->name, oline);
+			return bpflb_cfg_error(
+			    err, nd->sec, key, line,
+			    "%s %u/%s is already the %s of [service %s] (line %d); "
+			    "expected ports unique on the node",
+			    np_kind(kind), port, proto_name(proto), np_kind(akind), da->name,
+			    oline);
 		}
 	}
 	return 0;
@@ -2228,8 +2230,9 @@ static int check_set_backends(const struct svc_model *m, const struct svc_def *o
 	}
 	free(bk);
 	if (!ret && distinct > m->lb.sizes.backends)
-		ret = limit_error(m, err, "max_backends",
-				  "the services have %zu distinct backends (address:port)", distinct);
+		ret =
+		    limit_error(m, err, "max_backends",
+				"the services have %zu distinct backends (address:port)", distinct);
 	return ret;
 }
 
@@ -2286,9 +2289,9 @@ static int check_set_frontends(const struct svc_model *m, const struct svc_def *
 		return limit_error(m, err, "max_services",
 				   "the services need %zu frontends (address, port, protocol)", fe);
 	if (sp > m->lb.sizes.services)
-		return limit_error(m, err, "max_services",
-				   "the services have %zu service ports with a frontend on this node",
-				   sp);
+		return limit_error(
+		    m, err, "max_services",
+		    "the services have %zu service ports with a frontend on this node", sp);
 	if (slots > m->lb.sizes.slots)
 		return limit_error(m, err, "max_slots",
 				   "the service ports have %zu active backends together", slots);
@@ -2341,7 +2344,8 @@ out:
 }
 
 /* Index of od in m, looked for from hint outwards (a change rarely moves a service far). */
-static unsigned int model_pos(const struct svc_model *m, const struct svc_def *od, unsigned int hint)
+static unsigned int model_pos(const struct svc_model *m, const struct svc_def *od,
+			      unsigned int hint)
 {
 	if (hint >= m->nsvcs)
 		hint = m->nsvcs ? m->nsvcs - 1 : 0;
@@ -2386,8 +2390,8 @@ int svc_model_reserve(struct svc_model *m, const struct svc_change *ch, size_t n
 	}
 	if (names_reserve(m, m->nsvcs + add))
 		return -ENOMEM;
-	if (m->idx &&
-	    (mm_reserve(&m->idx->np, np) || mm_reserve(&m->idx->fe, fe) || mm_reserve(&m->idx->be, be)))
+	if (m->idx && (mm_reserve(&m->idx->np, np) || mm_reserve(&m->idx->fe, fe) ||
+		       mm_reserve(&m->idx->be, be)))
 		return -ENOMEM;
 	return 0;
 }

@@ -54,10 +54,10 @@ struct svc_port {
 };
 
 struct svc_backend {
-	uint32_t addr;	/* network order */
-	uint16_t port;	/* ADDR:PORT override, 0 none */
-	uint16_t node;	/* index into svc_model.nodes: 0 is this node */
-	uint8_t state;	/* enum bpflb_backend_state */
+	uint32_t addr; /* network order */
+	uint16_t port; /* ADDR:PORT override, 0 none */
+	uint16_t node; /* index into svc_model.nodes: 0 is this node */
+	uint8_t state; /* enum bpflb_backend_state */
 	bool hostnet;
 	uint16_t pport; /* port.NAME=N overrides: row pport-1 of svc_def.pport; 0 none */
 	int line;
@@ -119,11 +119,11 @@ struct svc_model {
 	struct svc_node self;
 	struct svc_node *nodes; /* every known node, self first */
 	unsigned int nnodes;
-	struct svc_def **svcs;	/* in file order (runtime additions last) */
-	uint64_t *hashes;	/* svcs[i]->hash, beside: a reload compares without touching defs */
+	struct svc_def **svcs; /* in file order (runtime additions last) */
+	uint64_t *hashes;      /* svcs[i]->hash, beside: a reload compares without touching defs */
 	unsigned int nsvcs, cap;
 	struct svc_def **by_name; /* open addressing by name; NULL empty */
-	uint32_t nbuckets; /* a power of two, >= 2 nsvcs */
+	uint32_t nbuckets;	  /* a power of two, >= 2 nsvcs */
 	/* what the services need of the maps, for the capacity checks */
 	size_t nfe, nsp, nslots, nmaglev;
 	struct svc_model_idx *idx; /* built on the first svc_model_set() */

@@ -287,7 +287,8 @@ static json_object *service_json(struct bpflb_services *s, const struct svc_mode
 					       json_object_new_int(svc_backend_port(d, be, p)));
 			json_object_object_add(bo, "service_port",
 					       json_object_new_string(d->ports[p].name));
-			json_object_object_add(bo, "node", json_object_new_string(svc_be_node(m, be)));
+			json_object_object_add(bo, "node",
+					       json_object_new_string(svc_be_node(m, be)));
 			json_object_object_add(bo, "state",
 					       json_object_new_string(svcq_state_name(state)));
 			json_object_object_add(bo, "configured_state",

@@ -127,7 +127,8 @@ static void check_change(struct world *w, const struct svc_model *m, const char 
 		merged.sp[i] = w->cur.sp[i];
 		merged.sp[i].key = w->cur.sp[i].key ? strdup(w->cur.sp[i].key) : NULL;
 		merged.sp[i].slots = malloc((w->cur.sp[i].nslots + 1) * sizeof(uint32_t));
-		memcpy(merged.sp[i].slots, w->cur.sp[i].slots, w->cur.sp[i].nslots * sizeof(uint32_t));
+		memcpy(merged.sp[i].slots, w->cur.sp[i].slots,
+		       w->cur.sp[i].nslots * sizeof(uint32_t));
 		merged.sp[i].mg = NULL;
 		merged.sp[i].nmg = 0;
 	}

@@ -249,8 +249,8 @@ START_TEST(test_set_checks_like_file)
 	}
 	{
 		/* a capacity names [lb] at its line in a file; at runtime the file is gone */
-		const char *core = strncmp(c->expect, "[lb] ", 5) ? c->expect
-								  : strstr(c->expect, ": ") + 2;
+		const char *core =
+		    strncmp(c->expect, "[lb] ", 5) ? c->expect : strstr(c->expect, ": ") + 2;
 		size_t n = strcspn(core, ";");
 		char want[512];
 
@@ -275,13 +275,13 @@ START_TEST(test_set_replace_delete)
 	ck_assert_msg(cfg && !svc_model_build(cfg, &m, &err), "%s", err.msg);
 	/* web again, one backend less: its own nodeports are no clash */
 	one = svc_only("[service web]\ntype = nodeport\n"
-			"port = http tcp 80 nodeport=30080 target=8080\n"
-			"port = dns udp 53 nodeport=30053\n"
-			"backend = 10.244.1.5 node=node1\n",
-			&err);
-	ck_assert_msg(!svc_model_check_set(&m, "web", bpflb_cfg_section(one, "service", 0), &nd,
-					   &od, &err),
-		      "%s", err.msg);
+		       "port = http tcp 80 nodeport=30080 target=8080\n"
+		       "port = dns udp 53 nodeport=30053\n"
+		       "backend = 10.244.1.5 node=node1\n",
+		       &err);
+	ck_assert_msg(
+	    !svc_model_check_set(&m, "web", bpflb_cfg_section(one, "service", 0), &nd, &od, &err),
+	    "%s", err.msg);
 	ck_assert_ptr_eq(od, svc_model_find(&m, "web"));
 	ck_assert_int_eq(svc_model_set(&m, od, nd, 0), 0);
 	svc_def_free(od);
@@ -291,9 +291,9 @@ START_TEST(test_set_replace_delete)
 	bpflb_config_free(one);
 	/* a new service on a nodeport web had: refused while web has it */
 	one = svc_only("[service x]\ntype = nodeport\nport = d udp 53 nodeport=30053\n", &err);
-	ck_assert_int_eq(svc_model_check_set(&m, "x", bpflb_cfg_section(one, "service", 0), &nd,
-					     &od, &err),
-			 -EINVAL);
+	ck_assert_int_eq(
+	    svc_model_check_set(&m, "x", bpflb_cfg_section(one, "service", 0), &nd, &od, &err),
+	    -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err.msg, "is already the nodeport of [service web]"));
 	/* web deleted: now it is free */
 	ck_assert_int_eq(svc_model_check_set(&m, "web", NULL, &nd, &od, &err), 0);
@@ -302,9 +302,9 @@ START_TEST(test_set_replace_delete)
 	svc_def_free(od);
 	ck_assert_ptr_null(svc_model_find(&m, "web"));
 	ck_assert_uint_eq(m.nsvcs, 1);
-	ck_assert_msg(!svc_model_check_set(&m, "x", bpflb_cfg_section(one, "service", 0), &nd,
-					   &od, &err),
-		      "%s", err.msg);
+	ck_assert_msg(
+	    !svc_model_check_set(&m, "x", bpflb_cfg_section(one, "service", 0), &nd, &od, &err),
+	    "%s", err.msg);
 	ck_assert_ptr_null(od);
 	ck_assert_int_eq(svc_model_set(&m, NULL, nd, m.nsvcs), 0);
 	ck_assert_ptr_eq(svc_model_find(&m, "x"), nd);
@@ -464,9 +464,12 @@ START_TEST(test_reload_patches_model)
 	s = open_services();
 	apply_text(s, BASE SVC_WEB SVC_LB);
 	/* builds the indexes */
-	ck_assert_msg(!set_text(s, "x", "[service x]\ntype = nodeport\n"
-					"port = p tcp 81 nodeport=30081\n"
-					"backend = 10.244.1.5 node=node1\n", &err), "%s", err.msg);
+	ck_assert_msg(!set_text(s, "x",
+				"[service x]\ntype = nodeport\n"
+				"port = p tcp 81 nodeport=30081\n"
+				"backend = 10.244.1.5 node=node1\n",
+				&err),
+		      "%s", err.msg);
 	/* web changed, shop removed, extra added after web */
 	apply_text(s, BASE "[service web]\ntype = nodeport\n"
 			   "port = http tcp 80 nodeport=30080 target=8080\n"
@@ -485,13 +488,18 @@ START_TEST(test_reload_patches_model)
 	ck_assert(svc_lookup("10.0.0.11", 30082, IPPROTO_TCP, &v));
 	ck_assert(!svc_lookup("203.0.113.10", 443, IPPROTO_TCP, &v));
 	/* extra's nodeport is taken, shop's is free again */
-	ck_assert_int_eq(set_text(s, "y", "[service y]\ntype = nodeport\n"
-					  "port = p tcp 81 nodeport=30082\n", &err),
+	ck_assert_int_eq(set_text(s, "y",
+				  "[service y]\ntype = nodeport\n"
+				  "port = p tcp 81 nodeport=30082\n",
+				  &err),
 			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err.msg, "is already the nodeport of [service extra]"));
-	ck_assert_msg(!set_text(s, "y", "[service y]\ntype = nodeport\n"
-					"port = p tcp 443 nodeport=30443\n"
-					"backend = 10.244.1.8 node=node1\n", &err), "%s", err.msg);
+	ck_assert_msg(!set_text(s, "y",
+				"[service y]\ntype = nodeport\n"
+				"port = p tcp 443 nodeport=30443\n"
+				"backend = 10.244.1.8 node=node1\n",
+				&err),
+		      "%s", err.msg);
 	ck_assert(svc_lookup("10.0.0.11", 30443, IPPROTO_TCP, &v));
 	ck_assert_uint_eq(v.count, 1);
 	bpflb_services_close(s);
