@@ -391,8 +391,11 @@ START_TEST(drift_repaired)
 }
 END_TEST
 
-/* n nodeport services; every backend moved by shift: a change of every service. */
-static char *many(unsigned int n, unsigned int shift, unsigned int skip)
+/*
+ * n nodeport services; every backend moved by shift (a change of every
+ * service), or only service only's when only < n; service skip left out.
+ */
+static char *many_some(unsigned int n, unsigned int shift, unsigned int skip, unsigned int only)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -406,10 +409,16 @@ static char *many(unsigned int n, unsigned int shift, unsigned int skip)
 			"[service s%u]\ntype = nodeport\nport = p tcp 80 nodeport=%u\n"
 			"backend = 10.244.%u.%u node=node%u\n"
 			"backend = 10.244.9.9 node=node1\n",
-			i, 30000 + i, 1 + i / 200, 1 + (i + shift) % 200, 1 + i % 2);
+			i, 30000 + i, 1 + i / 200,
+			1 + (i + (only >= n || only == i ? shift : 0)) % 200, 1 + i % 2);
 	}
 	fclose(out);
 	return buf;
+}
+
+static char *many(unsigned int n, unsigned int shift, unsigned int skip)
+{
+	return many_some(n, shift, skip, n);
 }
 
 /*
@@ -436,6 +445,28 @@ START_TEST(change_plans_like_whole)
 	free(a);
 	free(b);
 	free(c);
+}
+END_TEST
+
+/* One service of 60 changes its backend: the plan is that service's operations, no more. */
+START_TEST(one_change_of_many)
+{
+	char *a = many(60, 0, 100), *b = many_some(60, 150, 100, 17);
+	struct world w;
+
+	world_init(&w);
+	free(step(&w, a));
+	/* s17 (id 18) on node2: 10.244.1.18 -> 10.244.1.168 (a new backend, id 62) */
+	ck_plan(&w, b,
+		"backend update 62 10.244.1.168:80 active flags=0 node=10.0.0.12\n"
+		"slot update 18/0 backend=62\n"
+		"backend delete 18\n");
+	ck_assert_uint_eq(w.sum.svc_changed, 1);
+	ck_assert_uint_eq(w.sum.be_added, 1);
+	ck_assert_uint_eq(w.sum.be_removed, 1);
+	world_free(&w);
+	free(a);
+	free(b);
 }
 END_TEST
 
@@ -466,6 +497,7 @@ int main(void)
 	tcase_add_test(tc, drift_repaired);
 	tcase_add_test(tc, summary_line);
 	tcase_add_test(tc, change_plans_like_whole);
+	tcase_add_test(tc, one_change_of_many);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
