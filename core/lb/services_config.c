@@ -341,14 +341,15 @@ static int split_words(const char *s, char *buf, size_t len, char **words, int m
 static int parse_ip_list(const struct bpflb_cfg_section *sec, const char *key, uint32_t **out,
 			 unsigned int *nout, struct bpflb_err *err)
 {
-	const char *list = bpflb_cfg_str(sec, key);
+	/* has() first: most services lack the key, and has() costs less than str() */
+	const char *list = bpflb_cfg_has(sec, key) ? bpflb_cfg_str(sec, key) : NULL;
 	char word[64], abuf[INET_ADDRSTRLEN];
 	uint32_t *v = NULL;
 	unsigned int n = 0;
 
 	*out = NULL;
 	*nout = 0;
-	if (!list || !bpflb_cfg_has(sec, key))
+	if (!list)
 		return 0;
 	for (unsigned int i = 0; bpflb_cfg_word(list, i, word, sizeof(word)); i++) {
 		uint32_t a, *nv;
@@ -1027,6 +1028,16 @@ static const char *enum_str(const struct bpflb_cfg_section *sec, const char *key
 	return s ? s : "";
 }
 
+/*
+ * The value of an optional key, or def when the file lacks it: a service is
+ * parsed 100k times per reload, and has() is the cheaper lookup when the key
+ * is absent, which it mostly is.
+ */
+static const char *opt_str(const struct bpflb_cfg_section *sec, const char *key, const char *def)
+{
+	return bpflb_cfg_has(sec, key) ? enum_str(sec, key) : def;
+}
+
 /* Everything one [service] section says, checked on its own. */
 static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model *m,
 		     struct svc_scratch *sc, struct svc_def *d, struct bpflb_err *err)
@@ -1034,6 +1045,7 @@ static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model
 	const char *name = bpflb_cfg_section_name(sec), *s;
 	char abuf[INET_ADDRSTRLEN];
 	unsigned int i, j, n;
+	bool host_ip_set;
 	int ret, line;
 
 	memset(d, 0, sizeof(*d));
@@ -1067,12 +1079,12 @@ static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model
 				       "'%s'; expected nodeport, loadbalancer, externalip or "
 				       "hostport",
 				       s);
-	d->etp_local = !strcmp(enum_str(sec, "external_traffic_policy"), "local");
-	d->reject = !strcmp(enum_str(sec, "no_backend"), "reject");
+	d->etp_local = !strcmp(opt_str(sec, "external_traffic_policy", "cluster"), "local");
+	d->reject = !strcmp(opt_str(sec, "no_backend", "drop"), "reject");
 	d->alg_set = bpflb_cfg_has(sec, "algorithm");
 	d->alg = d->alg_set && !strcmp(enum_str(sec, "algorithm"), "maglev") ? SVC_ALG_MAGLEV
 									     : SVC_ALG_RANDOM;
-	s = enum_str(sec, "forwarding");
+	s = opt_str(sec, "forwarding", "auto");
 	d->fwd = !strcmp(s, "snat") ? SVC_FWD_SNAT : !strcmp(s, "dsr") ? SVC_FWD_DSR : SVC_FWD_AUTO;
 	if (bpflb_cfg_has(sec, "health_check_node_port")) {
 		uint32_t hc = bpflb_cfg_u32(sec, "health_check_node_port");
@@ -1082,7 +1094,8 @@ static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model
 					       "%u; expected a port 1-65535", hc);
 		d->hc_port = (uint16_t)hc;
 	}
-	if (bpflb_cfg_has(sec, "host_ip"))
+	host_ip_set = bpflb_cfg_has(sec, "host_ip");
+	if (host_ip_set)
 		d->host_ip = bpflb_cfg_ipv4(sec, "host_ip");
 
 	/* ports */
@@ -1174,11 +1187,11 @@ static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model
 		if (bpflb_cfg_has(sec, "external_traffic_policy"))
 			return bpflb_cfg_error(err, sec, "external_traffic_policy", 0,
 					       "not accepted for type=hostport (always local)");
-	} else if (bpflb_cfg_has(sec, "host_ip")) {
+	} else if (host_ip_set) {
 		return bpflb_cfg_error(err, sec, "host_ip", 0,
 				       "only accepted for type=hostport; expected external_ips");
 	}
-	if (d->type == SVC_T_HOSTPORT && bpflb_cfg_has(sec, "host_ip") && !ip_unicast(d->host_ip))
+	if (d->type == SVC_T_HOSTPORT && host_ip_set && !ip_unicast(d->host_ip))
 		return bpflb_cfg_error(err, sec, "host_ip", 0, "%s is not a unicast address",
 				       ipstr(d->host_ip, abuf));
 
