@@ -11,14 +11,21 @@
  *         load     bpflb_config_load (parse + schema checks)
  *         validate bpflb_services_prepare (parses and checks each service once)
  *         apply    bpflb_services_apply_prepared into empty maps (the first start)
- *         reload   load + validate + apply of the same file (nothing changes)
+ *         reload   load + validate + apply of the same file (nothing changes);
+ *                  reload_whole the same computed whole
  *         change   load + validate + apply of FILE2 (one service differs),
  *                  then back to FILE
  *         change_1pct  the same with FILE3
+ *         change_whole, change_1pct_whole  the same changes with every
+ *                  change computed whole (the way before services_change.c)
  *         runtime  bpflb_services_svc_set of one service (what `bpflbctl
- *                  service set` does), alternating between two endpoints
- *       and the heap in use (mallinfo2) after each step.  Times of the
- *       reload and change steps are the median of R rounds.
+ *                  service set` does), alternating between two endpoints;
+ *                  runtime_set_whole the same computed whole; the first set
+ *                  (builds the model's indexes) and one after a reload apart
+ *       and the heap in use (mallinfo2) and the RSS after each step, with the
+ *       configuration freed after each apply (bpflbd releases its [service]
+ *       text) and after malloc_trim(0).  Times are the median of R rounds,
+ *       parse (load), validate and apply apart.
  *
  *   ctrl_bench maglev [--backends N[,N..]] [--m M] [--rounds R]
  *       bpflb_maglev_build for N backends and table size M (default 16381),
@@ -149,29 +156,35 @@ static int apply(struct bpflb_services *s, struct bpflb_services_prepared *p, do
 	return ret;
 }
 
-/* A reload as bpflbd does it: the whole new file, checked, then the difference. */
-static int reload(struct bpflb_services *s, const char *path, struct bpflb_config **cur,
-		  double *total, double *parse, double *val, double *app, uint64_t *writes)
+/* One reload's cost, as bpflbd pays it: parse the file, check it, apply the difference. */
+struct cost {
+	double parse, validate, apply, total;
+	uint64_t writes;
+};
+
+/*
+ * A reload as bpflbd does it: the whole new file, checked, then the
+ * difference.  The configuration is freed right after: bpflbd keeps no
+ * [service] text once the model is built (bpflb_cfg_release()).
+ */
+static int reload(struct bpflb_services *s, const char *path, struct cost *c)
 {
 	struct bpflb_services_prepared *p = NULL;
-	struct bpflb_services_counts c;
+	struct bpflb_services_counts cnt;
 	struct bpflb_config *next;
 	int ret;
 
-	ret = load(path, &next, parse);
+	ret = load(path, &next, &c->parse);
 	if (!ret)
-		ret = validate(next, &p, val);
+		ret = validate(next, &p, &c->validate);
+	bpflb_config_free(next);
 	if (!ret)
-		ret = apply(s, p, app);
-	if (ret) {
-		bpflb_config_free(next);
+		ret = apply(s, p, &c->apply);
+	if (ret)
 		return ret;
-	}
-	bpflb_config_free(*cur);
-	*cur = next;
-	*total = *parse + *val + *app;
-	bpflb_services_counts(s, &c);
-	*writes = c.map_writes;
+	c->total = c->parse + c->validate + c->apply;
+	bpflb_services_counts(s, &cnt);
+	c->writes = cnt.map_writes;
 	return 0;
 }
 
@@ -219,29 +232,84 @@ static void rm_pins(void)
 	pin_dir[0] = 0;
 }
 
+/* Medians of R reloads of one kind. */
+struct costs {
+	double *parse, *validate, *apply, *total;
+	uint64_t writes;
+};
+
+static int costs_init(struct costs *c, int rounds)
+{
+	c->parse = calloc(rounds, sizeof(double));
+	c->validate = calloc(rounds, sizeof(double));
+	c->apply = calloc(rounds, sizeof(double));
+	c->total = calloc(rounds, sizeof(double));
+	return c->parse && c->validate && c->apply && c->total ? 0 : -ENOMEM;
+}
+
+static void costs_put(struct costs *c, int r, const struct cost *one)
+{
+	c->parse[r] = one->parse;
+	c->validate[r] = one->validate;
+	c->apply[r] = one->apply;
+	c->total[r] = one->total;
+	c->writes = one->writes;
+}
+
+static void costs_print(const char *name, struct costs *c, int rounds)
+{
+	printf(" \"%s_ms\": %.3f, \"%s_parse_ms\": %.3f, \"%s_validate_ms\": %.3f, "
+	       "\"%s_apply_ms\": %.3f, \"%s_map_writes\": %llu,\n",
+	       name, median(c->total, rounds), name, median(c->parse, rounds), name,
+	       median(c->validate, rounds), name, median(c->apply, rounds), name,
+	       (unsigned long long)c->writes);
+}
+
+static void costs_free(struct costs *c)
+{
+	free(c->parse), free(c->validate), free(c->apply), free(c->total);
+}
+
+/* RSS after malloc_trim(0), and how long the trim took (what bpflbd does after a reload). */
+static double rss_trimmed(double *trim_ms)
+{
+	double t = now_ms();
+
+	malloc_trim(0);
+	if (trim_ms)
+		*trim_ms = now_ms() - t;
+	return rss_mb();
+}
+
+/*
+ * Reloads of path (nothing changed), changed (one service) and changed1 (1%),
+ * each back to path, R rounds; the changes also with every change computed
+ * whole (svc_services_force_whole(): the way before services_change.c), side
+ * by side.  Then `service set` both ways.
+ */
 static int run_services(const char *path, const char *changed, const char *changed1,
 			const char *pin_base, int rounds)
 {
-	double *c1 = calloc(rounds, sizeof(double)), rss_loaded, rss_reloaded;
-	uint64_t c1_writes = 0;
 	struct bpflb_services_prepared *prep = NULL;
-	double t_load, t_val, t_apply, h0, h_cfg, h_applied, r_h, c_h;
-	double *rt = calloc(rounds, sizeof(double)), *rp = calloc(rounds, sizeof(double));
-	double *rv = calloc(rounds, sizeof(double)), *ra = calloc(rounds, sizeof(double));
-	double *ct = calloc(rounds, sizeof(double)), *cb = calloc(rounds, sizeof(double));
-	double *rs = calloc(rounds, sizeof(double));
+	double t_load, t_val, t_apply, h0, h_cfg, h_applied, h_model, trim_ms = 0;
+	double rss_cfg, rss_loaded, rss_reloaded, rss_untrimmed, rs_after;
+	double *rs = calloc(rounds, sizeof(double)), *rsw = calloc(rounds, sizeof(double));
+	struct costs same, samew, ch, chw, c1, c1w;
 	char rt_name[32];
-	double p, v, a, rss;
-	uint64_t back;
-	uint64_t r_writes = 0, c_writes = 0, first_writes;
+	uint64_t first_writes;
 	struct bpflb_services_counts cnt;
 	struct bpflb_config *cfg = NULL;
 	struct bpflb_services *s = NULL;
 	struct bpflb_err err = {{0}};
 	struct pipeline pl = {0};
 	struct bpflb_map_sizes sizes;
+	struct cost one, back;
 	int ret;
 
+	if (!rs || !rsw || costs_init(&same, rounds) || costs_init(&samew, rounds) ||
+	    costs_init(&ch, rounds) || costs_init(&chw, rounds) || costs_init(&c1, rounds) ||
+	    costs_init(&c1w, rounds))
+		return 1;
 	snprintf(pin_dir, sizeof(pin_dir), "%s/ctrl-bench-XXXXXX", pin_base);
 	if (!mkdtemp(pin_dir)) {
 		fprintf(stderr, "ctrl_bench: mkdtemp %s: %s\n", pin_dir, strerror(errno));
@@ -271,71 +339,102 @@ static int run_services(const char *path, const char *changed, const char *chang
 	}
 	if (apply(s, prep, &t_apply))
 		return 1;
-	rss_loaded = rss_mb();
+	rss_cfg = rss_mb();
+	h_applied = heap_mb();
+	/* bpflbd keeps no [service] text once applied (bpflb_cfg_release()) */
+	bpflb_config_free(cfg);
+	cfg = NULL;
+	h_model = heap_mb();
+	rss_loaded = rss_trimmed(NULL);
 	bpflb_services_counts(s, &cnt);
 	first_writes = cnt.map_writes;
-	h_applied = heap_mb();
 	fprintf(stderr, "ctrl_bench: %u services: load %.1f ms, validate %.1f ms, apply %.1f ms\n",
 		cnt.services, t_load, t_val, t_apply);
 
 	for (int r = 0; r < rounds; r++) {
-		if (reload(s, path, &cfg, &rt[r], &rp[r], &rv[r], &ra[r], &r_writes))
+		if (reload(s, path, &one))
 			return 1;
-		if (changed) {
-			if (reload(s, changed, &cfg, &ct[r], &p, &v, &a, &c_writes))
-				return 1;
-			if (reload(s, path, &cfg, &cb[r], &p, &v, &a, &back))
-				return 1;
+		costs_put(&same, r, &one);
+		for (int whole = 0; whole < 2; whole++) {
+			svc_services_force_whole(s, whole);
+			if (whole) {
+				if (reload(s, path, &one))
+					return 1;
+				costs_put(&samew, r, &one);
+			}
+			if (changed) {
+				if (reload(s, changed, &one) || reload(s, path, &back))
+					return 1;
+				costs_put(whole ? &chw : &ch, r, &one);
+			}
+			if (changed1) {
+				if (reload(s, changed1, &one) || reload(s, path, &back))
+					return 1;
+				costs_put(whole ? &c1w : &c1, r, &one);
+			}
 		}
-		if (changed1) {
-			if (reload(s, changed1, &cfg, &c1[r], &p, &v, &a, &c1_writes))
-				return 1;
-			if (reload(s, path, &cfg, &cb[r], &p, &v, &a, &back))
-				return 1;
-		}
+		svc_services_force_whole(s, false);
 	}
-	r_h = heap_mb();
-	rss_reloaded = rss_mb();
-	c_h = r_h;
+	rss_untrimmed = rss_mb();
+	rss_reloaded = rss_trimmed(&trim_ms);
 	/* A filler in the middle: every service but the target is named sN. */
 	snprintf(rt_name, sizeof(rt_name), "s%u", cnt.services > 2 ? cnt.services / 2 : 1);
-	for (int r = 0; r < rounds && cnt.services > 1; r++)
+	for (int r = 0; r < rounds && cnt.services > 1; r++) {
+		svc_services_force_whole(s, false);
 		if (runtime_set(s, rt_name, r % 2, &rs[r]))
 			return 1;
+		svc_services_force_whole(s, true);
+		if (runtime_set(s, rt_name, (r + 1) % 2, &rsw[r]))
+			return 1;
+	}
+	svc_services_force_whole(s, false);
+	/* a reload now patches the model in place: the next set finds its indexes built */
+	rs_after = -1;
+	if (cnt.services > 1 && changed && !reload(s, changed, &one) && !reload(s, path, &back) &&
+	    runtime_set(s, rt_name, 0, &rs_after))
+		return 1;
 
 	printf("{\"services\": %u, \"frontends\": %u, \"backends\": %u, \"slots\": %u,\n"
 	       " \"load_ms\": %.3f, \"validate_ms\": %.3f, \"apply_ms\": %.3f, \"first_total_ms\": "
 	       "%.3f,\n"
-	       " \"first_map_writes\": %llu,\n"
-	       " \"reload_ms\": %.3f, \"reload_parse_ms\": %.3f, \"reload_validate_ms\": %.3f,"
-	       " \"reload_apply_ms\": %.3f, \"reload_map_writes\": %llu,\n",
+	       " \"first_map_writes\": %llu,\n",
 	       cnt.services, cnt.frontends, cnt.backends, cnt.slots, t_load, t_val, t_apply,
-	       t_load + t_val + t_apply, (unsigned long long)first_writes, median(rt, rounds),
-	       median(rp, rounds), median(rv, rounds), median(ra, rounds),
-	       (unsigned long long)r_writes);
-	if (changed)
-		printf(" \"change_ms\": %.3f, \"change_map_writes\": %llu,\n", median(ct, rounds),
-		       (unsigned long long)c_writes);
-	if (changed1)
-		printf(" \"change_1pct_ms\": %.3f, \"change_1pct_map_writes\": %llu,\n",
-		       median(c1, rounds), (unsigned long long)c1_writes);
+	       t_load + t_val + t_apply, (unsigned long long)first_writes);
+	costs_print("reload", &same, rounds);
+	costs_print("reload_whole", &samew, rounds);
+	if (changed) {
+		costs_print("change", &ch, rounds);
+		costs_print("change_whole", &chw, rounds);
+	}
+	if (changed1) {
+		costs_print("change_1pct", &c1, rounds);
+		costs_print("change_1pct_whole", &c1w, rounds);
+	}
 	if (cnt.services > 1)
-		printf(" \"runtime_set_ms\": %.3f,\n", median(rs, rounds));
-	/* the process (bpflbd's equivalent: configuration, model, state) */
-	printf(" \"rss_mb_loaded\": %.2f, \"rss_mb_after_reloads\": %.2f,\n", rss_loaded,
-	       rss_reloaded);
-	/* What glibc keeps of the memory reloads freed, and what malloc_trim() returns. */
-	rss = rss_mb();
-	malloc_trim(0);
+		/* the first set builds the model's indexes (svc_model_check_set()) */
+		printf(" \"runtime_set_ms\": %.3f, \"runtime_set_first_ms\": %.3f, "
+		       "\"runtime_set_after_reload_ms\": %.3f, \"runtime_set_whole_ms\": %.3f,\n",
+		       rounds > 1 ? median(rs + 1, rounds - 1) : rs[0], rs[0], rs_after,
+		       median(rsw, rounds));
+	/*
+	 * The process: model and map state, the configuration freed (as bpflbd
+	 * releases its [service] text), after malloc_trim(0), which bpflbd runs
+	 * after a reload; with the configuration still held, and untrimmed, beside.
+	 */
+	printf(" \"rss_mb_loaded\": %.2f, \"rss_mb_after_reloads\": %.2f,\n"
+	       " \"rss_mb_loaded_with_config\": %.2f, \"rss_mb_after_reloads_untrimmed\": %.2f,"
+	       " \"malloc_trim_ms\": %.3f,\n",
+	       rss_loaded, rss_reloaded, rss_cfg, rss_untrimmed, trim_ms);
 	printf(" \"heap_mb\": {\"start\": %.2f, \"config\": %.2f, \"applied\": %.2f, "
-	       "\"after_reloads\": %.2f},\n"
+	       "\"model_and_state\": %.2f, \"after_reloads\": %.2f},\n"
 	       " \"rss_mb\": %.2f, \"rss_mb_after_malloc_trim\": %.2f, \"rounds\": %d}\n",
-	       h0, h_cfg, h_applied, c_h, rss, rss_mb(), rounds);
+	       h0, h_cfg, h_applied, h_model, heap_mb(), rss_mb(), rss_trimmed(NULL), rounds);
 
 	bpflb_services_close(s);
 	pipeline_close(&pl);
-	bpflb_config_free(cfg);
-	free(rt), free(rp), free(rv), free(ra), free(ct), free(cb), free(rs), free(c1);
+	costs_free(&same), costs_free(&samew), costs_free(&ch), costs_free(&chw), costs_free(&c1),
+	    costs_free(&c1w);
+	free(rs), free(rsw);
 	return 0;
 }
 

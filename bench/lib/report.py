@@ -371,14 +371,20 @@ def md(rep):
           "one service differs; medians of the rounds):")
         a("")
         a("| services | parse ms | validate ms | first apply ms | reload ms (parse+validate+apply) | "
-          "one change ms | runtime `service set` ms | map writes (first / reload / change) | "
-          "heap MB config / applied | RSS MB (after malloc_trim) |")
-        a("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "one change: apply ms, change-only / whole | 1% change: total ms (apply ms), change-only / whole | "
+          "`service set` ms, change-only / whole | map writes (first / reload / change) | "
+          "heap MB config / model and state | RSS MB after load / after reloads (config freed, trimmed) |")
+        a("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in ct["services"]:
             a(f"| {r['services']:,} | {fmt(r['load_ms'])} | {fmt(r['validate_ms'])} | {fmt(r['apply_ms'])} | "
               f"{fmt(r['reload_ms'])} ({fmt(r['reload_parse_ms'])}+{fmt(r['reload_validate_ms'])}+{fmt(r['reload_apply_ms'])}) | "
-              f"{fmt(r.get('change_ms'))} | {fmt(r.get('runtime_set_ms'))} | {r['first_map_writes']:,} / {r['reload_map_writes']:,} / {r.get('change_map_writes', '-')} | "
-              f"{fmt(r['heap_mb']['config'])} / {fmt(r['heap_mb']['applied'])} | {fmt(r['rss_mb'])} ({fmt(r.get('rss_mb_after_malloc_trim'))}) |")
+              f"{fmt(r.get('change_apply_ms'))} / {fmt(r.get('change_whole_apply_ms'))} | "
+              f"{fmt(r.get('change_1pct_ms'))} ({fmt(r.get('change_1pct_apply_ms'))}) / "
+              f"{fmt(r.get('change_1pct_whole_ms'))} ({fmt(r.get('change_1pct_whole_apply_ms'))}) | "
+              f"{fmt(r.get('runtime_set_ms'))} / {fmt(r.get('runtime_set_whole_ms'))} | "
+              f"{r['first_map_writes']:,} / {r['reload_map_writes']:,} / {r.get('change_map_writes', '-')} | "
+              f"{fmt(r['heap_mb']['config'])} / {fmt(r['heap_mb'].get('model_and_state'))} | "
+              f"{fmt(r.get('rss_mb_loaded'))} / {fmt(r.get('rss_mb_after_reloads'))} |")
         a("")
     if ct and ct.get("maglev"):
         mg = ct["maglev"]

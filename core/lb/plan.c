@@ -79,6 +79,182 @@ void dstate_free(struct dstate *st)
 	memset(st, 0, sizeof(*st));
 }
 
+void dstate_free_view(struct dstate *st)
+{
+	free(st->sp);
+	free(st->fe);
+	free(st->be);
+	free(st->hz);
+	memset(st, 0, sizeof(*st));
+}
+
+/*
+ * One sorted array merged with a part removed (rm, sorted) and a part added or
+ * replaced (add, sorted): out gets every element of a not in rm or add, and
+ * every element of add, in order.  gone(x) is called for each element of a
+ * that does not survive (replaced or removed).
+ */
+#define MERGE(T, a, na, rm, nrm, add, nadd, out, nout, cmp, gone)                                  \
+	do {                                                                                       \
+		size_t i_ = 0, r_ = 0, d_ = 0;                                                     \
+		(nout) = 0;                                                                        \
+		while (i_ < (na) || d_ < (nadd)) {                                                 \
+			int c_ = i_ == (na) ? 1 : d_ == (nadd) ? -1 : cmp(&(a)[i_], &(add)[d_]);   \
+			if (c_ > 0) {                                                              \
+				(out)[(nout)++] = (add)[d_++];                                     \
+				continue;                                                          \
+			}                                                                          \
+			if (c_ == 0) {                                                             \
+				gone(&(a)[i_]);                                                    \
+				(out)[(nout)++] = (add)[d_++];                                     \
+				i_++;                                                              \
+				continue;                                                          \
+			}                                                                          \
+			while (r_ < (nrm) && cmp(&(rm)[r_], &(a)[i_]) < 0)                         \
+				r_++;                                                              \
+			if (r_ < (nrm) && !cmp(&(rm)[r_], &(a)[i_])) {                             \
+				gone(&(a)[i_]);                                                    \
+				i_++;                                                              \
+				continue;                                                          \
+			}                                                                          \
+			(out)[(nout)++] = (a)[i_++];                                               \
+		}                                                                                  \
+	} while (0)
+
+#define KEEP(x) ((void)(x))
+
+static void sp_gone(struct dsp *sp)
+{
+	free(sp->key);
+	free(sp->slots);
+	free(sp->mg);
+}
+
+/* Index of the first element of a[0..n) not below key. */
+static size_t lower_bound(const char *a, size_t n, size_t sz, const void *key,
+			  int (*cmp)(const void *, const void *))
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cmp(a + mid * sz, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * MERGE for a change of a few entries: replaced in place, the others moved by
+ * memmove, so a one-service change touches a few entries, not all of them.
+ * *arr has room for *n + nadd (made by the caller).
+ */
+static void merge_small(char *a, size_t *n, size_t sz, const char *rm, size_t nrm, const char *add,
+			size_t nadd, int (*cmp)(const void *, const void *), void (*gone)(void *))
+{
+	for (size_t i = 0; i < nrm; i++) {
+		size_t pos;
+
+		if (nadd && bsearch(rm + i * sz, add, nadd, sz, cmp))
+			continue; /* replaced below */
+		pos = lower_bound(a, *n, sz, rm + i * sz, cmp);
+		if (pos == *n || cmp(a + pos * sz, rm + i * sz))
+			continue;
+		if (gone)
+			gone(a + pos * sz);
+		memmove(a + pos * sz, a + (pos + 1) * sz, (*n - pos - 1) * sz);
+		(*n)--;
+	}
+	for (size_t i = 0; i < nadd; i++) {
+		size_t pos = lower_bound(a, *n, sz, add + i * sz, cmp);
+
+		if (pos < *n && !cmp(a + pos * sz, add + i * sz)) {
+			if (gone)
+				gone(a + pos * sz);
+		} else {
+			memmove(a + (pos + 1) * sz, a + pos * sz, (*n - pos) * sz);
+			(*n)++;
+		}
+		memcpy(a + pos * sz, add + i * sz, sz);
+	}
+}
+
+static void sp_gone_v(void *p)
+{
+	sp_gone(p);
+}
+
+/* Past this many entries of a part, one pass over the whole array is cheaper. */
+#define MERGE_SMALL 64
+
+int dstate_merge(struct dstate *cur, struct dstate *D, struct dstate *C)
+{
+	size_t n;
+
+	if (C->nfe + D->nfe + C->nbe + D->nbe + C->nsp + D->nsp <= MERGE_SMALL) {
+		/* room first: nothing may fail once cur changes */
+		struct dfe *fe = realloc(cur->fe, (cur->nfe + D->nfe + 1) * sizeof(*fe));
+		struct dbe *be;
+		struct dsp *sp;
+
+		if (!fe)
+			return -ENOMEM;
+		cur->fe = fe;
+		be = realloc(cur->be, (cur->nbe + D->nbe + 1) * sizeof(*be));
+		if (!be)
+			return -ENOMEM;
+		cur->be = be;
+		sp = realloc(cur->sp, (cur->nsp + D->nsp + 1) * sizeof(*sp));
+		if (!sp)
+			return -ENOMEM;
+		cur->sp = sp;
+		merge_small((char *)cur->fe, &cur->nfe, sizeof(*fe), (char *)C->fe, C->nfe,
+			    (char *)D->fe, D->nfe, fe_cmp, NULL);
+		merge_small((char *)cur->be, &cur->nbe, sizeof(*be), (char *)C->be, C->nbe,
+			    (char *)D->be, D->nbe, be_id_cmp, NULL);
+		merge_small((char *)cur->sp, &cur->nsp, sizeof(*sp), (char *)C->sp, C->nsp,
+			    (char *)D->sp, D->nsp, sp_id_cmp, sp_gone_v);
+	} else {
+		struct dfe *fe = malloc((cur->nfe + D->nfe + 1) * sizeof(*fe));
+		struct dbe *be = malloc((cur->nbe + D->nbe + 1) * sizeof(*be));
+		struct dsp *sp = malloc((cur->nsp + D->nsp + 1) * sizeof(*sp));
+
+		if (!fe || !be || !sp) {
+			free(fe);
+			free(be);
+			free(sp);
+			return -ENOMEM;
+		}
+		MERGE(struct dfe, cur->fe, cur->nfe, C->fe, C->nfe, D->fe, D->nfe, fe, n, fe_cmp,
+		      KEEP);
+		free(cur->fe);
+		cur->fe = fe;
+		cur->nfe = n;
+		MERGE(struct dbe, cur->be, cur->nbe, C->be, C->nbe, D->be, D->nbe, be, n, be_id_cmp,
+		      KEEP);
+		free(cur->be);
+		cur->be = be;
+		cur->nbe = n;
+		MERGE(struct dsp, cur->sp, cur->nsp, C->sp, C->nsp, D->sp, D->nsp, sp, n, sp_id_cmp,
+		      sp_gone);
+		free(cur->sp);
+		cur->sp = sp;
+		cur->nsp = n;
+	}
+	cur->nservices = cur->nservices + D->nservices - C->nservices;
+	if (D->has_node) {
+		cur->node = D->node;
+		cur->has_node = true;
+	}
+	D->nsp = 0; /* its pointers live in cur now */
+	dstate_free(D);
+	dstate_free_view(C);
+	return 0;
+}
+
 /* --- diff ---------------------------------------------------------------------- */
 
 void plan_free(struct plan *p)

@@ -11,8 +11,10 @@
  * state_read() or kept from the last commit).  A plan is the list of map
  * operations that turns actual into desired, in the one order that never
  * shows the datapath a dangling reference (see plan_diff()).  Every change
- * of the service maps goes through bpflb_services.c apply_model(), which is
- * compute + plan_diff + plan_commit.
+ * of the service maps goes through services.c apply_model() (compute the
+ * whole desired state + plan_diff + plan_commit) or, when only a few services
+ * changed, apply_change() (their part of the state, services_change.c, +
+ * plan_diff of the parts + plan_commit + dstate_merge()).
  *
  * plan_render() prints a plan one operation per line: the golden tests
  * compare it, the daemon logs it at debug level.
@@ -76,6 +78,15 @@ struct dbe *dstate_be(const struct dstate *st, uint32_t id);
 struct dsp *dstate_sp(const struct dstate *st, uint32_t id);
 /* Sort fe, be and sp into the orders the lookups above expect. */
 void dstate_sort(struct dstate *st);
+/* Free the arrays of a view (a dstate whose sp pointers belong to another). */
+void dstate_free_view(struct dstate *st);
+/*
+ * cur becomes cur with what the part C held replaced by the part D (both
+ * sorted; C a view into cur): entries of C that D lacks go, entries of D are
+ * added or replace cur's.  D's pointers move into cur; D and C are emptied.
+ * Linear in cur, no allocation but the new arrays: -ENOMEM leaves cur as it was.
+ */
+int dstate_merge(struct dstate *cur, struct dstate *D, struct dstate *C);
 
 /* --- the plan ---------------------------------------------------------------- */
 

@@ -51,6 +51,8 @@ struct bpflb_services {
 	uint32_t mg_inner_m, mg_inner_flags;
 	struct dstate cur;
 	bool stale; /* cur may not match the maps: read them again */
+	struct svc_stidx ix; /* beside cur, for changing a few services (services_change.c) */
+	bool whole;	     /* every change computes the whole state (bench: the old way) */
 	struct svc_model model;
 	bool have_model;
 	struct svc_ovr *ovr;
@@ -77,7 +79,7 @@ static const char *ipstr(uint32_t be, char *buf)
 	return inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
 }
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+uint64_t svc_fnv1a(uint64_t h, const void *p, size_t n)
 {
 	const uint8_t *b = p;
 
@@ -88,40 +90,34 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
-/* Bitmap of ids in use, [0, max). */
-struct idset {
-	uint64_t *w;
-	uint32_t max;
-};
-
-static int idset_init(struct idset *s, uint32_t max)
+int svc_idset_init(struct svc_idset *s, uint32_t max)
 {
 	s->max = max;
 	s->w = calloc((max + 63) / 64, sizeof(uint64_t));
 	return s->w ? 0 : -ENOMEM;
 }
 
-static bool idset_has(const struct idset *s, uint32_t id)
+bool svc_idset_has(const struct svc_idset *s, uint32_t id)
 {
 	return id < s->max && (s->w[id / 64] >> (id % 64)) & 1;
 }
 
-static void idset_add(struct idset *s, uint32_t id)
+void svc_idset_add(struct svc_idset *s, uint32_t id)
 {
 	if (id < s->max)
 		s->w[id / 64] |= 1ull << (id % 64);
 }
 
 /* Next free id in [1, max) from *cursor on, round robin; 0 when full. */
-static uint32_t idset_alloc(struct idset *s, uint32_t *cursor)
+uint32_t svc_idset_alloc(struct svc_idset *s, uint32_t *cursor)
 {
 	uint32_t id = *cursor;
 
 	for (uint32_t tries = 0; tries < s->max; tries++, id++) {
 		if (id == 0 || id >= s->max)
 			id = 1;
-		if (!idset_has(s, id)) {
-			idset_add(s, id);
+		if (!svc_idset_has(s, id)) {
+			svc_idset_add(s, id);
 			*cursor = id + 1 >= s->max ? 1 : id + 1;
 			return id;
 		}
@@ -141,21 +137,19 @@ static uint32_t idset_alloc(struct idset *s, uint32_t *cursor)
  */
 static bool be_no_dsr(const struct svc_model *m, const struct svc_backend *b, uint32_t node_addr)
 {
-	return b->hostnet && !m->lb.dsr_ipip && b->addr != node_addr &&
-	       strcmp(b->node, m->self.name);
+	return b->hostnet && !m->lb.dsr_ipip && b->addr != node_addr && !svc_be_local(b);
 }
 
-static void be_no_dsr_log(const struct svc_backend *b, uint16_t port)
+static void be_no_dsr_log(const struct svc_model *m, const struct svc_backend *b, uint16_t port)
 {
 	char a[INET_ADDRSTRLEN];
 
 	pr_notice("backend %s:%u (hostnet on %s, not its node address): DSR option dispatch "
 		  "cannot reach it; its flows use SNAT (dsr_dispatch = ipip would reach it)",
-		  inet_ntop(AF_INET, &b->addr, a, sizeof(a)), port, b->node);
+		  inet_ntop(AF_INET, &b->addr, a, sizeof(a)), port, m->nodes[b->node].name);
 }
 
-static uint8_t ovr_state(const struct svc_input *in, uint32_t addr, uint16_t port,
-			 uint8_t state)
+uint8_t svc_ovr_state(const struct svc_input *in, uint32_t addr, uint16_t port, uint8_t state)
 {
 	bool exact = false;
 
@@ -174,16 +168,9 @@ static uint8_t ovr_state(const struct svc_input *in, uint32_t addr, uint16_t por
 	return state;
 }
 
-struct be_ident {
-	uint32_t addr;		     /* network order */
-	uint16_t port;		     /* host order */
-	const struct svc_backend *b; /* as configured */
-	const struct dbe *e;	     /* its entry: current (index of C) or desired */
-};
-
-static int ident_cmp(const void *a, const void *b)
+int svc_ident_cmp(const void *a, const void *b)
 {
-	const struct be_ident *x = a, *y = b;
+	const struct svc_be_ident *x = a, *y = b;
 
 	if (x->addr != y->addr)
 		return ntohl(x->addr) < ntohl(y->addr) ? -1 : 1;
@@ -191,7 +178,7 @@ static int ident_cmp(const void *a, const void *b)
 }
 
 /* "svc/port", malloc'ed. */
-static char *sp_key(const char *svc, const char *port)
+char *svc_sp_key(const char *svc, const char *port)
 {
 	size_t a = strlen(svc), b = strlen(port);
 	char *k = malloc(a + b + 2);
@@ -211,7 +198,7 @@ static int sp_key_cmp(const void *a, const void *b)
 	return strcmp((*x)->key, (*y)->key);
 }
 
-static int mg_cmp(const void *a, const void *b)
+int svc_mg_cmp(const void *a, const void *b)
 {
 	const struct bpflb_maglev_backend *x = a, *y = b;
 
@@ -220,13 +207,138 @@ static int mg_cmp(const void *a, const void *b)
 	return x->port < y->port ? -1 : x->port > y->port;
 }
 
+/* The entry of backend b at addr:port (host order); prev: its current entry, if any. */
+void svc_be_fill(const struct svc_model *m, const struct svc_input *in, const struct svc_backend *b,
+		 uint32_t addr, uint16_t port, const struct dbe *prev, struct dbe *e)
+{
+	const struct svc_node *node = &m->nodes[b->node];
+
+	e->val.addr = addr;
+	e->val.port = htons(port);
+	e->val.state = svc_ovr_state(in, addr, port, b->state);
+	e->val.flags =
+	    (svc_be_local(b) ? BPFLB_BE_F_LOCAL : 0) | (b->hostnet ? BPFLB_BE_F_HOSTNET : 0);
+	e->val.node_addr = node->naddrs ? node->addrs[0] : 0;
+	if (be_no_dsr(m, b, e->val.node_addr)) {
+		e->val.flags |= BPFLB_BE_F_NO_DSR;
+		if (in->log && !(prev && (prev->val.flags & BPFLB_BE_F_NO_DSR)))
+			be_no_dsr_log(m, b, port);
+	}
+}
+
+/*
+ * Slots, Maglev inputs and frontends of port pi of d (frontend keys[0..nk)),
+ * into sp (its id set) and D->fe (room made by the caller).  ids: the
+ * backends by identity (sorted, svc_ident_cmp), each with its desired entry.
+ */
+int svc_port_fill(const struct svc_model *m, const struct svc_def *d, unsigned int pi,
+		  const struct bpflb_svc_key *keys, unsigned int nk, struct dsp *sp,
+		  const struct svc_be_ident *ids, size_t nids, struct dstate *D)
+{
+	struct bpflb_maglev_backend *sel;
+	unsigned int n = 0;
+	uint16_t flags = 0;
+
+	sel = calloc(d->nbes ? d->nbes : 1, sizeof(*sel));
+	if (!sel)
+		return -ENOMEM;
+	for (unsigned int b = 0; b < d->nbes; b++) {
+		struct svc_be_ident key = {d->bes[b].addr, svc_backend_port(d, &d->bes[b], pi),
+					   NULL, NULL};
+		const struct svc_be_ident *hit =
+		    bsearch(&key, ids, nids, sizeof(*ids), svc_ident_cmp);
+		const struct dbe *e = hit->e;
+
+		if (svc_backend_selectable(m, d, &d->bes[b], e->val.state))
+			sel[n++] = (struct bpflb_maglev_backend){e->id, key.addr, key.port};
+	}
+	/* identity order: the same on every node, whatever the ids */
+	qsort(sel, n, sizeof(*sel), svc_mg_cmp);
+	sp->nslots = n;
+	sp->slots = calloc(n ? n : 1, sizeof(*sp->slots));
+	if (!sp->slots) {
+		free(sel);
+		return -ENOMEM;
+	}
+	for (unsigned int b = 0; b < n; b++)
+		sp->slots[b] = sel[b].id;
+	if (d->alg == SVC_ALG_MAGLEV && n) {
+		uint64_t h = 0xcbf29ce484222325ull;
+
+		sp->maglev = true;
+		sp->mg = sel;
+		sp->nmg = n;
+		h = svc_fnv1a(h, &m->lb.maglev_m, sizeof(m->lb.maglev_m));
+		h = svc_fnv1a(h, &m->lb.hash_seed, sizeof(m->lb.hash_seed));
+		for (unsigned int b = 0; b < n; b++)
+			h = svc_fnv1a(h, &sel[b], sizeof(sel[b]));
+		sp->sig = h;
+		sp->sig_known = true;
+		flags |= BPFLB_SVC_F_MAGLEV;
+	} else {
+		free(sel);
+	}
+	if (d->etp_local)
+		flags |= BPFLB_SVC_F_ETP_LOCAL;
+	if (d->reject)
+		flags |= BPFLB_SVC_F_REJECT;
+	if (d->fwd == SVC_FWD_SNAT)
+		flags |= BPFLB_SVC_F_FWD_SNAT;
+	if (d->fwd == SVC_FWD_DSR)
+		flags |= BPFLB_SVC_F_FWD_DSR;
+	if (d->type == SVC_T_HOSTPORT)
+		flags |= BPFLB_SVC_F_HOSTPORT;
+	for (unsigned int f = 0; f < nk; f++) {
+		struct dfe *fe = &D->fe[D->nfe++];
+
+		fe->key = keys[f];
+		fe->val.id = sp->id;
+		fe->val.count = (uint16_t)n;
+		fe->val.flags = flags;
+		fe->val.total = (uint16_t)d->nbes;
+	}
+	return 0;
+}
+
+/* The health check of d, when it has one, into D->hz (room made by the caller). */
+void svc_hz_add(const struct svc_model *m, const struct svc_def *d, const struct svc_input *in,
+		struct dstate *D)
+{
+	uint32_t local_eps = 0;
+
+	if (!d->hc_port || !d->etp_local)
+		return;
+	/* kube-proxy counts local ready endpoints, i.e. addresses */
+	for (unsigned int b = 0; b < d->nbes; b++) {
+		const struct svc_backend *be = &d->bes[b];
+		bool seen = false;
+
+		if (!svc_be_local(be) || svc_ovr_state(in, be->addr, svc_backend_port(d, be, 0),
+						       be->state) != BPFLB_BE_ACTIVE)
+			continue;
+		for (unsigned int o = 0; o < b; o++)
+			seen |=
+			    d->bes[o].addr == be->addr && svc_be_local(&d->bes[o]) &&
+			    svc_ovr_state(in, d->bes[o].addr, svc_backend_port(d, &d->bes[o], 0),
+					  d->bes[o].state) == BPFLB_BE_ACTIVE;
+		local_eps += !seen;
+	}
+	D->hz[D->nhz++] = (struct bpflb_healthz_svc){
+	    .ns = d->ns,
+	    .name = d->name,
+	    .addr = m->lb.hz_bind_set ? m->lb.hz_bind : m->self.addrs[0],
+	    .port = d->hc_port,
+	    .local_endpoints = local_eps,
+	};
+}
+
 int svc_compute(const struct svc_model *m, struct svc_input *in, struct dstate *D,
 		struct bpflb_err *err)
 {
 	const struct dstate *C = in->cur;
 	uint32_t be_cursor = in->next_be_id, svc_cursor = in->next_svc_id;
-	struct idset be_used = {0}, svc_used = {0}, svc_taken = {0};
-	struct be_ident *ids = NULL, *cidx = NULL;
+	struct svc_idset be_used = {0}, svc_used = {0}, svc_taken = {0};
+	struct svc_be_ident *ids = NULL, *cidx = NULL;
 	const struct dsp **names = NULL;
 	size_t nids = 0, cap = 0, ncidx = 0, nnames = 0, i, j;
 	struct bpflb_svc_key keys[SVC_MAX_NODE_ADDRS + 512];
@@ -234,31 +346,31 @@ int svc_compute(const struct svc_model *m, struct svc_input *in, struct dstate *
 
 	memset(D, 0, sizeof(*D));
 	/* Ids 1..size: as many as the maps ([lb] max_backends, max_services) hold. */
-	if (idset_init(&be_used, m->lb.sizes.backends + 1) ||
-	    idset_init(&svc_used, m->lb.sizes.services + 1) ||
-	    idset_init(&svc_taken, m->lb.sizes.services + 1))
+	if (svc_idset_init(&be_used, m->lb.sizes.backends + 1) ||
+	    svc_idset_init(&svc_used, m->lb.sizes.services + 1) ||
+	    svc_idset_init(&svc_taken, m->lb.sizes.services + 1))
 		goto out;
 
 	/* 1. backends: one per address:port of the services present here */
 	for (i = 0; i < m->nsvcs; i++)
-		if (svc_on_node(m, &m->svcs[i]))
-			cap += (size_t)m->svcs[i].nbes * m->svcs[i].nports;
+		if (svc_on_node(m, m->svcs[i]))
+			cap += (size_t)m->svcs[i]->nbes * m->svcs[i]->nports;
 	ids = calloc(cap ? cap : 1, sizeof(*ids));
 	if (!ids)
 		goto out;
 	for (i = 0; i < m->nsvcs; i++) {
-		const struct svc_def *d = &m->svcs[i];
+		const struct svc_def *d = m->svcs[i];
 
 		if (!svc_on_node(m, d))
 			continue;
 		for (unsigned int b = 0; b < d->nbes; b++)
 			for (unsigned int p = 0; p < d->nports; p++)
-				ids[nids++] = (struct be_ident){
+				ids[nids++] = (struct svc_be_ident){
 				    d->bes[b].addr, svc_backend_port(d, &d->bes[b], p), &d->bes[b]};
 	}
-	qsort(ids, nids, sizeof(*ids), ident_cmp);
+	qsort(ids, nids, sizeof(*ids), svc_ident_cmp);
 	for (i = j = 0; i < nids; i++)
-		if (!j || ident_cmp(&ids[i], &ids[j - 1]))
+		if (!j || svc_ident_cmp(&ids[i], &ids[j - 1]))
 			ids[j++] = ids[i];
 	nids = j;
 
@@ -268,59 +380,48 @@ int svc_compute(const struct svc_model *m, struct svc_input *in, struct dstate *
 		if (!cidx)
 			goto out;
 		for (i = 0; i < C->nbe; i++) {
-			cidx[i] = (struct be_ident){C->be[i].val.addr, ntohs(C->be[i].val.port),
-						    NULL, &C->be[i]};
-			idset_add(&be_used, C->be[i].id);
+			cidx[i] = (struct svc_be_ident){C->be[i].val.addr, ntohs(C->be[i].val.port),
+							NULL, &C->be[i]};
+			svc_idset_add(&be_used, C->be[i].id);
 		}
 		ncidx = C->nbe;
-		qsort(cidx, ncidx, sizeof(*cidx), ident_cmp);
+		qsort(cidx, ncidx, sizeof(*cidx), svc_ident_cmp);
 	}
 	D->be = calloc(nids ? nids : 1, sizeof(*D->be));
 	if (!D->be)
 		goto out;
 	for (i = 0; i < nids; i++) {
 		const struct svc_backend *b = ids[i].b;
-		const struct svc_node *node = svc_model_node(m, b->node);
-		struct be_ident *hit =
-		    ncidx ? bsearch(&ids[i], cidx, ncidx, sizeof(*cidx), ident_cmp) : NULL;
+		struct svc_be_ident *hit =
+		    ncidx ? bsearch(&ids[i], cidx, ncidx, sizeof(*cidx), svc_ident_cmp) : NULL;
 		struct dbe *e = &D->be[D->nbe++];
 
-		e->id = hit ? hit->e->id : idset_alloc(&be_used, &be_cursor);
+		e->id = hit ? hit->e->id : svc_idset_alloc(&be_used, &be_cursor);
 		if (!e->id) {
 			bpflb_err_set(err, "no free backend id: %u in use ([lb] max_backends)",
 				      m->lb.sizes.backends);
 			ret = -ENOSPC;
 			goto out;
 		}
-		e->val.addr = ids[i].addr;
-		e->val.port = htons(ids[i].port);
-		e->val.state = ovr_state(in, ids[i].addr, ids[i].port, b->state);
-		e->val.flags = (!strcmp(b->node, m->self.name) ? BPFLB_BE_F_LOCAL : 0) |
-			       (b->hostnet ? BPFLB_BE_F_HOSTNET : 0);
-		e->val.node_addr = node && node->naddrs ? node->addrs[0] : 0;
-		if (be_no_dsr(m, b, e->val.node_addr)) {
-			e->val.flags |= BPFLB_BE_F_NO_DSR;
-			if (in->log && !(hit && (hit->e->val.flags & BPFLB_BE_F_NO_DSR)))
-				be_no_dsr_log(b, ids[i].port);
-		}
+		svc_be_fill(m, in, b, ids[i].addr, ids[i].port, hit ? hit->e : NULL, e);
 		ids[i].e = e;
 	}
 
 	/* 2. service ports and their frontends */
 	if (C) {
 		for (i = 0; i < C->nfe; i++)
-			idset_add(&svc_used, C->fe[i].val.id);
+			svc_idset_add(&svc_used, C->fe[i].val.id);
 		for (i = 0; i < C->nsp; i++)
-			idset_add(&svc_used, C->sp[i].id);
+			svc_idset_add(&svc_used, C->sp[i].id);
 	}
 	cap = 0;
 	for (i = 0; i < m->nsvcs; i++)
-		cap += m->svcs[i].nports;
+		cap += m->svcs[i]->nports;
 	D->sp = calloc(cap ? cap : 1, sizeof(*D->sp));
 	if (!D->sp)
 		goto out;
 	for (i = 0; i < m->nsvcs; i++) {
-		const struct svc_def *d = &m->svcs[i];
+		const struct svc_def *d = m->svcs[i];
 
 		if (!svc_on_node(m, d))
 			continue;
@@ -330,7 +431,7 @@ int svc_compute(const struct svc_model *m, struct svc_input *in, struct dstate *
 
 			if (!svc_frontends(m, d, p, keys))
 				continue;
-			sp->key = sp_key(d->name, d->ports[p].name);
+			sp->key = svc_sp_key(d->name, d->ports[p].name);
 			if (!sp->key)
 				goto out;
 			D->nsp++;
@@ -350,13 +451,13 @@ int svc_compute(const struct svc_model *m, struct svc_input *in, struct dstate *
 		const struct dsp *want = &D->sp[i], **hit;
 
 		hit = bsearch(&want, names, nnames, sizeof(*names), sp_key_cmp);
-		if (hit && !idset_has(&svc_taken, (*hit)->id)) {
+		if (hit && !svc_idset_has(&svc_taken, (*hit)->id)) {
 			D->sp[i].id = (*hit)->id;
-			idset_add(&svc_taken, D->sp[i].id);
+			svc_idset_add(&svc_taken, D->sp[i].id);
 		}
 	}
 	for (size_t si = 0, k = 0; si < m->nsvcs; si++) {
-		const struct svc_def *d = &m->svcs[si];
+		const struct svc_def *d = m->svcs[si];
 
 		if (!svc_on_node(m, d))
 			continue;
@@ -370,9 +471,9 @@ int svc_compute(const struct svc_model *m, struct svc_input *in, struct dstate *
 			for (unsigned int f = 0; C && !sp->id && f < nk; f++) {
 				struct dfe *hit = dstate_fe(C, &keys[f]);
 
-				if (hit && hit->val.id && !idset_has(&svc_taken, hit->val.id)) {
+				if (hit && hit->val.id && !svc_idset_has(&svc_taken, hit->val.id)) {
 					sp->id = hit->val.id;
-					idset_add(&svc_taken, sp->id);
+					svc_idset_add(&svc_taken, sp->id);
 				}
 			}
 		}
@@ -380,7 +481,7 @@ int svc_compute(const struct svc_model *m, struct svc_input *in, struct dstate *
 	for (i = 0; i < D->nsp; i++) {
 		if (D->sp[i].id)
 			continue;
-		D->sp[i].id = idset_alloc(&svc_used, &svc_cursor);
+		D->sp[i].id = svc_idset_alloc(&svc_used, &svc_cursor);
 		if (!D->sp[i].id) {
 			bpflb_err_set(err, "no free service id: %u in use ([lb] max_services)",
 				      m->lb.sizes.services);
@@ -392,113 +493,28 @@ int svc_compute(const struct svc_model *m, struct svc_input *in, struct dstate *
 	/* 3. slots, Maglev inputs, frontends, health checks */
 	cap = 0;
 	for (i = 0; i < m->nsvcs; i++)
-		if (svc_on_node(m, &m->svcs[i]))
-			cap += (size_t)m->svcs[i].nports * svc_max_frontends(m, &m->svcs[i]);
+		if (svc_on_node(m, m->svcs[i]))
+			cap += (size_t)m->svcs[i]->nports * svc_max_frontends(m, m->svcs[i]);
 	D->fe = calloc(cap ? cap : 1, sizeof(*D->fe));
-	D->hz = calloc(m->nsvcs ? m->nsvcs : 1, sizeof(*D->hz));
+	for (i = 0, j = 0; i < m->nsvcs; i++)
+		j += m->svcs[i]->hc_port != 0;
+	D->hz = calloc(j ? j : 1, sizeof(*D->hz)); /* a few: not one per service */
 	if (!D->fe || !D->hz)
 		goto out;
 	for (size_t si = 0, k = 0; si < m->nsvcs; si++) {
-		const struct svc_def *d = &m->svcs[si];
-		uint32_t local_eps = 0;
+		const struct svc_def *d = m->svcs[si];
 
 		if (!svc_on_node(m, d))
 			continue;
 		for (unsigned int p = 0; p < d->nports; p++) {
-			unsigned int nk = svc_frontends(m, d, p, keys), n = 0;
-			struct bpflb_maglev_backend *sel;
-			struct dsp *sp;
-			uint16_t flags = 0;
+			unsigned int nk = svc_frontends(m, d, p, keys);
 
 			if (!nk)
 				continue;
-			sp = &D->sp[k++];
-			sel = calloc(d->nbes ? d->nbes : 1, sizeof(*sel));
-			if (!sel)
+			if (svc_port_fill(m, d, p, keys, nk, &D->sp[k++], ids, nids, D))
 				goto out;
-			for (unsigned int b = 0; b < d->nbes; b++) {
-				struct be_ident key = {d->bes[b].addr,
-						       svc_backend_port(d, &d->bes[b], p), NULL};
-				struct be_ident *hit =
-				    bsearch(&key, ids, nids, sizeof(*ids), ident_cmp);
-				const struct dbe *e = hit->e;
-
-				if (svc_backend_selectable(m, d, &d->bes[b], e->val.state))
-					sel[n++] = (struct bpflb_maglev_backend){e->id, key.addr,
-										 key.port};
-			}
-			/* identity order: the same on every node, whatever the ids */
-			qsort(sel, n, sizeof(*sel), mg_cmp);
-			sp->nslots = n;
-			sp->slots = calloc(n ? n : 1, sizeof(*sp->slots));
-			if (!sp->slots) {
-				free(sel);
-				goto out;
-			}
-			for (unsigned int b = 0; b < n; b++)
-				sp->slots[b] = sel[b].id;
-			if (d->alg == SVC_ALG_MAGLEV && n) {
-				uint64_t h = 0xcbf29ce484222325ull;
-
-				sp->maglev = true;
-				sp->mg = sel;
-				sp->nmg = n;
-				h = fnv1a(h, &m->lb.maglev_m, sizeof(m->lb.maglev_m));
-				h = fnv1a(h, &m->lb.hash_seed, sizeof(m->lb.hash_seed));
-				for (unsigned int b = 0; b < n; b++)
-					h = fnv1a(h, &sel[b], sizeof(sel[b]));
-				sp->sig = h;
-				sp->sig_known = true;
-				flags |= BPFLB_SVC_F_MAGLEV;
-			} else {
-				free(sel);
-			}
-			if (d->etp_local)
-				flags |= BPFLB_SVC_F_ETP_LOCAL;
-			if (d->reject)
-				flags |= BPFLB_SVC_F_REJECT;
-			if (d->fwd == SVC_FWD_SNAT)
-				flags |= BPFLB_SVC_F_FWD_SNAT;
-			if (d->fwd == SVC_FWD_DSR)
-				flags |= BPFLB_SVC_F_FWD_DSR;
-			if (d->type == SVC_T_HOSTPORT)
-				flags |= BPFLB_SVC_F_HOSTPORT;
-			for (unsigned int f = 0; f < nk; f++) {
-				struct dfe *fe = &D->fe[D->nfe++];
-
-				fe->key = keys[f];
-				fe->val.id = sp->id;
-				fe->val.count = (uint16_t)n;
-				fe->val.flags = flags;
-				fe->val.total = (uint16_t)d->nbes;
-			}
 		}
-		if (!d->hc_port || !d->etp_local)
-			continue;
-		/* kube-proxy counts local ready endpoints, i.e. addresses */
-		for (unsigned int b = 0; b < d->nbes; b++) {
-			const struct svc_backend *be = &d->bes[b];
-			bool seen = false;
-
-			if (strcmp(be->node, m->self.name) ||
-			    ovr_state(in, be->addr, svc_backend_port(d, be, 0), be->state) !=
-				BPFLB_BE_ACTIVE)
-				continue;
-			for (unsigned int o = 0; o < b; o++)
-				seen |=
-				    d->bes[o].addr == be->addr &&
-				    !strcmp(d->bes[o].node, m->self.name) &&
-				    ovr_state(in, d->bes[o].addr, svc_backend_port(d, &d->bes[o], 0),
-					      d->bes[o].state) == BPFLB_BE_ACTIVE;
-			local_eps += !seen;
-		}
-		D->hz[D->nhz++] = (struct bpflb_healthz_svc){
-		    .ns = d->ns,
-		    .name = d->name,
-		    .addr = m->lb.hz_bind_set ? m->lb.hz_bind : m->self.addrs[0],
-		    .port = d->hc_port,
-		    .local_endpoints = local_eps,
-		};
+		svc_hz_add(m, d, in, D);
 	}
 	dstate_sort(D);
 	D->node = (struct bpflb_node_cfg){
@@ -947,6 +963,7 @@ void bpflb_services_close(struct bpflb_services *s)
 	bpflb_healthz_free(s->hz);
 	maps_close(s);
 	dstate_free(&s->cur);
+	svc_stidx_free(&s->ix);
 	if (s->have_model)
 		svc_model_free(&s->model);
 	free(s->ovr);
@@ -1006,6 +1023,7 @@ static int apply_model(struct bpflb_services *s, struct svc_model *m, bool adopt
 				.next_be_id = s->next_be_id,
 				.next_svc_id = s->next_svc_id,
 				.log = true};
+	s->ix.valid = false; /* until the state computed here is committed */
 	ret = svc_compute(m, &in, &D, err);
 	if (ret)
 		return ret;
@@ -1040,6 +1058,13 @@ static int apply_model(struct bpflb_services *s, struct svc_model *m, bool adopt
 	dstate_free(&s->cur);
 	s->cur = D;
 	memset(&D, 0, sizeof(D));
+	/* the listeners copied what they serve; the list would point into the model */
+	free(s->cur.hz);
+	s->cur.hz = NULL;
+	s->cur.nhz = 0;
+	/* what a later change of a few services needs; without it, that change computes all */
+	if (svc_stidx_build(&s->ix, m, &s->cur))
+		s->ix.valid = false;
 	s->ct = m->lb.ct;
 	gc_schedule(s, m->lb.gc_interval_ms);
 	if (adopt) {
@@ -1055,6 +1080,215 @@ out:
 	return ret;
 }
 
+/* Does the change touch a health check (their list is rebuilt from the model)? */
+static bool change_hz(const struct svc_change *ch, size_t nch)
+{
+	for (size_t i = 0; i < nch; i++)
+		if ((ch[i].old && ch[i].old->hc_port) || (ch[i].new &&ch[i].new->hc_port))
+			return true;
+	return false;
+}
+
+/* Can a change of a few services to model m skip the whole computation? */
+static bool change_ok(const struct bpflb_services *s)
+{
+	return s->have_model && !s->stale && s->ix.valid && !s->whole;
+}
+
+void svc_services_force_whole(struct bpflb_services *s, bool on)
+{
+	s->whole = on;
+}
+
+/*
+ * Apply the changed services ch[0..nch) of model m (whose [lb] and nodes are
+ * the applied ones): compute, plan and commit only their part of the state
+ * (services_change.c), then fold it into cur.  The same guarantees as
+ * apply_model(): on a configuration or memory error nothing changed; on a map
+ * error cur is stale.
+ */
+static int apply_change(struct bpflb_services *s, const struct svc_model *m,
+			const struct svc_change *ch, size_t nch, struct bpflb_err *err)
+{
+	struct dstate D, C, hz = {0};
+	struct plan plan = {0};
+	struct svc_input in = {.cur = &s->cur,
+			       .ovr = s->ovr,
+			       .novr = s->novr,
+			       .next_be_id = s->next_be_id,
+			       .next_svc_id = s->next_svc_id,
+			       .log = true};
+	struct plan_maps pm;
+	uint64_t writes0 = s->map_writes;
+	int ret;
+
+	ret = svc_compute_change(m, ch, nch, &in, &s->ix, &D, &C, err);
+	if (ret)
+		return ret;
+	s->next_be_id = in.next_be_id;
+	s->next_svc_id = in.next_svc_id;
+	if (change_hz(ch, nch)) {
+		/* health checks are few: their list is made again from the model */
+		size_t nhc = 0;
+
+		for (unsigned int i = 0; i < m->nsvcs; i++)
+			nhc += m->svcs[i]->hc_port != 0;
+		hz.hz = calloc(nhc ? nhc : 1, sizeof(*hz.hz));
+		if (!hz.hz) {
+			ret = -ENOMEM;
+			bpflb_err_set(err, "out of memory");
+			goto out;
+		}
+		for (unsigned int i = 0; i < m->nsvcs; i++)
+			if (svc_on_node(m, m->svcs[i]))
+				svc_hz_add(m, m->svcs[i], &in, &hz);
+		if (s->hz) {
+			ret = bpflb_healthz_update(s->hz, hz.hz, hz.nhz, err);
+			if (ret)
+				goto out;
+		}
+	}
+	ret = plan_diff(&D, &C, &plan);
+	if (ret) {
+		bpflb_err_set(err, "out of memory planning the service maps");
+		goto out;
+	}
+	plan_maps_of(s, &s->cur, &pm);
+	ret = plan_commit(&plan, &pm, &s->map_writes, err);
+	if (ret) {
+		s->stale = true;
+		goto out;
+	}
+	plan_summarize(&plan, &D, &C, &s->summary);
+	s->summary.map_writes = s->map_writes - writes0;
+	s->last_writes = s->summary.map_writes;
+	if (plan.n) {
+		char line[256];
+
+		bpflb_services_summary_str(&s->summary, line, sizeof(line));
+		pr_info("services: %s", line);
+	}
+	svc_stidx_commit(&s->ix, &D, &C);
+	plan_free(&plan);
+	if (dstate_merge(&s->cur, &D, &C)) {
+		/* the maps hold the change; a picture that lacks it must be read again */
+		s->stale = true;
+		dstate_free(&D);
+		dstate_free_view(&C);
+	}
+	free(hz.hz);
+	return 0;
+out:
+	s->ix.valid = false;
+	plan_free(&plan);
+	dstate_free(&D);
+	dstate_free_view(&C);
+	free(hz.hz);
+	return ret;
+}
+
+static bool change_add(struct svc_change **ch, size_t *n, size_t *cap, size_t max,
+		       const struct svc_def *od, const struct svc_def *nd, unsigned int pos)
+{
+	if (*n == *cap) {
+		struct svc_change *c;
+
+		*cap = *cap ? 2 * *cap : 64;
+		if (*cap / 2 > max || !(c = realloc(*ch, *cap * sizeof(*c))))
+			return false;
+		*ch = c;
+	}
+	(*ch)[(*n)++] = (struct svc_change){od, nd, pos};
+	return true;
+}
+
+/*
+ * The services of next that differ from the applied model (added, changed,
+ * removed), in next's order, then the removed ones; false when the change is
+ * better computed whole: [lb] or the nodes differ, or more than a quarter of
+ * the services changed.  A service at the same place with the same content
+ * hash is unchanged: the common reload compares two arrays of hashes and
+ * touches no def; any other is looked up by name and compared in full.
+ */
+static bool reload_changes(const struct bpflb_services *s, const struct svc_model *next,
+			   struct svc_change **out, size_t *nout)
+{
+	const struct svc_model *cur = &s->model;
+	size_t n = 0, cap = 0, max = next->nsvcs / 4 + 64, matched = 0;
+	struct svc_change *ch = NULL;
+
+	*out = NULL;
+	*nout = 0;
+	if (!change_ok(s) || !svc_model_same_base(cur, next))
+		return false;
+	for (unsigned int i = 0; i < next->nsvcs; i++) {
+		const struct svc_def *nd = next->svcs[i], *od;
+
+		if (i < cur->nsvcs && cur->hashes[i] == next->hashes[i]) {
+			matched++;
+			continue;
+		}
+		od = svc_model_find(cur, nd->name);
+		matched += od != NULL;
+		if (od && svc_def_same(od, nd))
+			continue;
+		if (!change_add(&ch, &n, &cap, max, od, nd, i))
+			goto whole;
+	}
+	/* names are unique: when every applied service was matched, none went away */
+	for (unsigned int i = 0; matched < cur->nsvcs && i < cur->nsvcs; i++)
+		if (!svc_model_find(next, cur->svcs[i]->name) &&
+		    !change_add(&ch, &n, &cap, max, cur->svcs[i], NULL, i))
+			goto whole;
+	*out = ch;
+	*nout = n;
+	return true;
+whole:
+	free(ch);
+	return false;
+}
+
+/* Past this many services added or removed, a reload adopts the new model whole. */
+#define PATCH_MAX_MOVES 16
+
+/*
+ * Should the applied model take a reload's changes in place (keeping its
+ * indexes for `service set`), rather than be replaced by the new model?  Yes
+ * when few services come or go (each moves the arrays) and the room is there.
+ */
+static bool model_in_place(struct bpflb_services *s, const struct svc_change *ch, size_t nch)
+{
+	size_t moves = 0;
+
+	for (size_t i = 0; i < nch; i++)
+		moves += !ch[i].old || !ch[i].new;
+	return s->model.idx && moves <= PATCH_MAX_MOVES && !svc_model_reserve(&s->model, ch, nch);
+}
+
+/*
+ * The applied model becomes next by taking its changed defs (room reserved:
+ * nothing fails): removals first, from the last, then changes and additions in
+ * next's order, so the services keep next's order.  next keeps the rest.
+ */
+static void model_patch(struct bpflb_services *s, struct svc_model *next,
+			const struct svc_change *ch, size_t nch)
+{
+	for (size_t i = nch; i-- > 0;) {
+		if (ch[i].new)
+			continue;
+		svc_model_set(&s->model, (struct svc_def *)ch[i].old, NULL, ch[i].pos);
+		svc_def_free((struct svc_def *)ch[i].old);
+	}
+	for (size_t i = 0; i < nch; i++) {
+		if (!ch[i].new)
+			continue;
+		svc_model_set(&s->model, (struct svc_def *)ch[i].old, (struct svc_def *)ch[i].new,
+			      ch[i].pos);
+		next->svcs[ch[i].pos] = NULL; /* s->model's now */
+		svc_def_free((struct svc_def *)ch[i].old);
+	}
+}
+
 int bpflb_services_apply(struct bpflb_services *s, const struct bpflb_config *next,
 			 struct bpflb_err *err)
 {
@@ -1068,9 +1302,28 @@ int bpflb_services_apply(struct bpflb_services *s, const struct bpflb_config *ne
 int bpflb_services_apply_prepared(struct bpflb_services *s, struct bpflb_services_prepared *p,
 				  struct bpflb_err *err)
 {
+	struct svc_change *ch;
+	size_t nch;
 	int ret;
 
-	ret = apply_model(s, &p->m, true, err);
+	if (reload_changes(s, &p->m, &ch, &nch)) {
+		bool in_place = model_in_place(s, ch, nch);
+
+		ret = nch ? apply_change(s, &p->m, ch, nch, err) : 0;
+		if (!ret && in_place) {
+			model_patch(s, &p->m, ch, nch);
+		} else if (!ret) {
+			/* the same picture of the maps, now of the new model */
+			svc_model_free(&s->model);
+			s->model = p->m;
+			memset(&p->m, 0, sizeof(p->m));
+		}
+		if (!ret && !nch)
+			s->last_writes = 0, memset(&s->summary, 0, sizeof(s->summary));
+		free(ch);
+	} else {
+		ret = apply_model(s, &p->m, true, err);
+	}
 	bpflb_services_prepared_free(p); /* adopted on success: then empty */
 	if (ret)
 		return ret;
@@ -1100,31 +1353,53 @@ static int runtime_note(struct bpflb_services *s, const char *name, bool deleted
 	return 0;
 }
 
-/* [service NAME] replaced (sec) or removed (NULL) in the applied model, then re-applied. */
+/*
+ * [service NAME] replaced (sec) or removed (NULL) in the applied model, then
+ * applied: checked against the other services by index lookups, put in place,
+ * and only its part of the state computed and committed (apply_change());
+ * put back on failure.
+ */
 static int svc_change(struct bpflb_services *s, const char *name,
 		      const struct bpflb_cfg_section *sec, struct bpflb_err *err)
 {
 	size_t nrt = s->nrt;
 	int was = bpflb_services_svc_runtime(s, name);
-	struct svc_model m;
-	bool known = false;
+	struct svc_def *od, *nd;
+	struct svc_change ch;
 	int ret;
 
 	if (!s->have_model)
 		return bpflb_err_set(err, "no configuration applied yet"), -EAGAIN;
-	for (unsigned int i = 0; i < s->model.nsvcs; i++)
-		known |= !strcmp(s->model.svcs[i].name, name);
-	if (!sec && !known)
+	if (!sec && !svc_model_find(&s->model, name))
 		return bpflb_err_set(err, "no service '%s' on this node", name), -ENOENT;
 	ret = runtime_note(s, name, !sec); /* room first: nothing may fail after the apply */
 	if (ret)
 		return ret;
-	ret = svc_model_replace(&s->model, name, sec, &m, err);
+	ret = svc_model_check_set(&s->model, name, sec, &nd, &od, err);
 	if (!ret) {
-		ret = apply_model(s, &m, true, err);
-		if (ret)
-			svc_model_free(&m);
+		bool few = change_ok(s);
+
+		unsigned int at = s->model.nsvcs; /* a new service goes last */
+
+		while (od && s->model.svcs[--at] != od)
+			;
+		ret = svc_model_set(&s->model, od, nd, at);
+		if (ret) {
+			bpflb_err_set(err, "out of memory");
+			svc_def_free(nd);
+			goto out;
+		}
+		ch = (struct svc_change){od, nd, at};
+		ret = few ? apply_change(s, &s->model, &ch, 1, err)
+			  : apply_model(s, &s->model, false, err);
+		if (ret) {
+			svc_model_set(&s->model, nd, od, at); /* room reserved: cannot fail */
+			svc_def_free(nd);
+		} else {
+			svc_def_free(od);
+		}
 	}
+out:
 	if (ret) {
 		/* the applied model did not change: neither does the note */
 		s->nrt = nrt;
@@ -1236,7 +1511,7 @@ void bpflb_services_gc_stats(const struct bpflb_services *s, struct bpflb_servic
 static bool model_has_backend(const struct svc_model *m, uint32_t addr, uint16_t port)
 {
 	for (unsigned int i = 0; i < m->nsvcs; i++) {
-		const struct svc_def *d = &m->svcs[i];
+		const struct svc_def *d = m->svcs[i];
 
 		for (unsigned int b = 0; b < d->nbes; b++) {
 			if (d->bes[b].addr != addr)

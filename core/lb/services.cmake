@@ -8,6 +8,7 @@ set(BPFLB_SERVICES_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/plan.c
     ${CMAKE_CURRENT_LIST_DIR}/services.c
     ${CMAKE_CURRENT_LIST_DIR}/services_config.c
+    ${CMAKE_CURRENT_LIST_DIR}/services_change.c
     ${CMAKE_CURRENT_LIST_DIR}/ct_gc.c
     ${CMAKE_CURRENT_LIST_DIR}/maglev.c
     ${CMAKE_CURRENT_LIST_DIR}/healthz.c

@@ -341,14 +341,15 @@ static int split_words(const char *s, char *buf, size_t len, char **words, int m
 static int parse_ip_list(const struct bpflb_cfg_section *sec, const char *key, uint32_t **out,
 			 unsigned int *nout, struct bpflb_err *err)
 {
-	const char *list = bpflb_cfg_str(sec, key);
+	/* has() first: most services lack the key, and has() costs less than str() */
+	const char *list = bpflb_cfg_has(sec, key) ? bpflb_cfg_str(sec, key) : NULL;
 	char word[64], abuf[INET_ADDRSTRLEN];
 	uint32_t *v = NULL;
 	unsigned int n = 0;
 
 	*out = NULL;
 	*nout = 0;
-	if (!list || !bpflb_cfg_has(sec, key))
+	if (!list)
 		return 0;
 	for (unsigned int i = 0; bpflb_cfg_word(list, i, word, sizeof(word)); i++) {
 		uint32_t a, *nv;
@@ -584,6 +585,10 @@ static int nodes_read(const struct bpflb_config *cfg, struct svc_model *m, struc
 
 	while (bpflb_cfg_section(cfg, "cluster-node", n))
 		n++;
+	if (n >= UINT16_MAX) /* svc_backend.node */
+		return bpflb_cfg_error(err, bpflb_cfg_section(cfg, "cluster-node", 0), NULL, 0,
+				       "%u [cluster-node] sections; expected fewer than %u", n,
+				       UINT16_MAX);
 	m->nodes = calloc(n + 1, sizeof(*m->nodes));
 	if (!m->nodes)
 		return -ENOMEM;
@@ -616,8 +621,23 @@ const struct svc_node *svc_model_node(const struct svc_model *m, const char *nam
 	"expected: backend = ADDR[:PORT] node=NODE [state=active|terminating|maintenance] "        \
 	"[hostnet=yes|no] [port.NAME=N]"
 
+/*
+ * The scratch space a [service] is parsed into: reused from one service to the
+ * next, so parsing allocates little; svc_def_pack() then copies the def into
+ * its one allocation.
+ */
+struct svc_scratch {
+	struct svc_port ports[SVC_MAX_PORTS];
+	char pname[SVC_MAX_PORTS][SVC_NAME_LEN];
+	char name[SVC_NAME_LEN], ns[SVC_NAME_LEN];
+	struct svc_backend *bes;
+	size_t bes_cap;
+	uint16_t *pport;
+	size_t pport_cap;
+};
+
 static int port_parse(const struct bpflb_cfg_section *sec, const char *v, int line,
-		      struct svc_port *p, struct bpflb_err *err)
+		      struct svc_port *p, char *name, struct bpflb_err *err)
 {
 	char buf[256], *w[8];
 	uint32_t num;
@@ -629,12 +649,13 @@ static int port_parse(const struct bpflb_cfg_section *sec, const char *v, int li
 	if (n < 3)
 		return bpflb_cfg_error(err, sec, "port", line, "too %s words; " PORT_SYNTAX,
 				       n < 0 ? "many" : "few");
-	if (!dns_label(w[0], false) || strlen(w[0]) >= sizeof(p->name))
+	if (!dns_label(w[0], false) || strlen(w[0]) >= SVC_NAME_LEN)
 		return bpflb_cfg_error(err, sec, "port", line,
 				       "'%s' is not a port name; expected a DNS label "
 				       "(a-z, 0-9, '-'); " PORT_SYNTAX,
 				       w[0]);
-	strcpy(p->name, w[0]);
+	strcpy(name, w[0]);
+	p->name = name;
 	if (!strcmp(w[1], "tcp"))
 		p->proto = IPPROTO_TCP;
 	else if (!strcmp(w[1], "udp"))
@@ -668,9 +689,12 @@ static int port_parse(const struct bpflb_cfg_section *sec, const char *v, int li
 	return 0;
 }
 
-static int backend_parse(const struct bpflb_cfg_section *sec, struct svc_def *d, const char *v,
-			 int line, struct svc_backend *b, struct bpflb_err *err)
+static int backend_parse(const struct bpflb_cfg_section *sec, const struct svc_model *m,
+			 struct svc_scratch *sc, struct svc_def *d, const char *v, int line,
+			 struct svc_backend *b, struct bpflb_err *err)
 {
+	const char *node = NULL;
+
 	char buf[1024], *w[SVC_MAX_PORTS + 8], *colon;
 	char abuf[INET_ADDRSTRLEN];
 	uint32_t num;
@@ -710,10 +734,10 @@ static int backend_parse(const struct bpflb_cfg_section *sec, struct svc_def *d,
 		*eq = '\0';
 		val = eq + 1;
 		if (!strcmp(k, "node")) {
-			if (strlen(val) >= sizeof(b->node))
+			if (strlen(val) >= SVC_NAME_LEN)
 				return bpflb_cfg_error(err, sec, "backend", line,
 						       "node name '%s' is too long", val);
-			strcpy(b->node, val);
+			node = val;
 		} else if (!strcmp(k, "state")) {
 			if (!strcmp(val, "active"))
 				b->state = BPFLB_BE_ACTIVE;
@@ -749,21 +773,42 @@ static int backend_parse(const struct bpflb_cfg_section *sec, struct svc_def *d,
 						       "%s=%s is not a port; expected 1-65535", k,
 						       val);
 			if (!b->pport) {
-				b->pport = calloc(d->nports, sizeof(*b->pport));
-				if (!b->pport)
-					return -ENOMEM;
+				size_t need = (size_t)(d->npport + 1) * d->nports;
+
+				if (need > sc->pport_cap) {
+					uint16_t *np = realloc(sc->pport, 2 * need * sizeof(*np));
+
+					if (!np)
+						return -ENOMEM;
+					sc->pport = np;
+					sc->pport_cap = 2 * need;
+				}
+				d->pport = sc->pport;
+				memset(&d->pport[(size_t)d->npport * d->nports], 0,
+				       d->nports * sizeof(*d->pport));
+				b->pport = (uint16_t)++d->npport;
 			}
-			b->pport[pi] = (uint16_t)num;
+			d->pport[(size_t)(b->pport - 1) * d->nports + pi] = (uint16_t)num;
 		} else {
 			return bpflb_cfg_error(err, sec, "backend", line,
 					       "unknown option '%s'; " BACKEND_SYNTAX, k);
 		}
 	}
-	if (!b->node[0])
+	if (!node)
 		return bpflb_cfg_error(err, sec, "backend", line,
 				       "%s has no node=; expected the name of the node it runs "
 				       "on ([node] name or a [cluster-node NAME])",
 				       ipstr(b->addr, abuf));
+	{
+		const struct svc_node *n = svc_model_node(m, node);
+
+		if (!n)
+			return bpflb_cfg_error(err, sec, "backend", line,
+					       "node '%s' is unknown; expected this node's name "
+					       "('%s') or a [cluster-node NAME]",
+					       node, m->self.name);
+		b->node = (uint16_t)(n - m->nodes);
+	}
 	return 0;
 }
 
@@ -814,12 +859,153 @@ static int svc_dup_backends(const struct svc_def *d, struct bpflb_err *err)
 	return ret;
 }
 
-static void svc_def_free(struct svc_def *d)
+static void scratch_free(struct svc_scratch *sc)
 {
-	for (unsigned int i = 0; i < d->nbes; i++)
-		free(d->bes[i].pport);
-	free(d->bes);
-	free(d->ports);
+	if (!sc)
+		return;
+	free(sc->bes);
+	free(sc->pport);
+	free(sc);
+}
+
+void svc_def_free(struct svc_def *d)
+{
+	free(d);
+}
+
+/* What d says, lines and pointers aside, for svc_def_same(). */
+static uint64_t def_hash(const struct svc_def *d)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	h = svc_fnv1a(h, d->name, strlen(d->name));
+	h = svc_fnv1a(h, d->ns, strlen(d->ns));
+	for (unsigned int i = 0; i < d->nports; i++) {
+		const struct svc_port *p = &d->ports[i];
+
+		h = svc_fnv1a(h, p->name, strlen(p->name) + 1);
+		h = svc_fnv1a(h, &p->proto, sizeof(p->proto));
+		h = svc_fnv1a(h, &p->port, sizeof(p->port));
+		h = svc_fnv1a(h, &p->nodeport, sizeof(p->nodeport));
+		h = svc_fnv1a(h, &p->target, sizeof(p->target));
+	}
+	for (unsigned int i = 0; i < d->nbes; i++) {
+		const struct svc_backend *b = &d->bes[i];
+
+		h = svc_fnv1a(h, &b->addr, sizeof(b->addr));
+		h = svc_fnv1a(h, &b->port, sizeof(b->port));
+		h = svc_fnv1a(h, &b->node, sizeof(b->node));
+		h = svc_fnv1a(h, &b->state, sizeof(b->state));
+		h = svc_fnv1a(h, &b->hostnet, sizeof(b->hostnet));
+		for (unsigned int p = 0; p < d->nports; p++) {
+			uint16_t port = svc_backend_port(d, b, p);
+
+			h = svc_fnv1a(h, &port, sizeof(port));
+		}
+	}
+	h = svc_fnv1a(h, d->lb_ips, d->nlb * sizeof(*d->lb_ips));
+	h = svc_fnv1a(h, d->ext_ips, d->next * sizeof(*d->ext_ips));
+	{
+		uint32_t v[] = {d->nports,    d->nbes,	 d->nlb,     d->next,
+				d->type,      d->alg,	 d->fwd,     d->alg_set,
+				d->etp_local, d->reject, d->hc_port, d->host_ip};
+
+		h = svc_fnv1a(h, v, sizeof(v));
+	}
+	return h;
+}
+
+bool svc_def_same(const struct svc_def *a, const struct svc_def *b)
+{
+	if (a->hash != b->hash || a->nports != b->nports || a->nbes != b->nbes ||
+	    a->nlb != b->nlb || a->next != b->next || a->type != b->type || a->alg != b->alg ||
+	    a->fwd != b->fwd || a->alg_set != b->alg_set || a->etp_local != b->etp_local ||
+	    a->reject != b->reject || a->hc_port != b->hc_port || a->host_ip != b->host_ip ||
+	    strcmp(a->name, b->name) || strcmp(a->ns, b->ns))
+		return false;
+	for (unsigned int i = 0; i < a->nports; i++) {
+		const struct svc_port *x = &a->ports[i], *y = &b->ports[i];
+
+		if (strcmp(x->name, y->name) || x->proto != y->proto || x->port != y->port ||
+		    x->nodeport != y->nodeport || x->target != y->target)
+			return false;
+	}
+	for (unsigned int i = 0; i < a->nbes; i++) {
+		const struct svc_backend *x = &a->bes[i], *y = &b->bes[i];
+
+		if (x->addr != y->addr || x->port != y->port || x->node != y->node ||
+		    x->state != y->state || x->hostnet != y->hostnet)
+			return false;
+		for (unsigned int p = 0; p < a->nports; p++)
+			if (svc_backend_port(a, x, p) != svc_backend_port(b, y, p))
+				return false;
+	}
+	return !memcmp(a->lb_ips, b->lb_ips, a->nlb * sizeof(*a->lb_ips)) &&
+	       !memcmp(a->ext_ips, b->ext_ips, a->next * sizeof(*a->ext_ips));
+}
+
+/* d (parsed into scratch) copied into one allocation; d's lb_ips and ext_ips are freed. */
+static struct svc_def *svc_def_pack(struct svc_def *d)
+{
+	size_t sz = sizeof(*d), o_ports, o_bes, o_ips, o_pp, o_str, nstr = 0;
+	bool def_ns = !strcmp(d->ns, "default");
+	struct svc_def *n;
+	char *blob, *str;
+
+	o_ports = sz;
+	sz += d->nports * sizeof(*d->ports);
+	o_bes = sz = (sz + 7) & ~(size_t)7;
+	sz += d->nbes * sizeof(*d->bes);
+	o_ips = sz;
+	sz += (d->nlb + d->next) * sizeof(uint32_t);
+	o_pp = sz;
+	sz += (size_t)d->npport * d->nports * sizeof(uint16_t);
+	o_str = sz;
+	nstr = strlen(d->name) + 1 + (def_ns ? 0 : strlen(d->ns) + 1);
+	for (unsigned int i = 0; i < d->nports; i++)
+		nstr += strlen(d->ports[i].name) + 1;
+	sz += nstr;
+	blob = malloc(sz);
+	if (!blob)
+		return NULL;
+	n = (struct svc_def *)blob;
+	*n = *d;
+	n->ports = (struct svc_port *)(blob + o_ports);
+	n->bes = (struct svc_backend *)(blob + o_bes);
+	n->lb_ips = (uint32_t *)(blob + o_ips);
+	n->ext_ips = n->lb_ips + d->nlb;
+	n->pport = (uint16_t *)(blob + o_pp);
+	memcpy(n->ports, d->ports, d->nports * sizeof(*d->ports));
+	memcpy(n->bes, d->bes, d->nbes * sizeof(*d->bes));
+	memcpy(n->lb_ips, d->lb_ips, d->nlb * sizeof(uint32_t));
+	memcpy(n->ext_ips, d->ext_ips, d->next * sizeof(uint32_t));
+	memcpy(n->pport, d->pport, (size_t)d->npport * d->nports * sizeof(uint16_t));
+	str = blob + o_str;
+#define PUT(dst, src)                                                                              \
+	do {                                                                                       \
+		size_t l_ = strlen(src) + 1;                                                       \
+		memcpy(str, src, l_);                                                              \
+		dst = str;                                                                         \
+		str += l_;                                                                         \
+	} while (0)
+	PUT(n->name, d->name);
+	if (def_ns)
+		n->ns = "default"; /* most services: no copy */
+	else
+		PUT(n->ns, d->ns);
+	for (unsigned int i = 0; i < d->nports; i++)
+		PUT(n->ports[i].name, d->ports[i].name);
+#undef PUT
+	n->hash = def_hash(n);
+	free(d->lb_ips);
+	free(d->ext_ips);
+	d->lb_ips = d->ext_ips = NULL;
+	return n;
+}
+
+/* A def still in scratch that failed to parse. */
+static void scratch_def_drop(struct svc_def *d)
+{
 	free(d->lb_ips);
 	free(d->ext_ips);
 	memset(d, 0, sizeof(*d));
@@ -842,12 +1028,24 @@ static const char *enum_str(const struct bpflb_cfg_section *sec, const char *key
 	return s ? s : "";
 }
 
+/*
+ * The value of an optional key, or def when the file lacks it: a service is
+ * parsed 100k times per reload, and has() is the cheaper lookup when the key
+ * is absent, which it mostly is.
+ */
+static const char *opt_str(const struct bpflb_cfg_section *sec, const char *key, const char *def)
+{
+	return bpflb_cfg_has(sec, key) ? enum_str(sec, key) : def;
+}
+
 /* Everything one [service] section says, checked on its own. */
-static int svc_parse(const struct bpflb_cfg_section *sec, struct svc_def *d, struct bpflb_err *err)
+static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model *m,
+		     struct svc_scratch *sc, struct svc_def *d, struct bpflb_err *err)
 {
 	const char *name = bpflb_cfg_section_name(sec), *s;
 	char abuf[INET_ADDRSTRLEN];
 	unsigned int i, j, n;
+	bool host_ip_set;
 	int ret, line;
 
 	memset(d, 0, sizeof(*d));
@@ -857,13 +1055,15 @@ static int svc_parse(const struct bpflb_cfg_section *sec, struct svc_def *d, str
 				       "service name '%s' is not a DNS label; expected a-z, 0-9 "
 				       "and '-', starting with a letter, at most 63",
 				       name ? name : "");
-	snprintf(d->name, sizeof(d->name), "%s", name);
+	snprintf(sc->name, sizeof(sc->name), "%s", name);
+	d->name = sc->name;
 	s = bpflb_cfg_has(sec, "namespace") ? bpflb_cfg_str(sec, "namespace") : "default";
 	if (!s || !dns_label(s, false))
 		return bpflb_cfg_error(err, sec, "namespace", 0,
 				       "'%s' is not a namespace name; expected a DNS label",
 				       s ? s : "");
-	snprintf(d->ns, sizeof(d->ns), "%s", s);
+	snprintf(sc->ns, sizeof(sc->ns), "%s", s);
+	d->ns = sc->ns;
 
 	s = enum_str(sec, "type");
 	if (!strcmp(s, "nodeport"))
@@ -879,12 +1079,12 @@ static int svc_parse(const struct bpflb_cfg_section *sec, struct svc_def *d, str
 				       "'%s'; expected nodeport, loadbalancer, externalip or "
 				       "hostport",
 				       s);
-	d->etp_local = !strcmp(enum_str(sec, "external_traffic_policy"), "local");
-	d->reject = !strcmp(enum_str(sec, "no_backend"), "reject");
+	d->etp_local = !strcmp(opt_str(sec, "external_traffic_policy", "cluster"), "local");
+	d->reject = !strcmp(opt_str(sec, "no_backend", "drop"), "reject");
 	d->alg_set = bpflb_cfg_has(sec, "algorithm");
 	d->alg = d->alg_set && !strcmp(enum_str(sec, "algorithm"), "maglev") ? SVC_ALG_MAGLEV
 									     : SVC_ALG_RANDOM;
-	s = enum_str(sec, "forwarding");
+	s = opt_str(sec, "forwarding", "auto");
 	d->fwd = !strcmp(s, "snat") ? SVC_FWD_SNAT : !strcmp(s, "dsr") ? SVC_FWD_DSR : SVC_FWD_AUTO;
 	if (bpflb_cfg_has(sec, "health_check_node_port")) {
 		uint32_t hc = bpflb_cfg_u32(sec, "health_check_node_port");
@@ -894,7 +1094,8 @@ static int svc_parse(const struct bpflb_cfg_section *sec, struct svc_def *d, str
 					       "%u; expected a port 1-65535", hc);
 		d->hc_port = (uint16_t)hc;
 	}
-	if (bpflb_cfg_has(sec, "host_ip"))
+	host_ip_set = bpflb_cfg_has(sec, "host_ip");
+	if (host_ip_set)
 		d->host_ip = bpflb_cfg_ipv4(sec, "host_ip");
 
 	/* ports */
@@ -904,12 +1105,10 @@ static int svc_parse(const struct bpflb_cfg_section *sec, struct svc_def *d, str
 	if (n > SVC_MAX_PORTS)
 		return bpflb_cfg_error(err, sec, "port", 0, "%u ports; expected at most %d", n,
 				       SVC_MAX_PORTS);
-	d->ports = calloc(n, sizeof(*d->ports));
-	if (!d->ports)
-		return -ENOMEM;
+	d->ports = sc->ports;
 	for (i = 0; i < n; i++) {
 		s = bpflb_cfg_multi(sec, "port", i, &line);
-		ret = port_parse(sec, s, line, &d->ports[i], err);
+		ret = port_parse(sec, s, line, &d->ports[i], sc->pname[i], err);
 		if (ret)
 			return ret;
 		d->nports++;
@@ -988,11 +1187,11 @@ static int svc_parse(const struct bpflb_cfg_section *sec, struct svc_def *d, str
 		if (bpflb_cfg_has(sec, "external_traffic_policy"))
 			return bpflb_cfg_error(err, sec, "external_traffic_policy", 0,
 					       "not accepted for type=hostport (always local)");
-	} else if (bpflb_cfg_has(sec, "host_ip")) {
+	} else if (host_ip_set) {
 		return bpflb_cfg_error(err, sec, "host_ip", 0,
 				       "only accepted for type=hostport; expected external_ips");
 	}
-	if (d->type == SVC_T_HOSTPORT && bpflb_cfg_has(sec, "host_ip") && !ip_unicast(d->host_ip))
+	if (d->type == SVC_T_HOSTPORT && host_ip_set && !ip_unicast(d->host_ip))
 		return bpflb_cfg_error(err, sec, "host_ip", 0, "%s is not a unicast address",
 				       ipstr(d->host_ip, abuf));
 
@@ -1006,15 +1205,22 @@ static int svc_parse(const struct bpflb_cfg_section *sec, struct svc_def *d, str
 				       "type=hostport maps to exactly one backend (the pod), "
 				       "%u given",
 				       n);
-	d->bes = n ? calloc(n, sizeof(*d->bes)) : NULL;
-	if (n && !d->bes)
-		return -ENOMEM;
+	if (n > sc->bes_cap) {
+		struct svc_backend *nb = realloc(sc->bes, n * sizeof(*nb));
+
+		if (!nb)
+			return -ENOMEM;
+		sc->bes = nb;
+		sc->bes_cap = n;
+	}
+	d->bes = sc->bes;
+	d->pport = sc->pport;
 	for (i = 0; i < n; i++) {
 		struct svc_backend *b = &d->bes[i];
 
 		s = bpflb_cfg_multi(sec, "backend", i, &line);
-		ret = backend_parse(sec, d, s, line, b, err);
-		d->nbes++; /* also on error: pport is freed with the def */
+		ret = backend_parse(sec, m, sc, d, s, line, b, err);
+		d->nbes++;
 		if (ret)
 			return ret;
 		if (b->hostnet && d->type == SVC_T_HOSTPORT)
@@ -1062,12 +1268,12 @@ static int check_node_ports(const struct svc_model *m, struct bpflb_err *err)
 	int ret = 0;
 
 	for (i = 0; i < m->nsvcs; i++)
-		cap += m->svcs[i].nports + 1;
+		cap += m->svcs[i]->nports + 1;
 	u = calloc(cap ? cap : 1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
 	for (i = 0; i < m->nsvcs; i++) {
-		const struct svc_def *d = &m->svcs[i];
+		const struct svc_def *d = m->svcs[i];
 
 		for (j = 0; j < d->nports; j++) {
 			if (d->type == SVC_T_HOSTPORT)
@@ -1087,7 +1293,7 @@ static int check_node_ports(const struct svc_model *m, struct bpflb_err *err)
 	for (i = 0; i + 1 < n && !ret; i++) {
 		for (j = i + 1; j < n && u[j].proto == u[i].proto && u[j].port == u[i].port; j++) {
 			const struct np_use *a = &u[i], *b = &u[j];
-			const struct svc_def *da = &m->svcs[a->svc], *db = &m->svcs[b->svc];
+			const struct svc_def *da = m->svcs[a->svc], *db = m->svcs[b->svc];
 			const char *key = b->kind == 1 ? "health_check_node_port" : "port";
 			int line = b->kind == 1 ? 0 : db->ports[b->pi].line;
 			int oline = a->kind == 1 ? bpflb_cfg_line(da->sec, "health_check_node_port")
@@ -1142,8 +1348,8 @@ limit_error(const struct svc_model *m, struct bpflb_err *err, const char *key, c
 	va_list ap;
 
 	for (unsigned int i = 0; i < m->nsvcs; i++)
-		if (m->svcs[i].sec) {
-			path = bpflb_cfg_path(bpflb_cfg_section_config(m->svcs[i].sec));
+		if (m->svcs[i]->sec) {
+			path = bpflb_cfg_path(bpflb_cfg_section_config(m->svcs[i]->sec));
 			break;
 		}
 
@@ -1178,14 +1384,14 @@ static int check_backends_agree(const struct svc_model *m, struct bpflb_err *err
 	int ret = 0;
 
 	for (i = 0; i < m->nsvcs; i++)
-		cap += (size_t)m->svcs[i].nbes * m->svcs[i].nports;
+		cap += (size_t)m->svcs[i]->nbes * m->svcs[i]->nports;
 	if (!cap)
 		return 0;
 	u = calloc(cap, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
 	for (i = 0; i < m->nsvcs; i++) {
-		const struct svc_def *d = &m->svcs[i];
+		const struct svc_def *d = m->svcs[i];
 
 		for (unsigned int b = 0; b < d->nbes; b++)
 			for (unsigned int p = 0; p < d->nports; p++)
@@ -1203,13 +1409,13 @@ static int check_backends_agree(const struct svc_model *m, struct bpflb_err *err
 		return ret;
 	}
 	for (i = 1; i < n; i++) {
-		const struct svc_def *da = &m->svcs[u[i - 1].svc], *db = &m->svcs[u[i].svc];
+		const struct svc_def *da = m->svcs[u[i - 1].svc], *db = m->svcs[u[i].svc];
 		const struct svc_backend *a = &da->bes[u[i - 1].bi], *b = &db->bes[u[i].bi];
 		const char *what = NULL;
 
 		if (u[i].addr != u[i - 1].addr || u[i].port != u[i - 1].port || a == b)
 			continue;
-		if (strcmp(a->node, b->node))
+		if (a->node != b->node)
 			what = "node";
 		else if (a->state != b->state)
 			what = "state";
@@ -1227,7 +1433,7 @@ static int check_backends_agree(const struct svc_model *m, struct bpflb_err *err
 	return ret;
 }
 
-static int check_service_nodes(struct svc_model *m, struct svc_def *d, struct bpflb_err *err)
+static int check_service_nodes(const struct svc_model *m, struct svc_def *d, struct bpflb_err *err)
 {
 	char abuf[INET_ADDRSTRLEN], list[256];
 	unsigned int i, k;
@@ -1246,20 +1452,15 @@ static int check_service_nodes(struct svc_model *m, struct svc_def *d, struct bp
 				       m->lb.np_min, m->lb.np_max);
 	for (i = 0; i < d->nbes; i++) {
 		struct svc_backend *b = &d->bes[i];
-		const struct svc_node *node = svc_model_node(m, b->node);
+		const struct svc_node *node = &m->nodes[b->node];
 		bool found = false;
 
-		if (!node)
-			return bpflb_cfg_error(err, d->sec, "backend", b->line,
-					       "node '%s' is unknown; expected this node's name "
-					       "('%s') or a [cluster-node NAME]",
-					       b->node, m->self.name);
 		if (!node->naddrs)
 			return bpflb_cfg_error(
 			    err, d->sec, "backend", b->line,
 			    "[cluster-node %s] has no address; the datapath needs "
 			    "it to reach this backend",
-			    b->node);
+			    node->name);
 		for (k = 0; k < node->naddrs; k++)
 			found |= node->addrs[k] == b->addr;
 		if (b->hostnet && !found)
@@ -1267,10 +1468,10 @@ static int check_service_nodes(struct svc_model *m, struct svc_def *d, struct bp
 					       "hostnet=yes but %s is not an address of node '%s'; "
 					       "expected its address or one of its "
 					       "external_addresses",
-					       ipstr(b->addr, abuf), b->node);
+					       ipstr(b->addr, abuf), node->name);
 	}
 	if (d->type == SVC_T_HOSTPORT) {
-		const struct svc_node *node = svc_model_node(m, d->bes[0].node);
+		const struct svc_node *node = &m->nodes[d->bes[0].node];
 		bool found = false;
 
 		list[0] = '\0';
@@ -1298,7 +1499,7 @@ static int check_service_nodes(struct svc_model *m, struct svc_def *d, struct bp
 
 bool svc_on_node(const struct svc_model *m, const struct svc_def *d)
 {
-	return d->type != SVC_T_HOSTPORT || !strcmp(d->bes[0].node, m->self.name);
+	return d->type != SVC_T_HOSTPORT || svc_be_local(&d->bes[0]);
 }
 
 unsigned int svc_max_frontends(const struct svc_model *m, const struct svc_def *d)
@@ -1335,7 +1536,7 @@ bool svc_backend_selectable(const struct svc_model *m, const struct svc_def *d,
 	if (state != BPFLB_BE_ACTIVE)
 		return false;
 	if (d->etp_local || d->type == SVC_T_HOSTPORT)
-		return !strcmp(b->node, m->self.name);
+		return svc_be_local(b);
 	return true;
 }
 
@@ -1360,7 +1561,7 @@ static int fe_use_cmp(const void *a, const void *b)
  * Two service ports must not answer the same address:port/protocol on this
  * node, and the datapath maps must be able to hold it all.
  */
-static int check_frontends(const struct svc_model *m, struct bpflb_err *err)
+static int check_frontends(struct svc_model *m, struct bpflb_err *err)
 {
 	size_t cap = 0, n = 0, i, svc_ports = 0, slots = 0, maglev = 0;
 	char abuf[INET_ADDRSTRLEN];
@@ -1368,12 +1569,12 @@ static int check_frontends(const struct svc_model *m, struct bpflb_err *err)
 	int ret = 0;
 
 	for (i = 0; i < m->nsvcs; i++)
-		cap += (size_t)m->svcs[i].nports * svc_max_frontends(m, &m->svcs[i]);
+		cap += (size_t)m->svcs[i]->nports * svc_max_frontends(m, m->svcs[i]);
 	u = calloc(cap ? cap : 1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
 	for (i = 0; i < m->nsvcs; i++) {
-		const struct svc_def *d = &m->svcs[i];
+		const struct svc_def *d = m->svcs[i];
 		struct bpflb_svc_key keys[SVC_MAX_NODE_ADDRS + 512];
 
 		for (unsigned int pi = 0; pi < d->nports; pi++) {
@@ -1412,7 +1613,7 @@ static int check_frontends(const struct svc_model *m, struct bpflb_err *err)
 	qsort(u, n, sizeof(*u), fe_use_cmp);
 	for (i = 1; i < n; i++) {
 		const struct fe_use *a = &u[i - 1], *b = &u[i];
-		const struct svc_def *da = &m->svcs[a->svc], *db = &m->svcs[b->svc];
+		const struct svc_def *da = m->svcs[a->svc], *db = m->svcs[b->svc];
 
 		if (memcmp(&a->key, &b->key, sizeof(a->key)))
 			continue;
@@ -1425,6 +1626,10 @@ static int check_frontends(const struct svc_model *m, struct bpflb_err *err)
 				      da->ports[a->pi].line);
 		goto out;
 	}
+	m->nfe = n;
+	m->nsp = svc_ports;
+	m->nslots = slots;
+	m->nmaglev = maglev;
 	if (n > m->lb.sizes.services)
 		ret = limit_error(m, err, "max_services",
 				  "the services need %zu frontends (address, port, protocol)", n);
@@ -1443,18 +1648,123 @@ out:
 	return ret;
 }
 
+static uint32_t name_hash(const char *name)
+{
+	return (uint32_t)svc_fnv1a(0xcbf29ce484222325ull, name, strlen(name));
+}
+
+/* Room for n services in the name index (rebuilt): 0 or -ENOMEM. */
+static int names_reserve(struct svc_model *m, size_t n)
+{
+	struct svc_def **b;
+	uint32_t nb = 16;
+
+	/* a load of at most 4/5: lookups stay short, 100k names take 1 MiB */
+	if (m->nbuckets && 4 * (size_t)m->nbuckets >= 5 * n)
+		return 0;
+	while (4 * (size_t)nb < 5 * n)
+		nb *= 2;
+	b = calloc(nb, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	free(m->by_name);
+	m->by_name = b;
+	m->nbuckets = nb;
+	for (unsigned int i = 0; i < m->nsvcs; i++) {
+		uint32_t h = name_hash(m->svcs[i]->name) & (nb - 1);
+
+		while (b[h])
+			h = (h + 1) & (nb - 1);
+		b[h] = m->svcs[i];
+	}
+	return 0;
+}
+
+/* The bucket of name: its service, or the empty bucket where it would go. */
+static struct svc_def **name_bucket(const struct svc_model *m, const char *name)
+{
+	uint32_t mask = m->nbuckets - 1, h = name_hash(name) & mask;
+
+	while (m->by_name[h] && strcmp(m->by_name[h]->name, name))
+		h = (h + 1) & mask;
+	return &m->by_name[h];
+}
+
+/* Empty the bucket of name; backward shift keeps every probe run unbroken. */
+static void name_del(struct svc_model *m, const char *name)
+{
+	uint32_t mask = m->nbuckets - 1, i = (uint32_t)(name_bucket(m, name) - m->by_name), j;
+
+	for (j = (i + 1) & mask; m->by_name[j]; j = (j + 1) & mask) {
+		uint32_t h = name_hash(m->by_name[j]->name) & mask;
+
+		if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
+			m->by_name[i] = m->by_name[j];
+			i = j;
+		}
+	}
+	m->by_name[i] = NULL;
+}
+
+struct svc_def *svc_model_find(const struct svc_model *m, const char *name)
+{
+	return m->nbuckets ? *name_bucket(m, name) : NULL;
+}
+
+bool svc_model_same_base(const struct svc_model *a, const struct svc_model *b)
+{
+	struct svc_lb x = a->lb, y = b->lb;
+
+	x.sec = y.sec = NULL;
+	if (memcmp(&x, &y, sizeof(x)) || a->nnodes != b->nnodes)
+		return false;
+	for (unsigned int i = 0; i < a->nnodes; i++)
+		if (strcmp(a->nodes[i].name, b->nodes[i].name) ||
+		    a->nodes[i].naddrs != b->nodes[i].naddrs ||
+		    memcmp(a->nodes[i].addrs, b->nodes[i].addrs,
+			   a->nodes[i].naddrs * sizeof(a->nodes[i].addrs[0])))
+			return false;
+	return true;
+}
+
+static void model_idx_free(struct svc_model_idx *x);
+
 void svc_model_free(struct svc_model *m)
 {
 	for (unsigned int i = 0; i < m->nsvcs; i++)
-		svc_def_free(&m->svcs[i]);
+		svc_def_free(m->svcs[i]);
 	free(m->svcs);
+	free(m->hashes);
 	free(m->nodes);
+	free(m->by_name);
+	model_idx_free(m->idx);
 	memset(m, 0, sizeof(*m));
+}
+
+/* Parse sec against m into a def of its own allocation (*out), checked on its own. */
+static int def_parse(const struct bpflb_cfg_section *sec, const struct svc_model *m,
+		     struct svc_scratch **scp, struct svc_def **out, struct bpflb_err *err)
+{
+	struct svc_def d;
+	int ret;
+
+	*out = NULL;
+	if (!*scp && !(*scp = calloc(1, sizeof(**scp))))
+		return -ENOMEM;
+	ret = svc_parse(sec, m, *scp, &d, err);
+	if (!ret)
+		ret = check_service_nodes(m, &d, err);
+	if (!ret && !(*out = svc_def_pack(&d)))
+		ret = -ENOMEM;
+	if (ret)
+		scratch_def_drop(&d);
+	return ret;
 }
 
 int svc_model_build(const struct bpflb_config *cfg, struct svc_model *m, struct bpflb_err *err)
 {
 	const struct bpflb_cfg_section *sec;
+	struct svc_scratch *sc = NULL;
 	unsigned int i, n = 0;
 	int ret;
 
@@ -1467,20 +1777,23 @@ int svc_model_build(const struct bpflb_config *cfg, struct svc_model *m, struct 
 		goto out;
 	while (bpflb_cfg_section(cfg, "service", n))
 		n++;
-	m->svcs = n ? calloc(n, sizeof(*m->svcs)) : NULL;
+	m->svcs = calloc(n ? n : 1, sizeof(*m->svcs));
+	m->hashes = calloc(n ? n : 1, sizeof(*m->hashes));
+	m->cap = n ? n : 1;
 	ret = -ENOMEM;
-	if (n && !m->svcs)
+	if (!m->svcs || !m->hashes)
 		goto out;
 	for (i = 0; i < n; i++) {
 		sec = bpflb_cfg_section(cfg, "service", i);
-		ret = svc_parse(sec, &m->svcs[i], err);
+		ret = def_parse(sec, m, &sc, &m->svcs[i], err);
+		if (ret)
+			goto out;
+		m->hashes[i] = m->svcs[i]->hash;
 		m->nsvcs++;
-		if (ret)
-			goto out;
-		ret = check_service_nodes(m, &m->svcs[i], err);
-		if (ret)
-			goto out;
 	}
+	ret = names_reserve(m, m->nsvcs);
+	if (ret)
+		goto out;
 	ret = check_node_ports(m, err);
 	if (ret)
 		goto out;
@@ -1489,9 +1802,12 @@ int svc_model_build(const struct bpflb_config *cfg, struct svc_model *m, struct 
 		goto out;
 	ret = check_frontends(m, err);
 out:
+	scratch_free(sc);
 	for (i = 0; i < m->nsvcs; i++)
-		m->svcs[i].sec = NULL;
+		m->svcs[i]->sec = NULL;
 	m->lb.sec = NULL;
+	if (ret == -ENOMEM)
+		bpflb_err_set(err, "out of memory");
 	if (ret)
 		svc_model_free(m);
 	return ret;
@@ -1499,89 +1815,639 @@ out:
 
 /* --- runtime changes (control socket: service set / delete) ---------------- */
 
-static void *dup_array(const void *src, size_t n, size_t size, int *ret)
-{
-	void *p;
+/*
+ * Indexes of a model for changing one service without a pass over the others:
+ * the nodeports (with health check ports and hostports), frontends and
+ * backends of every service, as multimaps key -> def.  An entry is 16 bytes:
+ * the key's low bits say what is looked up (KEY_MATCH), its high bits which
+ * port or backend of the def it is (aux).  Built on the first runtime change,
+ * kept by svc_model_set() after that.
+ */
+struct mm_ent {
+	uint64_t k; /* 0: empty */
+	const struct svc_def *d;
+};
 
-	if (!src || !n)
-		return NULL;
-	p = malloc(n * size);
-	if (!p) {
-		*ret = -ENOMEM;
-		return NULL;
-	}
-	memcpy(p, src, n * size);
-	return p;
+struct mmap {
+	struct mm_ent *e;
+	size_t cap, n;	/* cap: a power of two */
+	uint64_t match; /* the bits of k that are the key; the others are aux */
+	unsigned int aux_shift;
+};
+
+struct svc_model_idx {
+	struct mmap np, fe, be;
+	size_t nbe_distinct;
+};
+
+static uint64_t mm_mix(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdull;
+	k ^= k >> 33;
+	return k;
 }
 
-static int svc_def_copy(const struct svc_def *s, struct svc_def *d)
+static size_t mm_home(const struct mmap *t, uint64_t k)
 {
+	return mm_mix(k & t->match) & (t->cap - 1);
+}
+
+/* Room for more entries at a load of at most 7/8. */
+static int mm_reserve(struct mmap *t, size_t more)
+{
+	struct mm_ent *old = t->e;
+	size_t ocap = t->cap, cap = t->cap ? t->cap : 16;
+
+	while (8 * (t->n + more) > 7 * cap)
+		cap *= 2;
+	if (cap == t->cap)
+		return 0;
+	t->e = calloc(cap, sizeof(*t->e));
+	if (!t->e) {
+		t->e = old;
+		return -ENOMEM;
+	}
+	t->cap = cap;
+	for (size_t i = 0; i < ocap; i++) {
+		size_t h;
+
+		if (!old[i].k)
+			continue;
+		for (h = mm_home(t, old[i].k); t->e[h].k; h = (h + 1) & (cap - 1))
+			;
+		t->e[h] = old[i];
+	}
+	free(old);
+	return 0;
+}
+
+/* Room reserved by mm_reserve(). */
+static void mm_add(struct mmap *t, uint64_t k, const struct svc_def *d)
+{
+	size_t h;
+
+	for (h = mm_home(t, k); t->e[h].k; h = (h + 1) & (t->cap - 1))
+		;
+	t->e[h] = (struct mm_ent){k, d};
+	t->n++;
+}
+
+/* Remove (k, d); backward shift keeps every probe run unbroken. */
+static void mm_del(struct mmap *t, uint64_t k, const struct svc_def *d)
+{
+	size_t mask = t->cap - 1, i = mm_home(t, k), j;
+
+	while (t->e[i].k && !(t->e[i].k == k && t->e[i].d == d))
+		i = (i + 1) & mask;
+	if (!t->e[i].k)
+		return;
+	t->n--;
+	for (j = (i + 1) & mask; t->e[j].k; j = (j + 1) & mask) {
+		size_t h = mm_home(t, t->e[j].k);
+
+		/* move e[j] into the hole at i unless its home lies in (i, j] */
+		if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
+			t->e[i] = t->e[j];
+			i = j;
+		}
+	}
+	t->e[i].k = 0;
+}
+
+/* Iterate the entries whose key is key (aux bits ignored): *pos starts at SIZE_MAX. */
+static const struct mm_ent *mm_next(const struct mmap *t, uint64_t key, size_t *pos)
+{
+	size_t mask = t->cap - 1, i;
+
+	if (!t->cap)
+		return NULL;
+	i = *pos == SIZE_MAX ? mm_home(t, key) : (*pos + 1) & mask;
+	for (; t->e[i].k; i = (i + 1) & mask)
+		if ((t->e[i].k & t->match) == (key & t->match)) {
+			*pos = i;
+			return &t->e[i];
+		}
+	return NULL;
+}
+
+static unsigned int mm_aux(const struct mmap *t, const struct mm_ent *e)
+{
+	return (unsigned int)((e->k & ~t->match) >> t->aux_shift);
+}
+
+/* nodeports: bit 63 | proto << 16 | port; aux (bits 32..39): kind << 6 | port index */
+static uint64_t np_key(uint8_t proto, uint16_t port, unsigned int aux)
+{
+	return 1ull << 63 | (uint64_t)aux << 32 | (uint64_t)proto << 16 | port;
+}
+
+/* frontends: bit 63 | addr << 24 | port << 8 | proto; aux (bits 56..61): port index */
+static uint64_t fe_key(const struct bpflb_svc_key *k, unsigned int pi)
+{
+	return 1ull << 63 | (uint64_t)pi << 56 | (uint64_t)k->addr << 24 |
+	       (uint64_t)ntohs(k->port) << 8 | k->proto;
+}
+
+/* backends: addr << 16 | port (addr is never 0); aux (bits 48..63): backend index */
+static uint64_t be_key(uint32_t addr, uint16_t port, unsigned int bi)
+{
+	return (uint64_t)bi << 48 | (uint64_t)addr << 16 | port;
+}
+
+/* kind 0 nodeport, 1 health check, 2 hostport (as check_node_ports()) */
+#define NP_AUX(kind, pi) ((unsigned int)(kind) << 6 | (pi))
+
+/* The distinct address:ports of d, each with its first backend: sorted, malloc'ed. */
+struct be_key_ent {
+	uint64_t key; /* be_key(addr, port, 0) */
+	unsigned int bi;
+};
+
+static int bke_cmp(const void *a, const void *b)
+{
+	const struct be_key_ent *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->bi < y->bi ? -1 : x->bi > y->bi;
+}
+
+static int def_be_keys(const struct svc_def *d, struct be_key_ent **out, size_t *nout)
+{
+	size_t n = 0, j = 0;
+	struct be_key_ent *v = malloc(((size_t)d->nbes * d->nports + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (unsigned int b = 0; b < d->nbes; b++)
+		for (unsigned int p = 0; p < d->nports; p++)
+			v[n++] = (struct be_key_ent){
+			    be_key(d->bes[b].addr, svc_backend_port(d, &d->bes[b], p), 0), b};
+	qsort(v, n, sizeof(*v), bke_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (!j || v[i].key != v[j - 1].key)
+			v[j++] = v[i];
+	*out = v;
+	*nout = j;
+	return 0;
+}
+
+static size_t def_nnp(const struct svc_def *d)
+{
+	size_t n = d->hc_port != 0;
+
+	for (unsigned int j = 0; j < d->nports; j++)
+		n += d->type == SVC_T_HOSTPORT || d->ports[j].nodeport;
+	return n;
+}
+
+static size_t def_nfe(const struct svc_model *m, const struct svc_def *d)
+{
+	struct bpflb_svc_key keys[SVC_MAX_NODE_ADDRS + 512];
+	size_t n = 0;
+
+	for (unsigned int p = 0; p < d->nports; p++)
+		n += svc_frontends(m, d, p, keys);
+	return n;
+}
+
+/* Put d into (add) or take it out of the indexes; room reserved by idx_reserve(). */
+static int idx_add(struct svc_model_idx *x, const struct svc_model *m, const struct svc_def *d,
+		   bool add)
+{
+	struct bpflb_svc_key keys[SVC_MAX_NODE_ADDRS + 512];
+	struct be_key_ent *bk;
+	size_t nbk;
+
+	if (def_be_keys(d, &bk, &nbk))
+		return -ENOMEM;
+	for (unsigned int j = 0; j < d->nports; j++) {
+		const struct svc_port *p = &d->ports[j];
+		uint64_t k = 0;
+		unsigned int nk = svc_frontends(m, d, j, keys);
+
+		if (d->type == SVC_T_HOSTPORT)
+			k = np_key(p->proto, p->port, NP_AUX(2, j));
+		else if (p->nodeport)
+			k = np_key(p->proto, p->nodeport, NP_AUX(0, j));
+		if (k)
+			add ? mm_add(&x->np, k, d) : mm_del(&x->np, k, d);
+		for (unsigned int f = 0; f < nk; f++)
+			add ? mm_add(&x->fe, fe_key(&keys[f], j), d)
+			    : mm_del(&x->fe, fe_key(&keys[f], j), d);
+	}
+	if (d->hc_port)
+		add ? mm_add(&x->np, np_key(IPPROTO_TCP, d->hc_port, NP_AUX(1, 0)), d)
+		    : mm_del(&x->np, np_key(IPPROTO_TCP, d->hc_port, NP_AUX(1, 0)), d);
+	for (size_t i = 0; i < nbk; i++) {
+		uint64_t k = bk[i].key | be_key(0, 0, bk[i].bi);
+		size_t pos = SIZE_MAX;
+
+		if (add) {
+			x->nbe_distinct += !mm_next(&x->be, k, &pos);
+			mm_add(&x->be, k, d);
+		} else {
+			mm_del(&x->be, k, d);
+			x->nbe_distinct -= !mm_next(&x->be, k, &pos);
+		}
+	}
+	free(bk);
+	return 0;
+}
+
+static void model_idx_free(struct svc_model_idx *x)
+{
+	if (!x)
+		return;
+	free(x->np.e);
+	free(x->fe.e);
+	free(x->be.e);
+	free(x);
+}
+
+static int model_idx_build(struct svc_model *m)
+{
+	struct svc_model_idx *x = calloc(1, sizeof(*x));
+	size_t np = 0, fe = 0, be = 0;
+
+	if (!x)
+		return -ENOMEM;
+	x->np.match = ~(0xffull << 32);
+	x->np.aux_shift = 32;
+	x->fe.match = ~(0x3full << 56);
+	x->fe.aux_shift = 56;
+	x->be.match = 0xffffffffffffull;
+	x->be.aux_shift = 48;
+	for (unsigned int i = 0; i < m->nsvcs; i++) {
+		np += def_nnp(m->svcs[i]);
+		fe += def_nfe(m, m->svcs[i]);
+		be += (size_t)m->svcs[i]->nbes * m->svcs[i]->nports;
+	}
+	if (mm_reserve(&x->np, np) || mm_reserve(&x->fe, fe) || mm_reserve(&x->be, be)) {
+		model_idx_free(x);
+		return -ENOMEM;
+	}
+	for (unsigned int i = 0; i < m->nsvcs; i++)
+		if (idx_add(x, m, m->svcs[i], true)) {
+			model_idx_free(x);
+			return -ENOMEM;
+		}
+	m->idx = x;
+	return 0;
+}
+
+/* What d adds to the capacity counts; an error when its Maglev table cannot hold it. */
+static void def_usage(const struct svc_model *m, const struct svc_def *d, size_t *fe, size_t *sp,
+		      size_t *slots, size_t *maglev, unsigned int *max_active)
+{
+	struct bpflb_svc_key keys[SVC_MAX_NODE_ADDRS + 512];
+
+	*fe = *sp = *slots = *maglev = 0;
+	*max_active = 0;
+	for (unsigned int pi = 0; pi < d->nports; pi++) {
+		unsigned int nk = svc_frontends(m, d, pi, keys), active = 0;
+
+		*fe += nk;
+		if (!nk)
+			continue;
+		(*sp)++;
+		for (unsigned int b = 0; b < d->nbes; b++)
+			active += svc_backend_selectable(m, d, &d->bes[b], d->bes[b].state);
+		*slots += active;
+		if (d->alg == SVC_ALG_MAGLEV && active) {
+			(*maglev)++;
+			if (active > *max_active)
+				*max_active = active;
+		}
+	}
+}
+
+/* nodeports, health check port and hostports of nd against the other services (not od). */
+static int check_set_node_ports(const struct svc_model *m, const struct svc_def *od,
+				const struct svc_def *nd, struct bpflb_err *err)
+{
+	struct svc_model_idx *x = m->idx;
+
+	for (unsigned int j = 0; j <= nd->nports; j++) {
+		const struct mm_ent *e;
+		size_t pos = SIZE_MAX;
+		int kind, line;
+		uint8_t proto;
+		uint16_t port;
+		uint32_t addr = 0;
+		const char *key = "port";
+
+		if (j == nd->nports) {
+			if (!nd->hc_port)
+				break;
+			kind = 1, proto = IPPROTO_TCP, port = nd->hc_port, line = 0;
+			key = "health_check_node_port";
+		} else if (nd->type == SVC_T_HOSTPORT) {
+			kind = 2, proto = nd->ports[j].proto, port = nd->ports[j].port;
+			addr = nd->host_ip, line = nd->ports[j].line;
+		} else if (nd->ports[j].nodeport) {
+			kind = 0, proto = nd->ports[j].proto, port = nd->ports[j].nodeport;
+			line = nd->ports[j].line;
+		} else {
+			continue;
+		}
+		/* within the service: a nodeport that is also its health check port */
+		if (kind == 1)
+			for (unsigned int o = 0; o < nd->nports; o++)
+				if (nd->ports[o].nodeport == port && nd->ports[o].proto == proto)
+					return bpflb_cfg_error(
+					    err, nd->sec, key, line,
+					    "%s %u/%s is already the %s of [service %s] (line %d); "
+					    "expected ports unique on the node",
+					    np_kind(kind), port, proto_name(proto), np_kind(0),
+					    nd->name, nd->ports[o].line);
+		while ((e = mm_next(&x->np, np_key(proto, port, 0), &pos))) {
+			const struct svc_def *da = e->d;
+			int akind = (int)(mm_aux(&x->np, e) >> 6),
+			    api = (int)(mm_aux(&x->np, e) & 63);
+			int oline = akind == 1 ? 0 : da->ports[api].line;
+
+			if (da == od)
+				continue;
+			if (akind == 2 && kind == 2 && da->host_ip != addr)
+				continue;
+			return bpflb_cfg_error(
+			    err, nd->sec, key, line,
+			    "%s %u/%s is already the %s of [service %s] (line %d); "
+			    "expected ports unique on the node",
+			    np_kind(kind), port, proto_name(proto), np_kind(akind), da->name,
+			    oline);
+		}
+	}
+	return 0;
+}
+
+static int check_set_backends(const struct svc_model *m, const struct svc_def *od,
+			      const struct svc_def *nd, struct bpflb_err *err)
+{
+	struct svc_model_idx *x = m->idx;
+	char abuf[INET_ADDRSTRLEN];
+	size_t distinct = x->nbe_distinct, n;
+	struct be_key_ent *bk = NULL;
+	const struct mm_ent *e;
 	int ret = 0;
 
-	*d = *s;
-	d->sec = NULL;
-	d->ports = dup_array(s->ports, s->nports, sizeof(*s->ports), &ret);
-	d->lb_ips = dup_array(s->lb_ips, s->nlb, sizeof(*s->lb_ips), &ret);
-	d->ext_ips = dup_array(s->ext_ips, s->next, sizeof(*s->ext_ips), &ret);
-	d->bes = dup_array(s->bes, s->nbes, sizeof(*s->bes), &ret);
-	for (unsigned int i = 0; d->bes && i < d->nbes; i++)
-		d->bes[i].pport = dup_array(s->bes[i].pport, s->nports, sizeof(uint16_t), &ret);
-	if (!d->bes)
-		d->nbes = 0;
-	if (ret)
-		svc_def_free(d);
+	/* address:ports only od uses go away */
+	if (od) {
+		if (def_be_keys(od, &bk, &n))
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			size_t pos = SIZE_MAX;
+			bool other = false;
+
+			while (!other && (e = mm_next(&x->be, bk[i].key, &pos)))
+				other = e->d != od;
+			distinct -= !other;
+		}
+		free(bk);
+		bk = NULL;
+	}
+	if (nd && def_be_keys(nd, &bk, &n))
+		return -ENOMEM;
+	for (size_t i = 0; nd && i < n && !ret; i++) {
+		const struct svc_backend *nb = &nd->bes[bk[i].bi];
+		uint16_t port = (uint16_t)(bk[i].key & 0xffff);
+		size_t pos = SIZE_MAX;
+		bool other = false;
+
+		while ((e = mm_next(&x->be, bk[i].key, &pos))) {
+			const struct svc_backend *a;
+			const char *what = NULL;
+
+			if (e->d == od)
+				continue;
+			other = true;
+			a = &e->d->bes[mm_aux(&x->be, e)];
+			if (a->node != nb->node)
+				what = "node";
+			else if (a->state != nb->state)
+				what = "state";
+			else if (a->hostnet != nb->hostnet)
+				what = "hostnet";
+			if (what) {
+				ret = bpflb_cfg_error(
+				    err, nd->sec, "backend", nb->line,
+				    "%s:%u has another %s than in [service %s] (line %d); "
+				    "expected one address:port to be one endpoint everywhere",
+				    ipstr(nb->addr, abuf), port, what, e->d->name, a->line);
+				break;
+			}
+		}
+		distinct += !other;
+	}
+	free(bk);
+	if (!ret && distinct > m->lb.sizes.backends)
+		ret =
+		    limit_error(m, err, "max_backends",
+				"the services have %zu distinct backends (address:port)", distinct);
 	return ret;
 }
 
-/*
- * m becomes base with [service name] replaced by the one sec describes (added
- * when base has none), or removed when sec is NULL; the cross-service checks
- * of svc_model_build() run again.  sec belongs to a configuration that holds
- * only [service] sections (the control socket's).  On error m is empty.
- */
-int svc_model_replace(const struct svc_model *base, const char *name,
-		      const struct bpflb_cfg_section *sec, struct svc_model *m,
-		      struct bpflb_err *err)
+static int check_set_frontends(const struct svc_model *m, const struct svc_def *od,
+			       const struct svc_def *nd, struct bpflb_err *err)
 {
-	unsigned int i;
-	int ret = -ENOMEM;
+	struct bpflb_svc_key keys[SVC_MAX_NODE_ADDRS + 512];
+	size_t fe = m->nfe, sp = m->nsp, slots = m->nslots, maglev = m->nmaglev, a, b, c, d;
+	char abuf[INET_ADDRSTRLEN];
+	unsigned int max_active;
 
-	memset(m, 0, sizeof(*m));
-	m->lb = base->lb;
-	m->self = base->self;
-	m->nodes = dup_array(base->nodes, base->nnodes, sizeof(*base->nodes), &ret);
-	m->nnodes = base->nnodes;
-	m->svcs = calloc(base->nsvcs + 1, sizeof(*m->svcs));
-	if (!m->nodes || !m->svcs)
-		goto out;
-	for (i = 0; i < base->nsvcs; i++) {
-		if (!strcmp(base->svcs[i].name, name))
-			continue;
-		ret = svc_def_copy(&base->svcs[i], &m->svcs[m->nsvcs]);
+	if (od) {
+		def_usage(m, od, &a, &b, &c, &d, &max_active);
+		fe -= a, sp -= b, slots -= c, maglev -= d;
+	}
+	if (!nd)
+		return 0;
+	if (svc_max_frontends(m, nd) > sizeof(keys) / sizeof(keys[0]))
+		return bpflb_cfg_error(err, nd->sec, "external_ips", 0,
+				       "too many addresses; expected at most %zu "
+				       "lb_ips and external_ips together",
+				       sizeof(keys) / sizeof(keys[0]) - SVC_MAX_NODE_ADDRS - 1);
+	def_usage(m, nd, &a, &b, &c, &d, &max_active);
+	if (max_active > m->lb.maglev_m)
+		return bpflb_cfg_error(err, nd->sec, "backend", 0,
+				       "%u active backends do not fit a Maglev table of "
+				       "%u entries; expected algorithm = random",
+				       max_active, m->lb.maglev_m);
+	fe += a, sp += b, slots += c, maglev += d;
+	for (unsigned int pi = 0; pi < nd->nports; pi++) {
+		unsigned int nk = svc_frontends(m, nd, pi, keys);
+
+		for (unsigned int k = 0; k < nk; k++) {
+			const struct mm_ent *e;
+			size_t pos = SIZE_MAX;
+
+			while ((e = mm_next(&m->idx->fe, fe_key(&keys[k], 0), &pos))) {
+				unsigned int api = mm_aux(&m->idx->fe, e);
+
+				if (e->d == od)
+					continue;
+				return bpflb_cfg_error(
+				    err, nd->sec, "port", nd->ports[pi].line,
+				    "%s:%u/%s is already served by [service %s] port '%s' "
+				    "(line %d); expected every address:port/protocol to belong "
+				    "to one service port",
+				    ipstr(keys[k].addr, abuf), ntohs(keys[k].port),
+				    proto_name(keys[k].proto), e->d->name, e->d->ports[api].name,
+				    e->d->ports[api].line);
+			}
+		}
+	}
+	if (fe > m->lb.sizes.services)
+		return limit_error(m, err, "max_services",
+				   "the services need %zu frontends (address, port, protocol)", fe);
+	if (sp > m->lb.sizes.services)
+		return limit_error(
+		    m, err, "max_services",
+		    "the services have %zu service ports with a frontend on this node", sp);
+	if (slots > m->lb.sizes.slots)
+		return limit_error(m, err, "max_slots",
+				   "the service ports have %zu active backends together", slots);
+	if (maglev > m->lb.sizes.maglev)
+		return limit_error(m, err, "max_maglev_services",
+				   "%zu service ports use a Maglev table", maglev);
+	return 0;
+}
+
+/* Out of memory half way through an index update: built again at the next change. */
+static void model_idx_drop(struct svc_model *m)
+{
+	model_idx_free(m->idx);
+	m->idx = NULL;
+}
+
+int svc_model_check_set(struct svc_model *m, const char *name, const struct bpflb_cfg_section *sec,
+			struct svc_def **out, struct svc_def **old, struct bpflb_err *err)
+{
+	struct svc_scratch *sc = NULL;
+	struct svc_def *nd = NULL, *od = svc_model_find(m, name);
+	int ret = 0;
+
+	*out = NULL;
+	*old = od;
+	if (!m->idx && model_idx_build(m))
+		return bpflb_err_set(err, "out of memory"), -ENOMEM;
+	if (sec) {
+		ret = def_parse(sec, m, &sc, &nd, err);
+		scratch_free(sc);
 		if (ret)
 			goto out;
-		m->nsvcs++;
+		nd->sec = sec;
+		ret = check_set_node_ports(m, od, nd, err);
+		if (!ret)
+			ret = check_set_backends(m, od, nd, err);
+		if (!ret)
+			ret = check_set_frontends(m, od, nd, err);
+		nd->sec = NULL;
 	}
-	ret = 0;
-	if (!sec)
-		goto out;
-	ret = svc_parse(sec, &m->svcs[m->nsvcs], err);
-	m->nsvcs++;
-	if (ret)
-		goto out;
-	ret = check_service_nodes(m, &m->svcs[m->nsvcs - 1], err);
-	if (!ret)
-		ret = check_node_ports(m, err);
-	if (!ret)
-		ret = check_backends_agree(m, err);
-	if (!ret)
-		ret = check_frontends(m, err);
 out:
-	for (i = 0; i < m->nsvcs; i++)
-		m->svcs[i].sec = NULL;
 	if (ret == -ENOMEM)
 		bpflb_err_set(err, "out of memory");
-	if (ret)
-		svc_model_free(m);
-	return ret;
+	if (ret) {
+		svc_def_free(nd);
+		return ret;
+	}
+	*out = nd;
+	return 0;
+}
+
+/* Index of od in m, looked for from hint outwards (a change rarely moves a service far). */
+static unsigned int model_pos(const struct svc_model *m, const struct svc_def *od,
+			      unsigned int hint)
+{
+	if (hint >= m->nsvcs)
+		hint = m->nsvcs ? m->nsvcs - 1 : 0;
+	for (unsigned int k = 0; k < m->nsvcs; k++) {
+		if (hint + k < m->nsvcs && m->svcs[hint + k] == od)
+			return hint + k;
+		if (k <= hint && m->svcs[hint - k] == od)
+			return hint - k;
+	}
+	return m->nsvcs; /* not reached: od is in m */
+}
+
+int svc_model_reserve(struct svc_model *m, const struct svc_change *ch, size_t nch)
+{
+	size_t add = 0, np = 0, fe = 0, be = 0;
+
+	for (size_t i = 0; i < nch; i++) {
+		for (int k = 0; k < 2; k++) {
+			const struct svc_def *d = k ? ch[i].new : ch[i].old;
+
+			if (!d)
+				continue;
+			np += def_nnp(d);
+			fe += def_nfe(m, d);
+			be += (size_t)d->nbes * d->nports;
+		}
+		add += ch[i].new && !ch[i].old;
+	}
+	if (m->nsvcs + add > m->cap) {
+		size_t cap = m->nsvcs + add + 16;
+		struct svc_def **n = realloc(m->svcs, cap * sizeof(*n));
+		uint64_t *h;
+
+		if (!n)
+			return -ENOMEM;
+		m->svcs = n;
+		h = realloc(m->hashes, cap * sizeof(*h));
+		if (!h)
+			return -ENOMEM; /* svcs has room to spare: harmless */
+		m->hashes = h;
+		m->cap = (unsigned int)cap;
+	}
+	if (names_reserve(m, m->nsvcs + add))
+		return -ENOMEM;
+	if (m->idx && (mm_reserve(&m->idx->np, np) || mm_reserve(&m->idx->fe, fe) ||
+		       mm_reserve(&m->idx->be, be)))
+		return -ENOMEM;
+	return 0;
+}
+
+int svc_model_set(struct svc_model *m, struct svc_def *od, struct svc_def *nd, unsigned int pos)
+{
+	struct svc_change ch = {od, nd, pos};
+	size_t a, b, c, d;
+	unsigned int i = 0, max_active;
+
+	/* every allocation first (room for od again too: a failed apply puts it back) */
+	if (svc_model_reserve(m, &ch, 1))
+		return -ENOMEM;
+	if (od) {
+		def_usage(m, od, &a, &b, &c, &d, &max_active);
+		m->nfe -= a, m->nsp -= b, m->nslots -= c, m->nmaglev -= d;
+		if (m->idx && idx_add(m->idx, m, od, false))
+			model_idx_drop(m);
+		i = model_pos(m, od, pos);
+	}
+	if (nd) {
+		def_usage(m, nd, &a, &b, &c, &d, &max_active);
+		m->nfe += a, m->nsp += b, m->nslots += c, m->nmaglev += d;
+		if (m->idx && idx_add(m->idx, m, nd, true))
+			model_idx_drop(m);
+	}
+	if (od && nd) {
+		m->svcs[i] = nd; /* the same place in the file order */
+		m->hashes[i] = nd->hash;
+		*name_bucket(m, od->name) = nd;
+	} else if (nd) {
+		i = pos < m->nsvcs ? pos : m->nsvcs;
+		memmove(&m->svcs[i + 1], &m->svcs[i], (m->nsvcs - i) * sizeof(*m->svcs));
+		memmove(&m->hashes[i + 1], &m->hashes[i], (m->nsvcs - i) * sizeof(*m->hashes));
+		m->hashes[i] = nd->hash;
+		m->svcs[i] = nd;
+		m->nsvcs++;
+		*name_bucket(m, nd->name) = nd;
+	} else if (od) {
+		name_del(m, od->name);
+		memmove(&m->svcs[i], &m->svcs[i + 1], (m->nsvcs - i - 1) * sizeof(*m->svcs));
+		memmove(&m->hashes[i], &m->hashes[i + 1], (m->nsvcs - i - 1) * sizeof(*m->hashes));
+		m->nsvcs--;
+	}
+	return 0;
 }

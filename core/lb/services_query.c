@@ -187,7 +187,8 @@ static json_object *service_json(struct bpflb_services *s, const struct svc_mode
 					       json_object_new_int(svc_backend_port(d, be, p)));
 			json_object_object_add(bo, "service_port",
 					       json_object_new_string(d->ports[p].name));
-			json_object_object_add(bo, "node", json_object_new_string(be->node));
+			json_object_object_add(bo, "node",
+					       json_object_new_string(svc_be_node(m, be)));
 			json_object_object_add(bo, "state",
 					       json_object_new_string(svcq_state_name(state)));
 			json_object_object_add(bo, "configured_state",
@@ -214,15 +215,16 @@ json_object *svcq_services(struct bpflb_services *s, const char *name, struct bp
 		return json_object_new_array();
 	}
 	if (name) {
-		for (unsigned int i = 0; i < m->nsvcs; i++)
-			if (!strcmp(m->svcs[i].name, name))
-				return service_json(s, m, &m->svcs[i]);
+		const struct svc_def *d = svc_model_find(m, name);
+
+		if (d)
+			return service_json(s, m, d);
 		bpflb_err_set(err, "no service '%s'", name);
 		return NULL;
 	}
 	arr = json_object_new_array();
 	for (unsigned int i = 0; i < m->nsvcs; i++)
-		json_object_array_add(arr, service_json(s, m, &m->svcs[i]));
+		json_object_array_add(arr, service_json(s, m, m->svcs[i]));
 	return arr;
 }
 
@@ -243,7 +245,7 @@ json_object *svcq_backends(struct bpflb_services *s)
 		bool overridden = false;
 
 		for (unsigned int si = 0; m && si < m->nsvcs; si++) {
-			const struct svc_def *d = &m->svcs[si];
+			const struct svc_def *d = m->svcs[si];
 
 			for (unsigned int b = 0; b < d->nbes; b++) {
 				if (d->bes[b].addr != be.addr)
@@ -256,7 +258,7 @@ json_object *svcq_backends(struct bpflb_services *s)
 					snprintf(key, sizeof(key), "%s/%s", d->name,
 						 d->ports[p].name);
 					json_object_array_add(users, json_object_new_string(key));
-					node = d->bes[b].node;
+					node = svc_be_node(m, &d->bes[b]);
 					configured = d->bes[b].state;
 				}
 			}
@@ -301,7 +303,7 @@ int svcq_ct_filter_service(struct bpflb_services *s, const char *spec, struct sv
 	f->by_service = true;
 	f->nsvc = 0;
 	for (unsigned int i = 0; m && i < m->nsvcs; i++) {
-		const struct svc_def *d = &m->svcs[i];
+		const struct svc_def *d = m->svcs[i];
 
 		if (strcmp(d->name, name))
 			continue;
@@ -493,9 +495,8 @@ json_object *svcq_maglev(struct bpflb_services *s, const char *spec, struct bpfl
 		*slash = '\0';
 		port = slash + 1;
 	}
-	for (unsigned int i = 0; m && i < m->nsvcs; i++)
-		if (!strcmp(m->svcs[i].name, name))
-			d = &m->svcs[i];
+	if (m)
+		d = svc_model_find(m, name);
 	if (!d) {
 		bpflb_err_set(err, "no service '%s'", name);
 		return NULL;
@@ -595,7 +596,7 @@ int svcq_svc_stats(struct bpflb_services *s, svcq_stats_cb cb, void *ctx)
 	const struct svc_model *m = svc_services_model(s);
 
 	for (unsigned int i = 0; m && i < m->nsvcs; i++) {
-		const struct svc_def *d = &m->svcs[i];
+		const struct svc_def *d = m->svcs[i];
 
 		for (unsigned int p = 0; p < d->nports; p++) {
 			uint32_t id = bpflb_services_svc_id(s, d->name, d->ports[p].name);

@@ -50,6 +50,9 @@ static uint32_t ip(const char *s)
 
 /* Ids and overrides carried from one computation to the next, as the daemon does. */
 struct world {
+	struct svc_model m; /* of cur; nsvcs 0 before the first step */
+	bool have_m;
+	bool whole; /* overrides or cur edited: only the whole computation applies */
 	struct dstate cur;
 	uint32_t next_be_id, next_svc_id;
 	struct svc_ovr ovr[4];
@@ -61,6 +64,92 @@ static void world_init(struct world *w)
 {
 	memset(w, 0, sizeof(*w));
 	w->next_be_id = w->next_svc_id = 1;
+}
+
+static void world_free(struct world *w)
+{
+	dstate_free(&w->cur);
+	if (w->have_m)
+		svc_model_free(&w->m);
+}
+
+/*
+ * The change from w->m to m computed for the changed services alone
+ * (svc_compute_change(), what a reload or `service set` does) must plan
+ * exactly what the whole computation planned (full), and w->cur with the
+ * change merged must be the whole desired state D.
+ */
+static void check_change(struct world *w, const struct svc_model *m, const char *full,
+			 const struct dstate *Dfull)
+{
+	struct svc_input in = {.cur = &w->cur,
+			       .ovr = w->ovr,
+			       .novr = w->novr,
+			       .next_be_id = w->next_be_id,
+			       .next_svc_id = w->next_svc_id};
+	struct bpflb_err err = {{0}};
+	struct svc_change *ch = calloc(m->nsvcs + w->m.nsvcs + 1, sizeof(*ch));
+	struct svc_stidx ix = {0};
+	struct dstate D, C, merged = {0};
+	size_t nch = 0, len = 0;
+	struct plan p;
+	char *buf = NULL;
+	FILE *out;
+
+	for (unsigned int i = 0; i < m->nsvcs; i++) {
+		const struct svc_def *od = svc_model_find(&w->m, m->svcs[i]->name);
+
+		if (!od || !svc_def_same(od, m->svcs[i]))
+			ch[nch++] = (struct svc_change){od, m->svcs[i]};
+	}
+	for (unsigned int i = 0; i < w->m.nsvcs; i++)
+		if (!svc_model_find(m, w->m.svcs[i]->name))
+			ch[nch++] = (struct svc_change){w->m.svcs[i], NULL};
+	ck_assert_int_eq(svc_stidx_build(&ix, &w->m, &w->cur), 0);
+	ck_assert_msg(!svc_compute_change(m, ch, nch, &in, &ix, &D, &C, &err), "%s", err.msg);
+	ck_assert_int_eq(plan_diff(&D, &C, &p), 0);
+	out = open_memstream(&buf, &len);
+	plan_render(&p, out);
+	fclose(out);
+	ck_assert_msg(!strcmp(buf, full), "change plan:\n%s\nwhole plan:\n%s", buf, full);
+	svc_stidx_commit(&ix, &D, &C);
+	plan_free(&p);
+	free(buf);
+	/* merged into a copy of cur: the whole desired state */
+	merged.fe = malloc((w->cur.nfe + 1) * sizeof(*merged.fe));
+	merged.be = malloc((w->cur.nbe + 1) * sizeof(*merged.be));
+	merged.sp = calloc(w->cur.nsp + 1, sizeof(*merged.sp));
+	memcpy(merged.fe, w->cur.fe, w->cur.nfe * sizeof(*merged.fe));
+	memcpy(merged.be, w->cur.be, w->cur.nbe * sizeof(*merged.be));
+	merged.nfe = w->cur.nfe;
+	merged.nbe = w->cur.nbe;
+	for (size_t i = 0; i < w->cur.nsp; i++) {
+		merged.sp[i] = w->cur.sp[i];
+		merged.sp[i].key = w->cur.sp[i].key ? strdup(w->cur.sp[i].key) : NULL;
+		merged.sp[i].slots = malloc((w->cur.sp[i].nslots + 1) * sizeof(uint32_t));
+		memcpy(merged.sp[i].slots, w->cur.sp[i].slots,
+		       w->cur.sp[i].nslots * sizeof(uint32_t));
+		merged.sp[i].mg = NULL;
+		merged.sp[i].nmg = 0;
+	}
+	merged.nsp = w->cur.nsp;
+	merged.nservices = w->cur.nservices;
+	merged.node = w->cur.node;
+	merged.has_node = w->cur.has_node;
+	/* C's entries must be those of merged (a view into it) */
+	for (size_t i = 0; i < C.nsp; i++)
+		C.sp[i] = *dstate_sp(&merged, C.sp[i].id);
+	ck_assert_int_eq(dstate_merge(&merged, &D, &C), 0);
+	ck_assert_uint_eq(merged.nfe, Dfull->nfe);
+	ck_assert_uint_eq(merged.nbe, Dfull->nbe);
+	ck_assert_uint_eq(merged.nsp, Dfull->nsp);
+	ck_assert_uint_eq(merged.nservices, Dfull->nservices);
+	ck_assert_int_eq(plan_diff(Dfull, &merged, &p), 0);
+	ck_assert_uint_eq(p.n, 0);
+	plan_free(&p);
+	dstate_free(&merged);
+	svc_stidx_free(&ix);
+	free(ch);
 }
 
 /*
@@ -92,11 +181,16 @@ static char *step(struct world *w, const char *text)
 	fclose(out);
 	plan_summarize(&p, &D, &w->cur, &w->sum);
 	plan_free(&p);
+	if (w->have_m && !w->whole && svc_model_same_base(&w->m, &m))
+		check_change(w, &m, buf, &D);
 	dstate_free(&w->cur);
 	w->cur = D;
 	w->next_be_id = in.next_be_id;
 	w->next_svc_id = in.next_svc_id;
-	svc_model_free(&m);
+	if (w->have_m)
+		svc_model_free(&w->m);
+	w->m = m;
+	w->have_m = true;
 	bpflb_config_free(cfg);
 	return buf;
 }
@@ -137,7 +231,7 @@ START_TEST(first_apply_order)
 	/* the same configuration again: nothing to write */
 	ck_plan(&w, NODE WEB SHOP, "");
 	ck_assert_uint_eq(w.sum.svc_added + w.sum.svc_changed + w.sum.svc_removed, 0);
-	dstate_free(&w.cur);
+	world_free(&w);
 }
 END_TEST
 
@@ -191,7 +285,7 @@ START_TEST(add_remove_change_order)
 	p = step(&w, NODE WEB SHOP);
 	ck_assert_ptr_nonnull(strstr(p, "maglev update 4 "));
 	free(p);
-	dstate_free(&w.cur);
+	world_free(&w);
 }
 END_TEST
 
@@ -235,7 +329,7 @@ START_TEST(maglev_demote_order)
 		"slot delete 1/0\n"
 		"maglev delete 1\n"
 		"backend update 2 10.244.2.8:8443 maintenance flags=0 node=10.0.0.12\n");
-	dstate_free(&w.cur);
+	world_free(&w);
 }
 END_TEST
 
@@ -246,6 +340,7 @@ START_TEST(override_plans_like_state)
 
 	world_init(&w);
 	free(step(&w, NODE WEB));
+	w.whole = true;
 	w.ovr[w.novr++] = (struct svc_ovr){ip("10.244.1.5"), 0, BPFLB_BE_MAINTENANCE};
 	ck_plan(&w, NODE WEB,
 		"slot update 1/0 backend=2\n"
@@ -259,7 +354,7 @@ START_TEST(override_plans_like_state)
 		"slot update 1/0 backend=1\n"
 		"slot update 1/1 backend=2\n"
 		"svc update 10.0.0.11:30080/tcp id=1 count=2 total=2 flags=0\n");
-	dstate_free(&w.cur);
+	world_free(&w);
 }
 END_TEST
 
@@ -273,6 +368,7 @@ START_TEST(drift_repaired)
 	world_init(&w);
 	free(step(&w, NODE WEB SHOP));
 	/* the NodePort's frontend deleted behind the daemon's back */
+	w.whole = true;
 	fe = dstate_fe(&w.cur, &(struct bpflb_svc_key){ip("10.0.0.11"), htons(30080), IPPROTO_TCP});
 	ck_assert_ptr_nonnull(fe);
 	memmove(fe, fe + 1, (w.cur.nfe - (size_t)(fe - w.cur.fe) - 1) * sizeof(*fe));
@@ -291,7 +387,86 @@ START_TEST(drift_repaired)
 	ck_assert_uint_eq(w.sum.per_map[BPFLB_LBMAP_BACKENDS], 1);
 	ck_assert_uint_eq(w.sum.per_map[BPFLB_LBMAP_SLOTS], 1);
 	ck_assert_uint_eq(w.sum.per_map[BPFLB_LBMAP_MAGLEV], 1);
-	dstate_free(&w.cur);
+	world_free(&w);
+}
+END_TEST
+
+/*
+ * n nodeport services; every backend moved by shift (a change of every
+ * service), or only service only's when only < n; service skip left out.
+ */
+static char *many_some(unsigned int n, unsigned int shift, unsigned int skip, unsigned int only)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+
+	fputs(NODE, out);
+	for (unsigned int i = 0; i < n; i++) {
+		if (i == skip)
+			continue;
+		fprintf(out,
+			"[service s%u]\ntype = nodeport\nport = p tcp 80 nodeport=%u\n"
+			"backend = 10.244.%u.%u node=node%u\n"
+			"backend = 10.244.9.9 node=node1\n",
+			i, 30000 + i, 1 + i / 200,
+			1 + (i + (only >= n || only == i ? shift : 0)) % 200, 1 + i % 2);
+	}
+	fclose(out);
+	return buf;
+}
+
+static char *many(unsigned int n, unsigned int shift, unsigned int skip)
+{
+	return many_some(n, shift, skip, n);
+}
+
+/*
+ * A change of many services (past MERGE_SMALL entries: merged in one pass)
+ * and of one service among many (merged in place): each plans what the whole
+ * computation plans, and the merged state is the whole desired state.  A
+ * backend (10.244.9.9) that every service shares stays while any uses it.
+ */
+START_TEST(change_plans_like_whole)
+{
+	char *a = many(60, 0, 100), *b = many(60, 7, 100), *c = many(60, 7, 30);
+	struct world w;
+	char *p;
+
+	world_init(&w);
+	free(step(&w, a));
+	free(step(&w, b)); /* every service changed */
+	p = step(&w, c);   /* one service removed */
+	ck_assert_ptr_nonnull(strstr(p, "svc delete 10.0.0.11:30030/tcp"));
+	ck_assert_ptr_null(strstr(p, "backend delete 1\n"));
+	free(p);
+	free(step(&w, b)); /* and back */
+	world_free(&w);
+	free(a);
+	free(b);
+	free(c);
+}
+END_TEST
+
+/* One service of 60 changes its backend: the plan is that service's operations, no more. */
+START_TEST(one_change_of_many)
+{
+	char *a = many(60, 0, 100), *b = many_some(60, 150, 100, 17);
+	struct world w;
+
+	world_init(&w);
+	free(step(&w, a));
+	/* s17 (id 18) on node2: 10.244.1.18 -> 10.244.1.168 (a new backend, id 62) */
+	ck_plan(&w, b,
+		"backend update 62 10.244.1.168:80 active flags=0 node=10.0.0.12\n"
+		"slot update 18/0 backend=62\n"
+		"backend delete 18\n");
+	ck_assert_uint_eq(w.sum.svc_changed, 1);
+	ck_assert_uint_eq(w.sum.be_added, 1);
+	ck_assert_uint_eq(w.sum.be_removed, 1);
+	world_free(&w);
+	free(a);
+	free(b);
 }
 END_TEST
 
@@ -321,6 +496,8 @@ int main(void)
 	tcase_add_test(tc, override_plans_like_state);
 	tcase_add_test(tc, drift_repaired);
 	tcase_add_test(tc, summary_line);
+	tcase_add_test(tc, change_plans_like_whole);
+	tcase_add_test(tc, one_change_of_many);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 
 #include "lb/maglev.h"
+#include "lb/services_model.h"
 #include "svc_fixture.h"
 
 /* 10 lines: the line numbers of the cases below count from here. */
@@ -197,6 +198,123 @@ START_TEST(test_bad_config)
 }
 END_TEST
 
+/* [service] sections alone, as the control socket loads `service set`. */
+static struct bpflb_config *svc_only(const char *text, struct bpflb_err *err)
+{
+	const struct bpflb_cfg_schema schema = {"control", bpflb_services_sections};
+	struct bpflb_config *cfg = NULL;
+	FILE *fp = fmemopen((void *)text, strlen(text), "r");
+
+	if (!fp)
+		return NULL;
+	if (bpflb_config_load_fp(fp, "service-set", &schema, 1, 0, &cfg, err))
+		cfg = NULL;
+	fclose(fp);
+	return cfg;
+}
+
+/*
+ * `service set` checks a service against the others by index lookups
+ * (svc_model_check_set()), not by building the whole file: each bad case whose
+ * last section is a [service] is refused the same way when that section is
+ * set on the model of the sections before it.
+ */
+START_TEST(test_set_checks_like_file)
+{
+	const struct bad_case *c = &bad_cases[_i];
+	struct bpflb_err err = {{0}};
+	struct bpflb_config *cfg, *one;
+	const char *last = strstr(c->text, "[service "), *p;
+	struct svc_def *nd, *od;
+	struct svc_model m;
+	char text[4096];
+
+	for (p = last; p && (p = strstr(p + 1, "\n[service ")); last = p + 1)
+		;
+	if (!last)
+		return; /* not about a service */
+	snprintf(text, sizeof(text), "%s%.*s", BASE, (int)(last - c->text), c->text);
+	cfg = fx_config(text, &err);
+	if (!cfg || svc_model_build(cfg, &m, &err)) {
+		bpflb_config_free(cfg);
+		return; /* the error is before the last service */
+	}
+	one = svc_only(last, &err);
+	if (one) {
+		const struct bpflb_cfg_section *sec = bpflb_cfg_section(one, "service", 0);
+
+		ck_assert_msg(svc_model_check_set(&m, bpflb_cfg_section_name(sec), sec, &nd, &od,
+						  &err) == -EINVAL,
+			      "case %d accepted by service set:\n%s", _i, last);
+	}
+	{
+		/* a capacity names [lb] at its line in a file; at runtime the file is gone */
+		const char *core =
+		    strncmp(c->expect, "[lb] ", 5) ? c->expect : strstr(c->expect, ": ") + 2;
+		size_t n = strcspn(core, ";");
+		char want[512];
+
+		snprintf(want, sizeof(want), "%.*s", (int)n, core);
+		ck_assert_msg(strstr(err.msg, want), "case %d: message\n  %s\nlacks\n  %s", _i,
+			      err.msg, want);
+	}
+	bpflb_config_free(one);
+	svc_model_free(&m);
+	bpflb_config_free(cfg);
+}
+END_TEST
+
+/* service set adds, replaces in place and deletes; the indexes follow. */
+START_TEST(test_set_replace_delete)
+{
+	struct bpflb_err err = {{0}};
+	struct bpflb_config *cfg = fx_config(BASE SVC_WEB SVC_LB, &err), *one;
+	struct svc_def *nd, *od;
+	struct svc_model m;
+
+	ck_assert_msg(cfg && !svc_model_build(cfg, &m, &err), "%s", err.msg);
+	/* web again, one backend less: its own nodeports are no clash */
+	one = svc_only("[service web]\ntype = nodeport\n"
+		       "port = http tcp 80 nodeport=30080 target=8080\n"
+		       "port = dns udp 53 nodeport=30053\n"
+		       "backend = 10.244.1.5 node=node1\n",
+		       &err);
+	ck_assert_msg(
+	    !svc_model_check_set(&m, "web", bpflb_cfg_section(one, "service", 0), &nd, &od, &err),
+	    "%s", err.msg);
+	ck_assert_ptr_eq(od, svc_model_find(&m, "web"));
+	ck_assert_int_eq(svc_model_set(&m, od, nd, 0), 0);
+	svc_def_free(od);
+	ck_assert_ptr_eq(svc_model_find(&m, "web"), nd);
+	ck_assert_ptr_eq(m.svcs[0], nd); /* the same place */
+	ck_assert_uint_eq(m.svcs[0]->nbes, 1);
+	bpflb_config_free(one);
+	/* a new service on a nodeport web had: refused while web has it */
+	one = svc_only("[service x]\ntype = nodeport\nport = d udp 53 nodeport=30053\n", &err);
+	ck_assert_int_eq(
+	    svc_model_check_set(&m, "x", bpflb_cfg_section(one, "service", 0), &nd, &od, &err),
+	    -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, "is already the nodeport of [service web]"));
+	/* web deleted: now it is free */
+	ck_assert_int_eq(svc_model_check_set(&m, "web", NULL, &nd, &od, &err), 0);
+	ck_assert_ptr_null(nd);
+	ck_assert_int_eq(svc_model_set(&m, od, NULL, 0), 0);
+	svc_def_free(od);
+	ck_assert_ptr_null(svc_model_find(&m, "web"));
+	ck_assert_uint_eq(m.nsvcs, 1);
+	ck_assert_msg(
+	    !svc_model_check_set(&m, "x", bpflb_cfg_section(one, "service", 0), &nd, &od, &err),
+	    "%s", err.msg);
+	ck_assert_ptr_null(od);
+	ck_assert_int_eq(svc_model_set(&m, NULL, nd, m.nsvcs), 0);
+	ck_assert_ptr_eq(svc_model_find(&m, "x"), nd);
+	ck_assert_ptr_eq(m.svcs[1], nd); /* added last */
+	bpflb_config_free(one);
+	svc_model_free(&m);
+	bpflb_config_free(cfg);
+}
+END_TEST
+
 START_TEST(test_good_config)
 {
 	static const char *const goods[] = {
@@ -315,6 +433,78 @@ static struct bpflb_services_counts counts(struct bpflb_services *s)
 	bpflb_services_counts(s, &c);
 	return c;
 }
+
+/* `service set` as the control socket does it: [service NAME] alone. */
+static int set_text(struct bpflb_services *s, const char *name, const char *text,
+		    struct bpflb_err *err)
+{
+	struct bpflb_config *one = svc_only(text, err);
+	int ret;
+
+	if (!one)
+		return -EINVAL;
+	ret = bpflb_services_svc_set(s, bpflb_cfg_find(one, "service", name), err);
+	bpflb_config_free(one);
+	return ret;
+}
+
+/*
+ * A reload after a `service set` takes its changes into the applied model in
+ * place (its indexes kept): services in the file's order, and the next
+ * `service set` checked against what the reload added and removed.
+ */
+START_TEST(test_reload_patches_model)
+{
+	struct bpflb_err err = {{0}};
+	const struct svc_model *m;
+	struct bpflb_services *s;
+	struct bpflb_svc v;
+
+	NEED_BPF();
+	s = open_services();
+	apply_text(s, BASE SVC_WEB SVC_LB);
+	/* builds the indexes */
+	ck_assert_msg(!set_text(s, "x",
+				"[service x]\ntype = nodeport\n"
+				"port = p tcp 81 nodeport=30081\n"
+				"backend = 10.244.1.5 node=node1\n",
+				&err),
+		      "%s", err.msg);
+	/* web changed, shop removed, extra added after web */
+	apply_text(s, BASE "[service web]\ntype = nodeport\n"
+			   "port = http tcp 80 nodeport=30080 target=8080\n"
+			   "port = dns udp 53 nodeport=30053\n"
+			   "backend = 10.244.1.5 node=node1\n"
+			   "[service extra]\ntype = nodeport\n"
+			   "port = q tcp 82 nodeport=30082\n"
+			   "backend = 10.244.1.7 node=node1\n");
+	m = svc_services_model(s);
+	ck_assert_uint_eq(m->nsvcs, 2);
+	ck_assert_str_eq(m->svcs[0]->name, "web");
+	ck_assert_str_eq(m->svcs[1]->name, "extra");
+	ck_assert_uint_eq(m->svcs[0]->nbes, 1);
+	ck_assert_ptr_null(svc_model_find(m, "shop"));
+	ck_assert_ptr_null(svc_model_find(m, "x")); /* a reload forgets runtime services */
+	ck_assert(svc_lookup("10.0.0.11", 30082, IPPROTO_TCP, &v));
+	ck_assert(!svc_lookup("203.0.113.10", 443, IPPROTO_TCP, &v));
+	/* extra's nodeport is taken, shop's is free again */
+	ck_assert_int_eq(set_text(s, "y",
+				  "[service y]\ntype = nodeport\n"
+				  "port = p tcp 81 nodeport=30082\n",
+				  &err),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, "is already the nodeport of [service extra]"));
+	ck_assert_msg(!set_text(s, "y",
+				"[service y]\ntype = nodeport\n"
+				"port = p tcp 443 nodeport=30443\n"
+				"backend = 10.244.1.8 node=node1\n",
+				&err),
+		      "%s", err.msg);
+	ck_assert(svc_lookup("10.0.0.11", 30443, IPPROTO_TCP, &v));
+	ck_assert_uint_eq(v.count, 1);
+	bpflb_services_close(s);
+}
+END_TEST
 
 START_TEST(test_apply_basic)
 {
@@ -830,11 +1020,15 @@ static Suite *services_suite(void)
 
 	tcase_add_loop_test(tc, test_bad_config, 0, sizeof(bad_cases) / sizeof(bad_cases[0]));
 	tcase_add_test(tc, test_good_config);
+	tcase_add_loop_test(tc, test_set_checks_like_file, 0,
+			    sizeof(bad_cases) / sizeof(bad_cases[0]));
+	tcase_add_test(tc, test_set_replace_delete);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(tm, maps_setup, maps_teardown);
 	tcase_set_timeout(tm, 60);
 	tcase_add_test(tm, test_apply_basic);
+	tcase_add_test(tm, test_reload_patches_model);
 	tcase_add_test(tm, test_dsr_settings);
 	tcase_add_test(tm, test_apply_only_difference);
 	tcase_add_test(tm, test_restart_keeps_ids);
