@@ -28,6 +28,8 @@
 #include "log.h"
 #include "ops/metrics.h"
 #include "lb/services.h"
+#include "state/lock.h"
+#include "state/reconcile.h"
 #include "sys.h"
 
 #define MAX_SCHEMAS 64
@@ -296,8 +298,8 @@ static int check_enabled_plugins(struct bpflb_daemon *d, const struct bpflb_conf
 }
 
 /* Checks of a parsed configuration that need the loaded plugins or the system. */
-static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *next,
-			   struct bpflb_err *err)
+int daemon_validate(struct bpflb_daemon *d, const struct bpflb_config *next,
+		    struct bpflb_err *err)
 {
 	const struct bpflb_cfg_section *ds = daemon_sec(next);
 	char words[MAX_SCHEMAS][64];
@@ -332,7 +334,7 @@ static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *ne
 		static const char *const fixed[] = {"bpffs_root",     "tc_handle",
 						    "tc_priority",    "control_socket",
 						    "control_group",  "metrics_listen",
-						    NULL};
+						    "state_dir",      NULL};
 		const struct bpflb_cfg_section *old = daemon_sec(d->cfg);
 
 		for (int i = 0; fixed[i]; i++)
@@ -490,8 +492,8 @@ static int apply_devices(struct bpflb_daemon *d, const struct bpflb_config *cfg,
  * Switch the running state from prev (NULL at start) to next.  On failure the
  * state is rolled back to prev as far as it had moved and err says why.
  */
-static int apply_config(struct bpflb_daemon *d, const struct bpflb_config *next,
-			const struct bpflb_config *prev, struct bpflb_err *err)
+int daemon_apply(struct bpflb_daemon *d, const struct bpflb_config *next,
+		 const struct bpflb_config *prev, struct bpflb_err *err)
 {
 	struct bpflb_plugin_ctx *applied[MAX_SCHEMAS], *inited[MAX_SCHEMAS], *attached[MAX_SCHEMAS];
 	int napplied = 0, ninited = 0, nattached = 0, ret;
@@ -500,7 +502,7 @@ static int apply_config(struct bpflb_daemon *d, const struct bpflb_config *next,
 
 	log_set_level(log_level_from_name(bpflb_cfg_str(daemon_sec(next), "log_level")));
 
-	ret = bpflb_services_apply(d->services, next, err);
+	ret = bpflb_state_apply_services(d, next, err);
 	if (ret)
 		goto fail_services;
 
@@ -578,7 +580,7 @@ rollback:
 	for (int i = 0; i < ninited; i++)
 		plugin_fini(inited[i]);
 	if (prev)
-		bpflb_services_apply(d->services, prev, &ignore);
+		bpflb_state_apply_services(d, prev, &ignore);
 fail_services:
 	return ret ? ret : -EINVAL;
 }
@@ -711,6 +713,7 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	d->started_at = time(NULL);
 	d->config_path = strdup(config_path);
 	d->pipeline.stages_fd = d->pipeline.schema_fd = d->pipeline.pins_fd = -1;
+	d->root_lock_fd = -1;
 
 	uname(&u);
 	ret = sys_kernel_check(u.release, err);
@@ -722,7 +725,7 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	ret = daemon_load_config(d, config_path, &cfg, err);
 	if (ret)
 		return ret;
-	ret = validate_config(d, cfg, err);
+	ret = daemon_validate(d, cfg, err);
 	if (ret)
 		goto out;
 	ds = daemon_sec(cfg);
@@ -742,6 +745,15 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 		key_error(err, ds, "bpffs_root", ret);
 		goto out;
 	}
+	/* One writer per bpffs_root: locked before any map is created or written. */
+	ret = bpflb_root_lock(bpflb_cfg_str(ds, "bpffs_root"), err);
+	if (ret < 0)
+		goto out;
+	d->root_lock_fd = ret;
+	/* The overlay is read before the datapath is touched: a bad state file refuses. */
+	ret = bpflb_state_open(d, bpflb_cfg_str(ds, "state_dir"), &d->state, err);
+	if (ret)
+		goto out;
 	d->bpffs_private = sys_bpffs_private(bpflb_cfg_str(ds, "bpffs_root"));
 	if (d->bpffs_private)
 		pr_warn("bpffs_root %s: %s; the pins made now vanish when bpflbd exits",
@@ -758,7 +770,8 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	ret = bpflb_services_open(bpflb_cfg_str(ds, "bpffs_root"), d->loop, &d->services, err);
 	if (ret)
 		goto out;
-	ret = apply_config(d, cfg, NULL, err);
+	ret = bpflb_reconcile(d, &(struct bpflb_change){.reason = BPFLB_RECONCILE_START, .source = cfg},
+			      err);
 	if (ret)
 		goto out;
 	d->cfg = cfg;
@@ -767,6 +780,7 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	ret = daemon_open_ops(d, ds, err);
 	if (ret)
 		goto out;
+	bpflb_state_started(d);
 
 	uv_signal_init(d->loop, &d->sig_hup);
 	uv_signal_init(d->loop, &d->sig_term);
@@ -801,9 +815,8 @@ int daemon_reload(struct bpflb_daemon *d)
 	if (!ret)
 		ret = daemon_load_config(d, d->config_path, &next, &err);
 	if (!ret)
-		ret = validate_config(d, next, &err);
-	if (!ret)
-		ret = apply_config(d, next, prev, &err);
+		ret = bpflb_reconcile(
+		    d, &(struct bpflb_change){.reason = BPFLB_RECONCILE_RELOAD, .source = next}, &err);
 	if (ret) {
 		d->reloads_failed++;
 		snprintf(d->last_reload_error, sizeof(d->last_reload_error), "%s", err.msg);
@@ -821,6 +834,7 @@ int daemon_reload(struct bpflb_daemon *d)
 	d->reloads_ok++;
 	d->last_reload_error[0] = '\0';
 	tick_arm(d);
+	bpflb_state_started(d);
 	apply_conn_limits(d->cfg);
 	pr_notice("reload done: mode %s", d->mode ? d->mode->desc->name : "none");
 	sd_notifyf(0, "READY=1\nSTATUS=mode %s", d->mode ? d->mode->desc->name : "none");
@@ -846,11 +860,17 @@ void daemon_stop(struct bpflb_daemon *d)
 	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next)
 		if (c->state == PLUGIN_READY || c->state == PLUGIN_ATTACHED)
 			c->desc->fini(c);
+	bpflb_state_close(d->state);
+	d->state = NULL;
 	if (d->services)
 		bpflb_services_close(d->services);
 	d->services = NULL;
 	if (d->pipeline_ready)
 		pipeline_close(&d->pipeline);
+	/* the next bpflbd may take bpffs_root from here on */
+	if (d->root_lock_fd >= 0)
+		close(d->root_lock_fd);
+	d->root_lock_fd = -1;
 	if (d->loop) {
 		uv_walk(d->loop, close_cb, NULL);
 		uv_run(d->loop, UV_RUN_DEFAULT);
@@ -873,7 +893,7 @@ int daemon_check_config(const char *config_path, struct bpflb_err *err)
 	if (!ret)
 		ret = daemon_load_config(&d, config_path, &cfg, err);
 	if (!ret)
-		ret = validate_config(&d, cfg, err);
+		ret = daemon_validate(&d, cfg, err);
 	if (!ret)
 		warn_private_bpffs(bpflb_cfg_str(daemon_sec(cfg), "bpffs_root"),
 				   "bpflbd started like this keeps its pins only while it runs");
@@ -889,7 +909,7 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 	const struct bpflb_cfg_section *ds;
 	char words[PIPELINE_MAX_DEVICES][64];
 	const char *devs[PIPELINE_MAX_DEVICES], *root;
-	int n, ret;
+	int n, ret, lock_fd = -1;
 
 	/* --cleanup enables no plugin: what the file enables does not matter. */
 	scan_plugins(&d, config_path, err);
@@ -906,6 +926,17 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 		key_error(err, ds, "bpffs_root", ret);
 		goto out;
 	}
+	/* A running bpflbd would rewrite what is removed: refuse while one holds the root. */
+	lock_fd = bpflb_root_lock(root, err);
+	if (lock_fd < 0) {
+		ret = lock_fd;
+		if (ret == -ENOENT) { /* nothing pinned: nothing to lock, tc hooks still go */
+			ret = 0;
+			err->msg[0] = '\0';
+		}
+		else
+			goto out;
+	}
 	warn_private_bpffs(root, "the pins removed now are only this namespace's; the host's "
 				 "bpffs is not touched");
 	n = split_list(bpflb_cfg_str(ds, "devices"), words, PIPELINE_MAX_DEVICES);
@@ -917,6 +948,8 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 	if (!ret)
 		pr_notice("removed hooks on %s", bpflb_cfg_str(ds, "devices"));
 out:
+	if (lock_fd >= 0)
+		close(lock_fd);
 	bpflb_config_free(cfg);
 	plugin_host_free(&d.plugins);
 	return ret;

@@ -20,6 +20,7 @@
  *    freed id is not reused before the whole id space went round.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -74,7 +75,7 @@ struct dstate {
 	uint32_t nservices;
 };
 
-/* A service set or deleted at runtime; forgotten at the next configuration apply. */
+/* A service of the overlay (set or deleted through the control socket). */
 struct svc_runtime {
 	char name[SVC_NAME_LEN];
 	bool deleted;
@@ -108,6 +109,7 @@ struct bpflb_services {
 	struct svc_runtime *rt; /* services changed through the control socket */
 	size_t nrt;
 	struct bpflb_services_gc gc;
+	struct bpflb_services_repairs *repairs; /* set while a resync writes: what it repairs */
 };
 
 /* --- helpers ---------------------------------------------------------------- */
@@ -1018,15 +1020,21 @@ void bpflb_services_close(struct bpflb_services *s)
 
 /* --- writing the difference ------------------------------------------------------ */
 
+static void repair_note(struct bpflb_services *s, int fd, const void *k);
+
 static int upd(struct bpflb_services *s, int fd, const void *k, const void *v)
 {
 	s->map_writes++;
+	if (s->repairs)
+		repair_note(s, fd, k);
 	return bpf_map_update_elem(fd, k, v, BPF_ANY) ? -errno : 0;
 }
 
 static int del(struct bpflb_services *s, int fd, const void *k)
 {
 	s->map_writes++;
+	if (s->repairs)
+		repair_note(s, fd, k);
 	if (!bpf_map_delete_elem(fd, k) || errno == ENOENT)
 		return 0;
 	return -errno;
@@ -1369,22 +1377,7 @@ out:
 int bpflb_services_apply(struct bpflb_services *s, const struct bpflb_config *next,
 			 struct bpflb_err *err)
 {
-	struct svc_model m;
-	int ret;
-
-	ret = svc_model_build(next, &m, err);
-	if (ret)
-		return ret;
-	ret = apply_model(s, &m, true, err);
-	if (ret) {
-		svc_model_free(&m);
-		return ret;
-	}
-	/* the file is the source of truth again: runtime service changes end here */
-	free(s->rt);
-	s->rt = NULL;
-	s->nrt = 0;
-	return 0;
+	return bpflb_services_apply_overlay(s, next, NULL, 0, err);
 }
 
 static int runtime_note(struct bpflb_services *s, const char *name, bool deleted)
@@ -1678,4 +1671,201 @@ static void gc_tick(uv_timer_t *t)
 		pr_debug("conntrack gc: %llu entries, %llu expired, %llu of removed backends",
 			 (unsigned long long)st.scanned, (unsigned long long)st.expired,
 			 (unsigned long long)st.orphaned);
+}
+
+/* --- the overlay and the drift check (driven by core/state/reconcile.c) ----------------- */
+
+/*
+ * Desired = the model of next with each overlay service edit on top, applied
+ * whole.  An edit deleting a service the file no longer has is a no-op; an
+ * edit that no longer fits the file (a frontend now taken, a node gone) fails
+ * the apply, naming the overlay entry, and nothing changes.
+ */
+int bpflb_services_apply_overlay(struct bpflb_services *s, const struct bpflb_config *next,
+				 const struct bpflb_services_svc_edit *edits, size_t nedits,
+				 struct bpflb_err *err)
+{
+	struct svc_runtime *rt = NULL;
+	struct svc_model m, t;
+	int ret;
+
+	if (nedits && !(rt = calloc(nedits, sizeof(*rt))))
+		return bpflb_err_set(err, "out of memory"), -ENOMEM;
+	ret = svc_model_build(next, &m, err);
+	if (ret) {
+		free(rt);
+		return ret;
+	}
+	for (size_t i = 0; i < nedits; i++) {
+		const struct bpflb_services_svc_edit *e = &edits[i];
+		bool known = false;
+
+		snprintf(rt[i].name, sizeof(rt[i].name), "%s", e->name);
+		rt[i].deleted = !e->sec;
+		for (unsigned int k = 0; !e->sec && k < m.nsvcs; k++)
+			known |= !strcmp(m.svcs[k].name, e->name);
+		if (!e->sec && !known)
+			continue;
+		ret = svc_model_replace(&m, e->name, e->sec, &t, err);
+		svc_model_free(&m);
+		if (ret) {
+			char msg[sizeof(err->msg)];
+
+			snprintf(msg, sizeof(msg), "%s", err->msg);
+			bpflb_err_set(err,
+				      "overlay service '%s' does not fit the configuration: %s "
+				      "(bpflbctl overlay clear service %s drops it)",
+				      e->name, msg, e->name);
+			free(rt);
+			return ret;
+		}
+		m = t;
+	}
+	ret = apply_model(s, &m, true, err);
+	if (ret) {
+		svc_model_free(&m);
+		free(rt);
+		return ret;
+	}
+	free(s->rt);
+	s->rt = rt;
+	s->nrt = nedits;
+	return 0;
+}
+
+int bpflb_services_svc_clear(struct bpflb_services *s, const char *name,
+			     const struct bpflb_cfg_section *src, struct bpflb_err *err)
+{
+	struct svc_model m;
+	bool known = false;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < s->nrt && strcmp(s->rt[i].name, name); i++)
+		;
+	if (i == s->nrt)
+		return 0;
+	for (unsigned int k = 0; s->have_model && k < s->model.nsvcs; k++)
+		known |= !strcmp(s->model.svcs[k].name, name);
+	if (s->have_model && (src || known)) {
+		ret = svc_model_replace(&s->model, name, src, &m, err);
+		if (ret)
+			return ret;
+		ret = apply_model(s, &m, true, err);
+		if (ret) {
+			svc_model_free(&m);
+			return ret;
+		}
+	}
+	s->rt[i] = s->rt[--s->nrt];
+	return 0;
+}
+
+int bpflb_services_set_overrides(struct bpflb_services *s, const struct bpflb_backend_override *o,
+				 size_t n)
+{
+	struct ovr *v = calloc(n ? n : 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct ovr){o[i].addr, o[i].port, o[i].state};
+	free(s->ovr);
+	s->ovr = v;
+	s->novr = n;
+	return 0;
+}
+
+static const char *const repair_maps[BPFLB_REPAIR_NMAPS] = {
+    "bpflb_svc", "bpflb_backends", "bpflb_slots", "bpflb_maglev", "bpflb_node"};
+
+const char *bpflb_repair_map_name(unsigned int i)
+{
+	return i < BPFLB_REPAIR_NMAPS ? repair_maps[i] : NULL;
+}
+
+/* Count a write of a resync against its map, and name the first few keys. */
+static void repair_note(struct bpflb_services *s, int fd, const void *k)
+{
+	struct bpflb_services_repairs *r = s->repairs;
+	char key[48], abuf[INET_ADDRSTRLEN];
+	unsigned int m;
+	size_t len;
+
+	if (fd == s->fd_svc) {
+		const struct bpflb_svc_key *sk = k;
+
+		m = BPFLB_REPAIR_SVC;
+		snprintf(key, sizeof(key), "%s:%u/%s", ipstr(sk->addr, abuf), ntohs(sk->port),
+			 sk->proto == IPPROTO_UDP ? "udp" : "tcp");
+	} else if (fd == s->fd_be) {
+		m = BPFLB_REPAIR_BACKENDS;
+		snprintf(key, sizeof(key), "%u", *(const uint32_t *)k);
+	} else if (fd == s->fd_slots) {
+		const struct bpflb_slot_key *sk = k;
+
+		m = BPFLB_REPAIR_SLOTS;
+		snprintf(key, sizeof(key), "%u/%u", sk->svc_id, sk->slot);
+	} else if (fd == s->fd_mg) {
+		m = BPFLB_REPAIR_MAGLEV;
+		snprintf(key, sizeof(key), "%u", *(const uint32_t *)k);
+	} else if (fd == s->fd_node) {
+		m = BPFLB_REPAIR_NODE;
+		snprintf(key, sizeof(key), "0");
+	} else {
+		return;
+	}
+	r->n[m]++;
+	len = strlen(r->keys[m]);
+	if (r->n[m] <= BPFLB_REPAIR_KEYS_SHOWN)
+		snprintf(r->keys[m] + len, sizeof(r->keys[m]) - len, "%s%s", len ? " " : "", key);
+	else if (r->n[m] == BPFLB_REPAIR_KEYS_SHOWN + 1)
+		snprintf(r->keys[m] + len, sizeof(r->keys[m]) - len, " ...");
+}
+
+/*
+ * The drift check: read the maps again and write whatever differs from the
+ * state last applied.  The desired state is computed against the daemon's own
+ * picture (so every id stays what it was: a backend entry someone rewrote is
+ * put back under its id, not re-numbered) and the writes are diffed against
+ * what the maps hold now.  Maglev tables read back are compared whole with
+ * what they must hold (mg_install), so an entry changed inside a table is
+ * found as well.  Every write is a repair: the desired state did not change.
+ */
+int bpflb_services_resync(struct bpflb_services *s, struct bpflb_services_repairs *r,
+			  struct bpflb_err *err)
+{
+	struct dstate actual, D;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	if (!s->have_model)
+		return 0;
+	if (s->stale) {
+		/* our picture is unknown after a failed apply: converge as an apply does */
+		s->repairs = r;
+		ret = apply_model(s, &s->model, false, err);
+		s->repairs = NULL;
+		return ret;
+	}
+	ret = state_read(s, &actual, err);
+	if (ret)
+		return ret;
+	ret = compute(s, &s->model, &D, err);
+	if (ret) {
+		dstate_free(&actual);
+		return ret;
+	}
+	s->repairs = r;
+	ret = diff_apply(s, &s->model, &D, &actual, err);
+	s->repairs = NULL;
+	dstate_free(&actual);
+	if (ret) {
+		s->stale = true;
+		dstate_free(&D);
+		return ret;
+	}
+	dstate_free(&s->cur);
+	s->cur = D;
+	return 0;
 }

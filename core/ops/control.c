@@ -391,121 +391,9 @@ static int h_service_get(struct bpflb_daemon *d, struct control_conn *c, json_ob
 	return *data ? 0 : -ENOENT;
 }
 
-/*
- * service.set {"name": N, "lines": ["type = nodeport", "port = ...", ...]}: the
- * lines of a [service N] section, checked by the configuration engine with
- * the [service] schema, then against every other service.
- */
-static int h_service_set(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-			 json_object **data, struct bpflb_err *err)
-{
-	const struct bpflb_cfg_schema schema = {"bpflbctl", bpflb_services_sections};
-	struct bpflb_config *cfg = NULL;
-	json_object *lines;
-	const char *name;
-	char *text = NULL;
-	size_t tlen = 0;
-	FILE *fp;
-	int ret;
-
-	ret = arg_str(args, "name", true, &name, err);
-	if (ret || (ret = need_services(d, err)))
-		return ret;
-	if (!json_object_object_get_ex(args, "lines", &lines) ||
-	    !json_object_is_type(lines, json_type_array) || !json_object_array_length(lines))
-		return bpflb_err_set(err, "argument 'lines' must be a non-empty array of "
-					  "\"key = value\" strings"),
-		       -EINVAL;
-	if (strpbrk(name, "[]\n\r"))
-		return bpflb_err_set(err, "'%s' is not a service name", name), -EINVAL;
-	fp = open_memstream(&text, &tlen);
-	if (!fp)
-		return -ENOMEM;
-	fprintf(fp, "[service %s]\n", name);
-	for (size_t i = 0; i < json_object_array_length(lines); i++) {
-		json_object *l = json_object_array_get_idx(lines, i);
-		const char *s = json_object_get_string(l);
-
-		if (!json_object_is_type(l, json_type_string) || strpbrk(s, "\n\r") ||
-		    s[strspn(s, " \t")] == '[') {
-			fclose(fp);
-			free(text);
-			return bpflb_err_set(err, "lines[%zu] is not a \"key = value\" line", i),
-			       -EINVAL;
-		}
-		fprintf(fp, "%s\n", s);
-	}
-	fclose(fp);
-	fp = fmemopen(text, tlen, "r");
-	if (!fp) {
-		free(text);
-		return -ENOMEM;
-	}
-	ret = bpflb_config_load_fp(fp, "service-set", &schema, 1, 0, &cfg, err);
-	fclose(fp);
-	free(text);
-	if (ret)
-		return ret;
-	ret = bpflb_services_svc_set(d->services, bpflb_cfg_find(cfg, "service", name), err);
-	bpflb_config_free(cfg);
-	if (ret)
-		return ret;
-	pr_notice("control: service %s set at runtime (until the next reload)", name);
-	*data = svcq_services(d->services, name, err);
-	return 0;
-}
-
-static int h_service_delete(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-			    json_object **data, struct bpflb_err *err)
-{
-	const char *name;
-	int ret = arg_str(args, "name", true, &name, err);
-
-	if (ret || (ret = need_services(d, err)))
-		return ret;
-	ret = bpflb_services_svc_delete(d->services, name, err);
-	if (!ret)
-		pr_notice("control: service %s deleted at runtime (until the next reload)", name);
-	return ret;
-}
-
 static int h_backend_list(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
 			  json_object **data, struct bpflb_err *err)
 {
-	*data = svcq_backends(d->services);
-	return 0;
-}
-
-static int h_backend_set_state(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
-			       json_object **data, struct bpflb_err *err)
-{
-	const char *addr, *state;
-	uint64_t port = 0;
-	uint32_t a;
-	uint8_t st = 0;
-	bool clear = false;
-	int ret;
-
-	if ((ret = arg_str(args, "addr", true, &addr, err)) ||
-	    (ret = arg_uint(args, "port", 65535, &port, err)) ||
-	    (ret = arg_str(args, "state", true, &state, err)) || (ret = need_services(d, err)))
-		return ret;
-	if (bpflb_parse_ipv4(addr, &a))
-		return bpflb_err_set(err, "addr '%s' is not an IPv4 address", addr), -EINVAL;
-	if (!strcmp(state, "configured"))
-		clear = true;
-	else if (svcq_state_parse(state, &st))
-		return bpflb_err_set(err,
-				     "state '%s' is not active, terminating, maintenance or "
-				     "configured",
-				     state),
-		       -EINVAL;
-	ret = bpflb_services_backend_set_state(d->services, a, (uint16_t)port,
-					       (enum bpflb_backend_state)st, clear, err);
-	if (ret)
-		return ret;
-	pr_notice("control: backend %s%s%.0llu state %s", addr, port ? ":" : "",
-		  (unsigned long long)port, state);
 	*data = svcq_backends(d->services);
 	return 0;
 }
@@ -632,17 +520,40 @@ static int h_help(struct bpflb_daemon *d, struct control_conn *c, json_object *a
 	return 0;
 }
 
+/*
+ * --- commands of core/state/ (the overlay; state/state_cmds.c) -------------------------
+ * Declared here until core/state/ registers them itself through the
+ * registration API of the control socket.
+ */
+int state_cmd_service_set(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+			  json_object **data, struct bpflb_err *err);
+int state_cmd_service_delete(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+			     json_object **data, struct bpflb_err *err);
+int state_cmd_backend_set_state(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+				json_object **data, struct bpflb_err *err);
+int state_cmd_overlay_list(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+			   json_object **data, struct bpflb_err *err);
+int state_cmd_overlay_clear(struct bpflb_daemon *d, struct control_conn *c, json_object *args,
+			    json_object **data, struct bpflb_err *err);
+/* --- end of core/state/ commands --- */
+
 const struct control_cmd control_cmds[] = {
     {"status", h_status, "version, mode, plugins, devices, config, reloads, counters"},
     {"plugin.list", h_plugin_list, "plugins loaded from plugin_dir and their state"},
     {"service.list", h_service_list, "every service with ports, frontends, backends"},
     {"service.get", h_service_get, "one service: {name}"},
-    {"service.set", h_service_set,
-     "add or replace a service until the next reload: {name, lines: [\"key = value\"...]}"},
-    {"service.delete", h_service_delete, "remove a service until the next reload: {name}"},
+    {"service.set", state_cmd_service_set,
+     "add or replace a service in the overlay (kept across reloads and restarts until "
+     "cleared): {name, lines: [\"key = value\"...]}"},
+    {"service.delete", state_cmd_service_delete,
+     "remove a service by the overlay (until cleared): {name}"},
     {"backend.list", h_backend_list, "every backend in bpflb_backends"},
-    {"backend.set-state", h_backend_set_state,
-     "{addr, [port], state: active|terminating|maintenance|configured}"},
+    {"backend.set-state", state_cmd_backend_set_state,
+     "overlay a backend's state: {addr, [port], state: "
+     "active|terminating|maintenance|configured}"},
+    {"overlay.list", state_cmd_overlay_list, "the overlay of control edits and its state file"},
+    {"overlay.clear", state_cmd_overlay_clear,
+     "back to the configuration file: {} everything, {service}, or {addr, [port]}"},
     {"ct.list", h_ct_list, "conntrack entries: {[service], [addr], [proto], [limit]}"},
     {"ct.flush", h_ct_flush, "delete conntrack entries: {[service], [addr], [proto]}"},
     {"nat.list", h_nat_list, "SNAT mappings: {[service], [addr], [proto], [limit]}"},

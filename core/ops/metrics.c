@@ -233,6 +233,10 @@ static void fill(FILE *f, const char *map, uint64_t entries, uint32_t max)
  *   connections_refused_total                  counter, a listener paused at a cap
  *   metrics_scrapes_total                      counter
  */
+/* --- metrics of core/state/ (reconcile runs, drift repairs, overlay; state/reconcile.c);
+ * declared here until core/state/ registers them through the metrics registration API --- */
+void bpflb_state_metrics(FILE *f, const struct bpflb_daemon *d);
+
 char *metrics_render(struct bpflb_daemon *d, size_t *len)
 {
 	char *text = NULL;
@@ -387,6 +391,7 @@ char *metrics_render(struct bpflb_daemon *d, size_t *len)
 	fprintf(f, "bpflb_flow_events_client_dropped_total %llu\n",
 		(unsigned long long)fc.client_dropped);
 	plugin_metrics(f, d);
+	bpflb_state_metrics(f, d); /* core/state/ block, see above */
 	head(f, "bpflb_control_clients", "gauge", "Open control socket connections.");
 	fprintf(f, "bpflb_control_clients %u\n", control_clients(d->control));
 	head(f, "bpflb_control_requests_total", "counter", "Control socket requests.");
