@@ -479,6 +479,12 @@ int bpflb_overlay_load(int dirfd, const char *path, struct bpflb_overlay *out,
 		}
 	}
 	ret = bpflb_overlay_parse(buf, got, path, out, err);
+	if (ret) {
+		char msg[sizeof(err->msg)];
+
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		bpflb_err_set(err, "state file %s", msg);
+	}
 out:
 	free(buf);
 	close(fd);
