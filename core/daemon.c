@@ -729,6 +729,20 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	if (ret)
 		goto out;
 	ds = daemon_sec(cfg);
+	ret = sys_bpffs_prepare(bpflb_cfg_str(ds, "bpffs_root"), err);
+	if (ret) {
+		key_error(err, ds, "bpffs_root", ret);
+		goto out;
+	}
+	/*
+	 * One writer per bpffs_root: locked before any map is created or written,
+	 * and before the control socket is looked at, so that a second bpflbd
+	 * with the same file is told which pid holds the root.
+	 */
+	ret = bpflb_root_lock(bpflb_cfg_str(ds, "bpffs_root"), err);
+	if (ret < 0)
+		goto out;
+	d->root_lock_fd = ret;
 	/* A bpflbd already serving this instance: refuse before touching its datapath. */
 	ret = control_check_free(bpflb_cfg_str(ds, "control_socket"), err);
 	if (ret)
@@ -740,16 +754,6 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 				  err);
 	if (ret)
 		goto out;
-	ret = sys_bpffs_prepare(bpflb_cfg_str(ds, "bpffs_root"), err);
-	if (ret) {
-		key_error(err, ds, "bpffs_root", ret);
-		goto out;
-	}
-	/* One writer per bpffs_root: locked before any map is created or written. */
-	ret = bpflb_root_lock(bpflb_cfg_str(ds, "bpffs_root"), err);
-	if (ret < 0)
-		goto out;
-	d->root_lock_fd = ret;
 	/* The overlay is read before the datapath is touched: a bad state file refuses. */
 	ret = bpflb_state_open(d, bpflb_cfg_str(ds, "state_dir"), &d->state, err);
 	if (ret)

@@ -15,9 +15,12 @@
 
 static void same(const struct bpflb_overlay *a, const struct bpflb_overlay *b)
 {
-	if (a->nsvcs != b->nsvcs || a->nbes != b->nbes ||
-	    memcmp(a->bes, b->bes, a->nbes * sizeof(*a->bes)))
+	if (a->nsvcs != b->nsvcs || a->nbes != b->nbes)
 		abort();
+	for (size_t i = 0; i < a->nbes; i++)
+		if (a->bes[i].addr != b->bes[i].addr || a->bes[i].port != b->bes[i].port ||
+		    a->bes[i].state != b->bes[i].state)
+			abort();
 	for (size_t i = 0; i < a->nsvcs; i++) {
 		if (strcmp(a->svcs[i].name, b->svcs[i].name) ||
 		    a->svcs[i].deleted != b->svcs[i].deleted || a->svcs[i].nlines != b->svcs[i].nlines)

@@ -142,7 +142,11 @@ bpflb_start 1
 [[ $(be_state) == maintenance ]] || fail "backend state from the restored state file"
 ok "corrupt, truncated or group-writable state file: start refused with file and field; datapath untouched"
 
-# 6. one writer per bpffs_root
+# 6. one writer per bpffs_root: the same file, then only the same bpffs_root
+in_ns "$(cluster_node_ns 1)" "$BPFLBD" --config "$(bpflb_ini 1)" >"$CLUSTER_STATE/second.log" 2>&1 &&
+	fail "a second bpflbd with the same file started"
+grep -q "bpffs_root $(bpflb_pin 1) is in use by bpflbd pid $(bpflb_pid 1)" "$CLUSTER_STATE/second.log" ||
+	fail "second daemon (same file) error: $(cat "$CLUSTER_STATE/second.log")"
 sed -e "s|^control_socket = .*|control_socket = $CLUSTER_STATE/second.sock|" \
 	-e "s|^state_dir = .*|state_dir = $CLUSTER_STATE/second.state|" "$(bpflb_ini 1)" >"$CLUSTER_STATE/second.ini"
 in_ns "$(cluster_node_ns 1)" "$BPFLBD" --config "$CLUSTER_STATE/second.ini" >"$CLUSTER_STATE/second.log" 2>&1 &&
