@@ -270,7 +270,8 @@ expect_rc 3 setpriv --reuid=nobody --regid=54321 --clear-groups "$CTL" --socket 
 ok "socket 0600 (nobody is refused); control_group makes it 0660 for that group only"
 rc=0
 out=$(timeout 20 nsenter --net="/run/netns/$(cluster_node_ns 1)" -- "$BPFLBD" --config "$(bpflb_ini 1)" 2>&1) || rc=$?
-[[ $rc == 1 && $out == *"served by another running bpflbd"* ]] || fail "a second bpflbd on node 1: rc $rc: $out"
+[[ $rc == 1 && $out == *"bpffs_root $(bpflb_pin 1) is in use by bpflbd pid $(bpflb_pid 1)"* ]] ||
+	fail "a second bpflbd on node 1: rc $rc: $out"
 [[ $(ctl status | py 'd["pid"]') == "$(bpflb_pid 1)" ]] || fail "the first bpflbd is not serving any more"
 ok "a second bpflbd for the same instance is refused before it touches the datapath"
 
