@@ -45,7 +45,8 @@ int bpflb_overlay_copy(const struct bpflb_overlay *src, struct bpflb_overlay *ds
 	dst->bes = calloc(src->nbes + 1, sizeof(*dst->bes));
 	if (!dst->svcs || !dst->bes)
 		goto nomem;
-	memcpy(dst->bes, src->bes, src->nbes * sizeof(*dst->bes));
+	if (src->nbes) /* src->bes may be NULL then */
+		memcpy(dst->bes, src->bes, src->nbes * sizeof(*dst->bes));
 	dst->nbes = src->nbes;
 	for (size_t i = 0; i < src->nsvcs; i++) {
 		const struct bpflb_overlay_svc *s = &src->svcs[i];
