@@ -39,6 +39,7 @@ mode = none
 plugin_dir = $BUILD/plugins-out
 bpffs_root = $PIN
 control_socket = $TMP/run/ctl.sock
+state_dir = $TMP/state
 metrics_listen = 127.0.0.1:9962
 devices = eth0
 log_level = warning

@@ -26,6 +26,8 @@
 #include "log.h"
 #include "ops/connlimit.h"
 #include "ops/control.h"
+#include "state/lock.h"
+#include "state/reconcile.h"
 #include "sys.h"
 
 #define MAX_SCHEMAS 64
@@ -320,8 +322,8 @@ static int check_enabled_plugins(struct bpflb_daemon *d, const struct bpflb_conf
 }
 
 /* Checks of a parsed configuration that need the loaded plugins or the system. */
-static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *next,
-			   struct bpflb_err *err)
+int daemon_validate(struct bpflb_daemon *d, const struct bpflb_config *next,
+		    struct bpflb_err *err)
 {
 	const struct bpflb_cfg_section *ds = daemon_sec(next);
 	const struct bpflb_daemon_conf *dc = bpflb_daemon_conf(next);
@@ -357,6 +359,7 @@ static int validate_config(struct bpflb_daemon *d, const struct bpflb_config *ne
 		    {"control_socket", old->control_socket, dc->control_socket},
 		    {"control_group", old->control_group, dc->control_group},
 		    {"metrics_listen", old->metrics_listen, dc->metrics_listen},
+		    {"state_dir", old->state_dir, dc->state_dir},
 		};
 		const char *tc_key = old->tc_handle != dc->tc_handle	   ? "tc_handle"
 				     : old->tc_priority != dc->tc_priority ? "tc_priority"
@@ -527,8 +530,8 @@ static int apply_devices(struct bpflb_daemon *d, const struct bpflb_config *cfg,
  * Switch the running state from prev (NULL at start) to next.  On failure the
  * state is rolled back to prev as far as it had moved and err says why.
  */
-static int apply_config(struct bpflb_daemon *d, const struct bpflb_config *next,
-			const struct bpflb_config *prev, struct bpflb_err *err)
+int daemon_apply(struct bpflb_daemon *d, const struct bpflb_config *next,
+		 const struct bpflb_config *prev, struct bpflb_err *err)
 {
 	struct bpflb_plugin_ctx *applied[MAX_SCHEMAS], *inited[MAX_SCHEMAS], *attached[MAX_SCHEMAS];
 	int napplied = 0, ninited = 0, nattached = 0, ret;
@@ -536,16 +539,6 @@ static int apply_config(struct bpflb_daemon *d, const struct bpflb_config *next,
 	struct bpflb_err ignore;
 
 	log_set_level(log_level_from_name(bpflb_log_levels[bpflb_daemon_conf(next)->log_level]));
-
-	/* validate_config() parsed next's services: apply that, not a second parse */
-	if (d->svc_prepared) {
-		ret = bpflb_services_apply_prepared(d->services, d->svc_prepared, err);
-		d->svc_prepared = NULL;
-	} else {
-		ret = bpflb_services_apply(d->services, next, err);
-	}
-	if (ret)
-		goto fail_services;
 
 	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next) {
 		bool was = c->state == PLUGIN_READY || c->state == PLUGIN_ATTACHED;
@@ -586,6 +579,19 @@ static int apply_config(struct bpflb_daemon *d, const struct bpflb_config *next,
 	if (ret)
 		goto rollback;
 
+	/*
+	 * The services last: next + the overlay, as daemon_validate() parsed
+	 * them (none prepared: parsed here).  Last, because the running
+	 * configuration does not keep its [service] text: nothing after this
+	 * step can fail and want the previous services back.  On a refusal the
+	 * services are as they were (on a map error they converge at the next
+	 * reconcile) and the plugins roll back.
+	 */
+	ret = bpflb_state_apply_services(d, next, d->svc_prepared, err);
+	d->svc_prepared = NULL;
+	if (ret)
+		goto rollback;
+
 	/* Only now take out what the new configuration no longer enables. */
 	for (struct bpflb_plugin_ctx *c = d->plugins.head; c; c = c->next) {
 		if (plugin_enabled(next, c) || c->state == PLUGIN_LOADED ||
@@ -620,9 +626,8 @@ rollback:
 	}
 	for (int i = 0; i < ninited; i++)
 		plugin_fini(inited[i]);
-	if (prev)
-		bpflb_services_apply(d->services, prev, &ignore);
-fail_services:
+	bpflb_services_prepared_free(d->svc_prepared);
+	d->svc_prepared = NULL;
 	return ret ? ret : -EINVAL;
 }
 
@@ -702,6 +707,18 @@ static int scan_plugins(struct bpflb_daemon *d, const char *path, struct bpflb_e
 	return ret;
 }
 
+/*
+ * The running configuration keeps no [service] text: the services hold their
+ * own compact model (and the file's def of each overlay service), so the text
+ * is dead weight (100k services: about 68 MB).  Then hand the memory of it,
+ * and of a previous configuration and model, back instead of keeping the peak.
+ */
+static void running_config_trim(struct bpflb_daemon *d)
+{
+	bpflb_cfg_release(d->cfg, "service");
+	malloc_trim(0);
+}
+
 int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_err *err)
 {
 	const struct bpflb_daemon_conf *dc;
@@ -716,6 +733,7 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	d->started_at = time(NULL);
 	d->config_path = strdup(config_path);
 	d->pipeline.stages_fd = d->pipeline.schema_fd = d->pipeline.pins_fd = -1;
+	d->root_lock_fd = -1;
 
 	uname(&u);
 	ret = sys_kernel_check(u.release, err);
@@ -727,11 +745,25 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	ret = daemon_load_config(d, config_path, &cfg, err);
 	if (ret)
 		return ret;
-	ret = validate_config(d, cfg, err);
+	ret = daemon_validate(d, cfg, err);
 	if (ret)
 		goto out;
 	ds = daemon_sec(cfg);
 	dc = bpflb_daemon_conf(cfg);
+	ret = sys_bpffs_prepare(dc->bpffs_root, err);
+	if (ret) {
+		key_error(err, ds, "bpffs_root", ret);
+		goto out;
+	}
+	/*
+	 * One writer per bpffs_root: locked before any map is created or written,
+	 * and before the control socket is looked at, so that a second bpflbd
+	 * with the same file is told which pid holds the root.
+	 */
+	ret = bpflb_root_lock(dc->bpffs_root, err);
+	if (ret < 0)
+		goto out;
+	d->root_lock_fd = ret;
 	/* A bpflbd already serving this instance: refuse before touching its datapath. */
 	ret = control_check_free(dc->control_socket, err);
 	if (ret)
@@ -740,11 +772,10 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	ret = control_prepare_dir(dc->control_socket, dc->control_group, err);
 	if (ret)
 		goto out;
-	ret = sys_bpffs_prepare(dc->bpffs_root, err);
-	if (ret) {
-		key_error(err, ds, "bpffs_root", ret);
+	/* The overlay is read before the datapath is touched: a bad state file refuses. */
+	ret = bpflb_state_open(d, dc->state_dir, &d->state, err);
+	if (ret)
 		goto out;
-	}
 	d->bpffs_private = sys_bpffs_private(dc->bpffs_root);
 	if (d->bpffs_private)
 		pr_warn("bpffs_root %s: %s; the pins made now vanish when bpflbd exits",
@@ -760,17 +791,20 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	ret = bpflb_services_open(dc->bpffs_root, d->loop, &d->services, err);
 	if (ret)
 		goto out;
-	ret = apply_config(d, cfg, NULL, err);
+	ret = bpflb_reconcile(d, &(struct bpflb_change){.reason = BPFLB_RECONCILE_START, .source = cfg},
+			      err);
 	if (ret)
 		goto out;
 	d->cfg = cfg;
 	cfg = NULL;
+	running_config_trim(d);
 	apply_conn_limits(d->cfg);
 	ret = daemon_ops_register(d, err);
 	if (!ret)
 		ret = daemon_ops_listen(d, dc, err);
 	if (ret)
 		goto out;
+	bpflb_state_started(d);
 
 	uv_signal_init(d->loop, &d->sig_hup);
 	uv_signal_init(d->loop, &d->sig_term);
@@ -806,9 +840,8 @@ int daemon_reload(struct bpflb_daemon *d)
 	if (!ret)
 		ret = daemon_load_config(d, d->config_path, &next, &err);
 	if (!ret)
-		ret = validate_config(d, next, &err);
-	if (!ret)
-		ret = apply_config(d, next, prev, &err);
+		ret = bpflb_reconcile(
+		    d, &(struct bpflb_change){.reason = BPFLB_RECONCILE_RELOAD, .source = next}, &err);
 	if (ret) {
 		d->reloads_failed++;
 		snprintf(d->last_reload_error, sizeof(d->last_reload_error), "%s", err.msg);
@@ -821,13 +854,11 @@ int daemon_reload(struct bpflb_daemon *d)
 	}
 	d->cfg = next;
 	bpflb_config_free(prev);
-	/* The previous configuration and service model were freed: hand the
-	 * memory back instead of keeping the peak of two configs (100k services:
-	 * about 150 MB). */
-	malloc_trim(0);
+	running_config_trim(d);
 	d->reloads_ok++;
 	d->last_reload_error[0] = '\0';
 	tick_arm(d);
+	bpflb_state_started(d);
 	apply_conn_limits(d->cfg);
 	pr_notice("reload done: mode %s", d->mode ? d->mode->desc->name : "none");
 	sd_notifyf(0, "READY=1\nSTATUS=mode %s", d->mode ? d->mode->desc->name : "none");
@@ -855,11 +886,17 @@ void daemon_stop(struct bpflb_daemon *d)
 			c->desc->fini(c);
 	bpflb_services_prepared_free(d->svc_prepared);
 	d->svc_prepared = NULL;
+	bpflb_state_close(d->state);
+	d->state = NULL;
 	if (d->services)
 		bpflb_services_close(d->services);
 	d->services = NULL;
 	if (d->pipeline_ready)
 		pipeline_close(&d->pipeline);
+	/* the next bpflbd may take bpffs_root from here on */
+	if (d->root_lock_fd >= 0)
+		close(d->root_lock_fd);
+	d->root_lock_fd = -1;
 	if (d->loop) {
 		uv_walk(d->loop, close_cb, NULL);
 		uv_run(d->loop, UV_RUN_DEFAULT);
@@ -882,7 +919,7 @@ int daemon_check_config(const char *config_path, struct bpflb_err *err)
 	if (!ret)
 		ret = daemon_load_config(&d, config_path, &cfg, err);
 	if (!ret)
-		ret = validate_config(&d, cfg, err);
+		ret = daemon_validate(&d, cfg, err);
 	if (!ret)
 		warn_private_bpffs(bpflb_daemon_conf(cfg)->bpffs_root,
 				   "bpflbd started like this keeps its pins only while it runs");
@@ -900,7 +937,7 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 	const struct bpflb_daemon_conf *dc;
 	char devbuf[256];
 	const char *root;
-	int ret;
+	int ret, lock_fd = -1;
 
 	/* --cleanup enables no plugin: what the file enables does not matter. */
 	scan_plugins(&d, config_path, err);
@@ -918,6 +955,17 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 		key_error(err, ds, "bpffs_root", ret);
 		goto out;
 	}
+	/* A running bpflbd would rewrite what is removed: refuse while one holds the root. */
+	lock_fd = bpflb_root_lock(root, err);
+	if (lock_fd < 0) {
+		ret = lock_fd;
+		if (ret == -ENOENT) { /* nothing pinned: nothing to lock, tc hooks still go */
+			ret = 0;
+			err->msg[0] = '\0';
+		}
+		else
+			goto out;
+	}
 	warn_private_bpffs(root, "the pins removed now are only this namespace's; the host's "
 				 "bpffs is not touched");
 	pipeline_detach_devices(daemon_devices(dc), (int)dc->devices.n, dc->tc_handle,
@@ -926,6 +974,8 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 	if (!ret)
 		pr_notice("removed hooks on %s", daemon_devices_str(dc, devbuf, sizeof(devbuf)));
 out:
+	if (lock_fd >= 0)
+		close(lock_fd);
 	bpflb_config_free(cfg);
 	plugin_host_free(&d.plugins);
 	return ret;

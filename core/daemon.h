@@ -18,6 +18,7 @@ struct bpflb_control;
 struct bpflb_flows;
 struct bpflb_metrics;
 struct ct_snapshot;
+struct bpflb_state;
 
 struct bpflb_daemon {
 	uv_loop_t *loop;
@@ -42,6 +43,8 @@ struct bpflb_daemon {
 	struct bpflb_metrics *metrics; /* metrics collectors; served when metrics_listen is set */
 	struct ct_snapshot *ct_counts; /* conntrack counts (ct_snapshot.c); NULL without services */
 	struct lb_ops lb_ops;	       /* what lb's commands and metrics read (daemon_ops.c) */
+	struct bpflb_state *state;     /* overlay, reconcile, drift check (state/reconcile.c) */
+	int root_lock_fd;	       /* holds the flock of bpffs_root (state/lock.h); -1 none */
 };
 
 /* Load, validate and apply the configuration, attach; errors are fatal (err). */
@@ -63,6 +66,18 @@ int daemon_check_config(const char *config_path, struct bpflb_err *err);
  * refuses a bpffs_root that is not on a bpffs.
  */
 int daemon_cleanup(const char *config_path, struct bpflb_err *err);
+
+/*
+ * The two halves of a start or reload, called by bpflb_reconcile()
+ * (state/reconcile.h), the one entry point of every change:
+ * daemon_validate() checks what needs the loaded plugins or the system;
+ * daemon_apply() switches the running state from prev (NULL at start) to next
+ * (services with the overlay, plugins, devices) and rolls back on failure.
+ */
+int daemon_validate(struct bpflb_daemon *d, const struct bpflb_config *next,
+		    struct bpflb_err *err);
+int daemon_apply(struct bpflb_daemon *d, const struct bpflb_config *next,
+		 const struct bpflb_config *prev, struct bpflb_err *err);
 
 /* Load and validate a configuration with the schema of the core and every loaded plugin. */
 int daemon_load_config(struct bpflb_daemon *d, const char *path, struct bpflb_config **out,

@@ -24,6 +24,7 @@
 #include "ops/flows.h"
 #include "ops/metrics.h"
 #include "ops/wire.h"
+#include "state/reconcile.h"
 
 /* --- commands ------------------------------------------------------------------ */
 
@@ -547,9 +548,11 @@ int daemon_ops_register(struct bpflb_daemon *d, struct bpflb_err *err)
 	/* the order of "help" and of /metrics */
 	if ((ret = bpflb_control_register(d->control, daemon_cmds, d, err)) ||
 	    (ret = lb_control_register(d->control, &d->lb_ops, err)) ||
+	    (ret = bpflb_state_control_register(d->control, d, err)) ||
 	    (ret = bpflb_control_register(d->control, daemon_reload_cmds, d, err)) ||
 	    (ret = bpflb_metrics_register(d->metrics, "daemon", daemon_metrics, d, err)) ||
 	    (ret = lb_metrics_register(d->metrics, &d->lb_ops, err)) ||
+	    (ret = bpflb_state_metrics_register(d->metrics, d, err)) ||
 	    (ret = bpflb_metrics_register(d->metrics, "datapath", datapath_metrics, d, err)) ||
 	    (ret = flows_register(d->flows, d->control, d->metrics, err)) ||
 	    (ret = bpflb_metrics_register(d->metrics, "plugins", plugin_metrics, d, err)) ||

@@ -112,6 +112,21 @@ static const struct bpflb_cfg_key daemon_keys[] = {
      .min = 1,
      .max = 3600,
      .help = "period of the plugins' housekeeping (conntrack GC, ...)"},
+    /* core/state/ (overlay, reconcile, drift check) */
+    {.name = "state_dir",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, state_dir),
+     .type = BPFLB_CFG_PATH,
+     .def = "/var/lib/bpflb",
+     .help = "directory of the daemon's state file (overlay.json: the overlay of control "
+	     "socket edits, kept across restarts); root's, not group/world writable"},
+    {.name = "reconcile_interval",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, reconcile_interval),
+     .type = BPFLB_CFG_DURATION,
+     .def = "10",
+     .min = 0,
+     .max = 3600,
+     .help = "period of the drift check, which re-reads the pinned service maps and repairs "
+	     "what differs from the applied state; 0 disables it"},
     BPFLB_CFG_KEYS_END(struct bpflb_daemon_conf)};
 
 static const struct bpflb_cfg_key node_keys[] = {

@@ -93,6 +93,8 @@ struct bpflb_daemon_conf {
 	uint32_t tc_handle;
 	int log_level;			/* index into bpflb_log_levels[] */
 	uint32_t tick_interval;		/* s */
+	char *state_dir;		/* core/state: overlay.json */
+	uint32_t reconcile_interval;	/* s; 0: no drift check */
 };
 
 struct bpflb_node_conf {

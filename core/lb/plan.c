@@ -735,9 +735,20 @@ static int commit_one(const struct plan_maps *pm, const struct plan_op *o, uint6
 int plan_commit(const struct plan *p, const struct plan_maps *maps, uint64_t *writes,
 		struct bpflb_err *err)
 {
+	return plan_commit_each(p, maps, writes, NULL, NULL, err);
+}
+
+int plan_commit_each(const struct plan *p, const struct plan_maps *maps, uint64_t *writes,
+		     void (*written)(void *ctx, const struct plan_op *op), void *ctx,
+		     struct bpflb_err *err)
+{
 	for (size_t i = 0; i < p->n; i++) {
+		uint64_t before = *writes;
 		int ret = commit_one(maps, &p->ops[i], writes, err);
 
+		/* a Maglev op that found the same table in place wrote nothing */
+		if (written && *writes != before)
+			written(ctx, &p->ops[i]);
 		if (ret)
 			return ret;
 	}

@@ -158,6 +158,10 @@ struct plan_maps {
  */
 int plan_commit(const struct plan *p, const struct plan_maps *maps, uint64_t *writes,
 		struct bpflb_err *err);
+/* plan_commit() calling written(ctx, op) after each op that wrote to a map (the drift check). */
+int plan_commit_each(const struct plan *p, const struct plan_maps *maps, uint64_t *writes,
+		     void (*written)(void *ctx, const struct plan_op *op), void *ctx,
+		     struct bpflb_err *err);
 
 /* Added / removed / changed services, backends and frontends of a plan. */
 void plan_summarize(const struct plan *p, const struct dstate *D, const struct dstate *C,

@@ -20,6 +20,7 @@
  *    freed id is not reused before the whole id space went round.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -37,11 +38,24 @@
 #include "lb/services.h"
 #include "lb/services_model.h"
 
-/* A service set or deleted at runtime; forgotten at the next configuration apply. */
+/* A service of the overlay (set or deleted through the control socket). */
 struct svc_runtime {
 	char name[SVC_NAME_LEN];
 	bool deleted;
+	/*
+	 * The file's def of the service this entry hides, put back when the entry
+	 * is cleared; NULL when the file has no such service.  Kept here because
+	 * the running configuration does not keep its [service] text.
+	 */
+	struct svc_def *shadow;
 };
+
+static void rt_free(struct svc_runtime *rt, size_t n)
+{
+	for (size_t i = 0; rt && i < n; i++)
+		svc_def_free(rt[i].shadow);
+	free(rt);
+}
 
 struct bpflb_services {
 	char pin_root[PATH_MAX];
@@ -68,6 +82,7 @@ struct bpflb_services {
 	struct svc_runtime *rt; /* services changed through the control socket */
 	size_t nrt;
 	struct bpflb_services_gc gc;
+	struct bpflb_services_repairs *repairs; /* set while a resync writes: what it repairs */
 };
 
 /* --- helpers ---------------------------------------------------------------- */
@@ -967,7 +982,7 @@ void bpflb_services_close(struct bpflb_services *s)
 	if (s->have_model)
 		svc_model_free(&s->model);
 	free(s->ovr);
-	free(s->rt);
+	rt_free(s->rt, s->nrt);
 	free(s);
 }
 
@@ -999,6 +1014,8 @@ static void gc_schedule(struct bpflb_services *s, uint64_t interval_ms)
 }
 
 /* Apply model m (owned by the caller until it succeeds: then by s). */
+static void repair_note(void *ctx, const struct plan_op *o);
+
 static int apply_model(struct bpflb_services *s, struct svc_model *m, bool adopt,
 		       struct bpflb_err *err)
 {
@@ -1040,7 +1057,8 @@ static int apply_model(struct bpflb_services *s, struct svc_model *m, bool adopt
 		goto out;
 	}
 	plan_maps_of(s, &D, &pm);
-	ret = plan_commit(&plan, &pm, &s->map_writes, err);
+	ret = plan_commit_each(&plan, &pm, &s->map_writes, s->repairs ? repair_note : NULL,
+			       s->repairs, err);
 	if (ret) {
 		/* the maps hold a mix of old and new: read them before the next plan */
 		s->stale = true;
@@ -1296,11 +1314,12 @@ int bpflb_services_apply(struct bpflb_services *s, const struct bpflb_config *ne
 	int ret;
 
 	ret = bpflb_services_prepare(next, &p, err);
-	return ret ? ret : bpflb_services_apply_prepared(s, p, err);
+	return ret ? ret : bpflb_services_apply_overlay(s, p, NULL, 0, err);
 }
 
-int bpflb_services_apply_prepared(struct bpflb_services *s, struct bpflb_services_prepared *p,
-				  struct bpflb_err *err)
+/* Apply the prepared model p (consumed); the overlay's notes are the caller's. */
+static int apply_prepared(struct bpflb_services *s, struct bpflb_services_prepared *p,
+			  struct bpflb_err *err)
 {
 	struct svc_change *ch;
 	size_t nch;
@@ -1325,89 +1344,99 @@ int bpflb_services_apply_prepared(struct bpflb_services *s, struct bpflb_service
 		ret = apply_model(s, &p->m, true, err);
 	}
 	bpflb_services_prepared_free(p); /* adopted on success: then empty */
-	if (ret)
-		return ret;
-	/* the file is the source of truth again: runtime service changes end here */
-	free(s->rt);
-	s->rt = NULL;
-	s->nrt = 0;
-	return 0;
+	return ret;
 }
 
-static int runtime_note(struct bpflb_services *s, const char *name, bool deleted)
+int bpflb_services_apply_prepared(struct bpflb_services *s, struct bpflb_services_prepared *p,
+				  struct bpflb_err *err)
 {
-	struct svc_runtime *n;
+	return bpflb_services_apply_overlay(s, p, NULL, 0, err);
+}
 
-	for (size_t i = 0; i < s->nrt; i++) {
-		if (!strcmp(s->rt[i].name, name)) {
-			s->rt[i].deleted = deleted;
-			return 0;
-		}
-	}
-	n = realloc(s->rt, (s->nrt + 1) * sizeof(*n));
-	if (!n)
-		return -ENOMEM;
-	s->rt = n;
-	snprintf(n[s->nrt].name, sizeof(n[s->nrt].name), "%s", name);
-	n[s->nrt++].deleted = deleted;
-	return 0;
+/* The overlay entry of name; NULL when none. */
+static struct svc_runtime *rt_find(const struct bpflb_services *s, const char *name)
+{
+	for (size_t i = 0; i < s->nrt; i++)
+		if (!strcmp(s->rt[i].name, name))
+			return &s->rt[i];
+	return NULL;
 }
 
 /*
- * [service NAME] replaced (sec) or removed (NULL) in the applied model, then
- * applied: checked against the other services by index lookups, put in place,
- * and only its part of the state computed and committed (apply_change());
- * put back on failure.
+ * [service NAME] replaced (by section sec, or by the def nd when sec is NULL;
+ * both NULL: removed) in the applied model, then applied: checked against the
+ * other services by index lookups, put in place, and only its part of the
+ * state computed and committed (apply_change()); put back on failure.  The
+ * def it replaces is handed back in *old (the caller frees or keeps it); nd
+ * is the model's on success, the caller's on failure.
  */
+static int svc_swap(struct bpflb_services *s, const char *name, const struct bpflb_cfg_section *sec,
+		    struct svc_def *nd, struct svc_def **old, struct bpflb_err *err)
+{
+	struct svc_def *od;
+	struct svc_change ch;
+	unsigned int at;
+	bool parsed = sec != NULL;
+	int ret;
+
+	*old = NULL;
+	if (!s->have_model)
+		return bpflb_err_set(err, "no configuration applied yet"), -EAGAIN;
+	if (!sec && !nd && !svc_model_find(&s->model, name))
+		return bpflb_err_set(err, "no service '%s' on this node", name), -ENOENT;
+	ret = parsed ? svc_model_check_set(&s->model, name, sec, &nd, &od, err)
+		     : svc_model_check_def(&s->model, name, nd, &od, err);
+	if (ret)
+		return ret;
+	at = s->model.nsvcs; /* a new service goes last */
+	while (od && s->model.svcs[--at] != od)
+		;
+	ret = svc_model_set(&s->model, od, nd, at);
+	if (ret) {
+		if (parsed)
+			svc_def_free(nd);
+		return bpflb_err_set(err, "out of memory"), ret;
+	}
+	ch = (struct svc_change){od, nd, at};
+	ret = change_ok(s) ? apply_change(s, &s->model, &ch, 1, err)
+			   : apply_model(s, &s->model, false, err);
+	if (ret) {
+		svc_model_set(&s->model, nd, od, at); /* room reserved: cannot fail */
+		if (parsed)
+			svc_def_free(nd);
+		return ret;
+	}
+	*old = od;
+	return 0;
+}
+
+/* A control edit of a service: it becomes (or stays) an overlay entry. */
 static int svc_change(struct bpflb_services *s, const char *name,
 		      const struct bpflb_cfg_section *sec, struct bpflb_err *err)
 {
-	size_t nrt = s->nrt;
-	int was = bpflb_services_svc_runtime(s, name);
-	struct svc_def *od, *nd;
-	struct svc_change ch;
+	struct svc_runtime *r = rt_find(s, name), *n;
+	struct svc_def *od;
 	int ret;
 
-	if (!s->have_model)
-		return bpflb_err_set(err, "no configuration applied yet"), -EAGAIN;
-	if (!sec && !svc_model_find(&s->model, name))
-		return bpflb_err_set(err, "no service '%s' on this node", name), -ENOENT;
-	ret = runtime_note(s, name, !sec); /* room first: nothing may fail after the apply */
+	if (!r) { /* room first: nothing may fail after the apply */
+		n = realloc(s->rt, (s->nrt + 1) * sizeof(*n));
+		if (!n)
+			return bpflb_err_set(err, "out of memory"), -ENOMEM;
+		s->rt = n;
+	}
+	ret = svc_swap(s, name, sec, NULL, &od, err);
 	if (ret)
 		return ret;
-	ret = svc_model_check_set(&s->model, name, sec, &nd, &od, err);
-	if (!ret) {
-		bool few = change_ok(s);
-
-		unsigned int at = s->model.nsvcs; /* a new service goes last */
-
-		while (od && s->model.svcs[--at] != od)
-			;
-		ret = svc_model_set(&s->model, od, nd, at);
-		if (ret) {
-			bpflb_err_set(err, "out of memory");
-			svc_def_free(nd);
-			goto out;
-		}
-		ch = (struct svc_change){od, nd, at};
-		ret = few ? apply_change(s, &s->model, &ch, 1, err)
-			  : apply_model(s, &s->model, false, err);
-		if (ret) {
-			svc_model_set(&s->model, nd, od, at); /* room reserved: cannot fail */
-			svc_def_free(nd);
-		} else {
-			svc_def_free(od);
-		}
+	if (r) {
+		svc_def_free(od); /* the file's def is the shadow already */
+	} else {
+		r = &s->rt[s->nrt++];
+		memset(r, 0, sizeof(*r));
+		snprintf(r->name, sizeof(r->name), "%s", name);
+		r->shadow = od;
 	}
-out:
-	if (ret) {
-		/* the applied model did not change: neither does the note */
-		s->nrt = nrt;
-		for (size_t i = 0; was && i < s->nrt; i++)
-			if (!strcmp(s->rt[i].name, name))
-				s->rt[i].deleted = was == 2;
-	}
-	return ret;
+	r->deleted = !sec;
+	return 0;
 }
 
 int bpflb_services_svc_set(struct bpflb_services *s, const struct bpflb_cfg_section *sec,
@@ -1664,4 +1693,235 @@ static void gc_tick(uv_timer_t *t)
 		pr_debug("conntrack gc: %llu entries, %llu expired, %llu of removed backends",
 			 (unsigned long long)st.scanned, (unsigned long long)st.expired,
 			 (unsigned long long)st.orphaned);
+}
+
+/* --- the overlay and the drift check (driven by core/state/reconcile.c) ----------------- */
+
+/*
+ * Put [service name] = sec (NULL: absent) into model m; the def it replaces
+ * (the file's) goes to *shadow.  The error names the overlay entry.
+ */
+static int overlay_put(struct svc_model *m, const char *name, const struct bpflb_cfg_section *sec,
+		       struct svc_def **shadow, struct bpflb_err *err)
+{
+	struct svc_def *nd, *od;
+	unsigned int at;
+	int ret;
+
+	*shadow = NULL;
+	if (!sec && !svc_model_find(m, name))
+		return 0; /* deleting what the file does not have */
+	ret = svc_model_check_set(m, name, sec, &nd, &od, err);
+	if (ret) {
+		char msg[sizeof(err->msg)];
+
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		bpflb_err_set(err,
+			      "overlay service '%s' does not fit the configuration: %s "
+			      "(bpflbctl overlay clear service %s drops it)",
+			      name, msg, name);
+		return ret;
+	}
+	at = m->nsvcs; /* a new service goes last */
+	while (od && m->svcs[--at] != od)
+		;
+	ret = svc_model_set(m, od, nd, at);
+	if (ret) {
+		svc_def_free(nd);
+		return bpflb_err_set(err, "out of memory"), ret;
+	}
+	*shadow = od;
+	return 0;
+}
+
+/*
+ * Desired = the prepared model of the file with each overlay service edit on
+ * top (each checked by index lookups, as `service set` is), then applied like
+ * any reload: only the services that differ from the applied model are
+ * planned.  An edit deleting a service the file does not have is a no-op; an
+ * edit that no longer fits the file (a frontend now taken, a node gone) fails
+ * the apply, naming the overlay entry, and nothing changes.  p is consumed.
+ */
+int bpflb_services_apply_overlay(struct bpflb_services *s, struct bpflb_services_prepared *p,
+				 const struct bpflb_services_svc_edit *edits, size_t nedits,
+				 struct bpflb_err *err)
+{
+	struct svc_runtime *rt = NULL;
+	int ret = 0;
+
+	if (nedits && !(rt = calloc(nedits, sizeof(*rt))))
+		ret = (bpflb_err_set(err, "out of memory"), -ENOMEM);
+	for (size_t i = 0; !ret && i < nedits; i++) {
+		snprintf(rt[i].name, sizeof(rt[i].name), "%s", edits[i].name);
+		rt[i].deleted = !edits[i].sec;
+		ret = overlay_put(&p->m, edits[i].name, edits[i].sec, &rt[i].shadow, err);
+	}
+	if (!ret)
+		ret = apply_prepared(s, p, err);
+	else
+		bpflb_services_prepared_free(p);
+	if (ret) {
+		rt_free(rt, nedits);
+		return ret;
+	}
+	rt_free(s->rt, s->nrt);
+	s->rt = rt;
+	s->nrt = nedits;
+	return 0;
+}
+
+int bpflb_services_svc_clear(struct bpflb_services *s, const char *name, struct bpflb_err *err)
+{
+	struct svc_runtime *r = rt_find(s, name);
+	struct svc_def *od = NULL, *file;
+	int ret = 0;
+
+	if (!r)
+		return 0;
+	file = r->shadow;
+	/* back to the file's def, or gone when the file has none */
+	if (s->have_model && (file || svc_model_find(&s->model, name)))
+		ret = svc_swap(s, name, NULL, file, &od, err);
+	if (ret)
+		return ret;
+	svc_def_free(od); /* the overlay's def */
+	*r = s->rt[--s->nrt];
+	return 0;
+}
+
+bool bpflb_services_svc_in_source(const struct bpflb_services *s, const char *name)
+{
+	const struct svc_runtime *r = rt_find(s, name);
+
+	if (r)
+		return r->shadow != NULL;
+	return s->have_model && svc_model_find(&s->model, name);
+}
+
+int bpflb_services_overlay_reset(struct bpflb_services *s, struct bpflb_err *err)
+{
+	bool ovr = s->novr != 0;
+	int ret;
+
+	while (s->nrt) {
+		ret = bpflb_services_svc_clear(s, s->rt[s->nrt - 1].name, err);
+		if (ret)
+			return ret;
+	}
+	s->novr = 0;
+	return ovr && s->have_model ? apply_model(s, &s->model, false, err) : 0;
+}
+
+int bpflb_services_set_overrides(struct bpflb_services *s, const struct bpflb_backend_override *o,
+				 size_t n)
+{
+	struct svc_ovr *v = calloc(n ? n : 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct svc_ovr){o[i].addr, o[i].port, o[i].state};
+	free(s->ovr);
+	s->ovr = v;
+	s->novr = n;
+	return 0;
+}
+
+static const char *const repair_maps[BPFLB_REPAIR_NMAPS] = {
+    "bpflb_svc", "bpflb_backends", "bpflb_slots", "bpflb_maglev", "bpflb_node"};
+
+const char *bpflb_repair_map_name(unsigned int i)
+{
+	return i < BPFLB_REPAIR_NMAPS ? repair_maps[i] : NULL;
+}
+
+/* Count a write of a resync against its map, and name the first few keys. */
+static void repair_note(void *ctx, const struct plan_op *o)
+{
+	static const int repair_of[BPFLB_LBMAP_COUNT] = {
+	    [BPFLB_LBMAP_NODE] = BPFLB_REPAIR_NODE,	    [BPFLB_LBMAP_SVC] = BPFLB_REPAIR_SVC,
+	    [BPFLB_LBMAP_SLOTS] = BPFLB_REPAIR_SLOTS,	    [BPFLB_LBMAP_BACKENDS] = BPFLB_REPAIR_BACKENDS,
+	    [BPFLB_LBMAP_MAGLEV] = BPFLB_REPAIR_MAGLEV, [BPFLB_LBMAP_STATS] = -1,
+	};
+	struct bpflb_services_repairs *r = ctx;
+	char key[48], abuf[INET_ADDRSTRLEN];
+	size_t len;
+	int m;
+
+	if (o->map >= BPFLB_LBMAP_COUNT || (m = repair_of[o->map]) < 0)
+		return;
+	switch (o->map) {
+	case BPFLB_LBMAP_SVC:
+		snprintf(key, sizeof(key), "%s:%u/%s", ipstr(o->key.svc.addr, abuf),
+			 ntohs(o->key.svc.port), o->key.svc.proto == IPPROTO_UDP ? "udp" : "tcp");
+		break;
+	case BPFLB_LBMAP_SLOTS:
+		snprintf(key, sizeof(key), "%u/%u", o->key.slot.svc_id, o->key.slot.slot);
+		break;
+	default:
+		snprintf(key, sizeof(key), "%u", o->key.id);
+	}
+	r->n[m]++;
+	len = strlen(r->keys[m]);
+	if (r->n[m] <= BPFLB_REPAIR_KEYS_SHOWN)
+		snprintf(r->keys[m] + len, sizeof(r->keys[m]) - len, "%s%s", len ? " " : "", key);
+	else if (r->n[m] == BPFLB_REPAIR_KEYS_SHOWN + 1)
+		snprintf(r->keys[m] + len, sizeof(r->keys[m]) - len, " ...");
+}
+
+/*
+ * The drift check: read the maps again and write whatever differs from the
+ * state last applied.  The desired state is computed against the daemon's own
+ * picture (so every id stays what it was: a backend entry someone rewrote is
+ * put back under its id, not re-numbered; a service port whose frontends were
+ * all deleted keeps its id, which the maps alone could not tell) and planned
+ * against what the maps hold now.  A Maglev table read back has no known
+ * signature, so its plan op compares the table whole (keep_same) and writes it
+ * only when an entry differs.  Every write is a repair: the desired state did
+ * not change.
+ */
+int bpflb_services_resync(struct bpflb_services *s, struct bpflb_services_repairs *r,
+			  struct bpflb_err *err)
+{
+	struct dstate actual = {0}, D = {0};
+	struct plan plan = {0};
+	struct svc_input in;
+	struct plan_maps pm;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	if (!s->have_model)
+		return 0;
+	if (s->stale) {
+		/* our picture is unknown after a failed commit: converge as an apply does */
+		s->repairs = r;
+		ret = apply_model(s, &s->model, false, err);
+		s->repairs = NULL;
+		return ret;
+	}
+	ret = state_read(s, &actual, err);
+	if (ret)
+		return ret;
+	in = (struct svc_input){.cur = &s->cur,
+				.ovr = s->ovr,
+				.novr = s->novr,
+				.next_be_id = s->next_be_id,
+				.next_svc_id = s->next_svc_id};
+	ret = svc_compute(&s->model, &in, &D, err);
+	if (ret)
+		goto out;
+	ret = plan_diff(&D, &actual, &plan);
+	if (ret) {
+		bpflb_err_set(err, "out of memory planning the service maps");
+		goto out;
+	}
+	plan_maps_of(s, &D, &pm);
+	ret = plan_commit_each(&plan, &pm, &s->map_writes, repair_note, r, err);
+	if (ret)
+		s->stale = true; /* the next apply or resync reads the maps again */
+out:
+	plan_free(&plan);
+	dstate_free(&D);
+	dstate_free(&actual);
+	return ret;
 }

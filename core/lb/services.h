@@ -110,7 +110,7 @@ int bpflb_services_apply_prepared(struct bpflb_services *s, struct bpflb_service
 
 /*
  * Runtime override of a backend's state (control socket: `backend set-state`),
- * kept across reloads until cleared: port 0 means every port of addr.
+ * kept across reloads until cleared (and across restarts by the overlay): port 0 means every port of addr.
  * clear=true drops the override and returns the backend to its configured
  * state.  Re-applies the last configuration at once.  addr in network order.
  */
@@ -122,20 +122,82 @@ int bpflb_services_backend_set_state(struct bpflb_services *s, uint32_t addr, ui
  * Runtime change of one service (control socket: `service set|delete`): the
  * applied model with [service NAME] replaced by sec (a section of a
  * configuration holding [service] sections only), or without it, checked like
- * a whole file and applied at once.  Kept until the next bpflb_services_apply()
- * (a reload of the file), which forgets every runtime service change.  On any
- * error nothing changed.
+ * a whole file and applied at once.  The service is then marked as coming
+ * from the overlay (core/state/overlay.h), which keeps it across reloads by
+ * passing it to bpflb_services_apply_overlay().  On any error nothing changed.
  */
 int bpflb_services_svc_set(struct bpflb_services *s, const struct bpflb_cfg_section *sec,
 			   struct bpflb_err *err);
 int bpflb_services_svc_delete(struct bpflb_services *s, const char *name, struct bpflb_err *err);
-/* 0: as configured, 1: set at runtime, 2: deleted at runtime. */
+/*
+ * The overlay lets go of service name: it becomes what the file says again
+ * (the file's def the entry hid), or goes away when the file has none.
+ * No-op when name is not an overlay service.
+ */
+int bpflb_services_svc_clear(struct bpflb_services *s, const char *name, struct bpflb_err *err);
+/* Does the running file (not the overlay) define service name? */
+bool bpflb_services_svc_in_source(const struct bpflb_services *s, const char *name);
+/* Every overlay service back to the file, every backend state override dropped. */
+int bpflb_services_overlay_reset(struct bpflb_services *s, struct bpflb_err *err);
+/* 0: as configured, 1: set by the overlay, 2: deleted by the overlay. */
 int bpflb_services_svc_runtime(const struct bpflb_services *s, const char *name);
-/* The idx-th service changed at runtime; NULL past the end. */
+/* The idx-th service of the overlay; NULL past the end. */
 const char *bpflb_services_runtime_at(const struct bpflb_services *s, size_t idx, bool *deleted);
 /* The idx-th backend state override (port 0: every port); false past the end. */
 bool bpflb_services_override_at(const struct bpflb_services *s, size_t idx, uint32_t *addr,
 				uint16_t *port, uint8_t *state);
+
+/* One overlay service: [service name] is sec, or is absent (sec NULL). */
+struct bpflb_services_svc_edit {
+	const char *name;
+	const struct bpflb_cfg_section *sec;
+};
+/*
+ * bpflb_services_apply_prepared() with the overlay's services on top of the
+ * prepared model p (consumed, also on error); they are what
+ * bpflb_services_svc_runtime() reports afterwards.  An edit that no longer
+ * fits fails the whole apply with its name; nothing changed.
+ */
+int bpflb_services_apply_overlay(struct bpflb_services *s, struct bpflb_services_prepared *p,
+				 const struct bpflb_services_svc_edit *edits, size_t nedits,
+				 struct bpflb_err *err);
+
+struct bpflb_backend_override {
+	uint32_t addr; /* network order */
+	uint16_t port; /* 0: every port */
+	uint8_t state;
+};
+/* Replace the backend state overrides; they take effect with the next apply. */
+int bpflb_services_set_overrides(struct bpflb_services *s, const struct bpflb_backend_override *o,
+				 size_t n);
+
+/* --- drift ---------------------------------------------------------------- */
+
+enum {
+	BPFLB_REPAIR_SVC,
+	BPFLB_REPAIR_BACKENDS,
+	BPFLB_REPAIR_SLOTS,
+	BPFLB_REPAIR_MAGLEV,
+	BPFLB_REPAIR_NODE,
+	BPFLB_REPAIR_NMAPS
+};
+#define BPFLB_REPAIR_KEYS_SHOWN 8
+
+/* What one resync wrote, per map (index: BPFLB_REPAIR_*). */
+struct bpflb_services_repairs {
+	uint64_t n[BPFLB_REPAIR_NMAPS];
+	char keys[BPFLB_REPAIR_NMAPS][BPFLB_REPAIR_KEYS_SHOWN * 48 + 8]; /* the first few */
+};
+/* "bpflb_svc", ... for a BPFLB_REPAIR_* index; NULL past the end. */
+const char *bpflb_repair_map_name(unsigned int i);
+/*
+ * Re-read the pinned maps and write what differs from the state last applied
+ * (entries deleted or changed by someone else), ids unchanged.  r counts the
+ * writes per map.  0 or -errno (err set); on a write error the next apply or
+ * resync reads the maps again.
+ */
+int bpflb_services_resync(struct bpflb_services *s, struct bpflb_services_repairs *r,
+			  struct bpflb_err *err);
 
 /* --- what is applied, for the control socket and metrics ------------------ */
 

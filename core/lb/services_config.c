@@ -2356,6 +2356,27 @@ out:
 	return 0;
 }
 
+int svc_model_check_def(struct svc_model *m, const char *name, struct svc_def *nd,
+			struct svc_def **old, struct bpflb_err *err)
+{
+	struct svc_def *od = svc_model_find(m, name);
+	int ret = 0;
+
+	*old = od;
+	if (!m->idx && model_idx_build(m))
+		return bpflb_err_set(err, "out of memory"), -ENOMEM;
+	if (nd) {
+		ret = check_set_node_ports(m, od, nd, err);
+		if (!ret)
+			ret = check_set_backends(m, od, nd, err);
+		if (!ret)
+			ret = check_set_frontends(m, od, nd, err);
+	}
+	if (ret == -ENOMEM)
+		bpflb_err_set(err, "out of memory");
+	return ret;
+}
+
 /* Index of od in m, looked for from hint outwards (a change rarely moves a service far). */
 static unsigned int model_pos(const struct svc_model *m, const struct svc_def *od,
 			      unsigned int hint)

@@ -2,9 +2,8 @@
 /*
  * The load-balancing control plane's control commands (services_ops.h):
  * listings from the applied model and the pinned maps (services_query.h),
- * and the runtime changes (service set|delete, backend set-state, ct flush),
- * which go through the same transactions as the configuration: on error
- * nothing changed and the error says why.
+ * and `ct flush`.  The edits of services and backend states are the
+ * overlay's (core/state/state_cmds.c): they go through bpflb_reconcile().
  */
 #include <errno.h>
 #include <stdio.h>
@@ -169,127 +168,11 @@ static int h_service_get(void *ctx, struct control_conn *c, json_object *args, j
 	return *data ? 0 : -ENOENT;
 }
 
-/*
- * service.set {"name": N, "lines": ["type = nodeport", "port = ...", ...]}: the
- * lines of a [service N] section, checked by the configuration engine with
- * the [service] schema, then against every other service.
- */
-static int h_service_set(void *ctx, struct control_conn *c, json_object *args, json_object **data,
-			 struct bpflb_err *err)
-{
-	struct lb_ops *lo = ctx;
-	const struct bpflb_cfg_schema schema = {"bpflbctl", bpflb_services_sections};
-	struct bpflb_config *cfg = NULL;
-	json_object *lines;
-	const char *name;
-	char *text = NULL;
-	size_t tlen = 0;
-	FILE *fp;
-	int ret;
-
-	ret = control_arg_str(args, "name", true, &name, err);
-	if (ret || (ret = need_services(lo, err)))
-		return ret;
-	if (!json_object_object_get_ex(args, "lines", &lines) ||
-	    !json_object_is_type(lines, json_type_array) || !json_object_array_length(lines))
-		return bpflb_err_set(err, "argument 'lines' must be a non-empty array of "
-					  "\"key = value\" strings"),
-		       -EINVAL;
-	if (strpbrk(name, "[]\n\r"))
-		return bpflb_err_set(err, "'%s' is not a service name", name), -EINVAL;
-	fp = open_memstream(&text, &tlen);
-	if (!fp)
-		return -ENOMEM;
-	fprintf(fp, "[service %s]\n", name);
-	for (size_t i = 0; i < json_object_array_length(lines); i++) {
-		json_object *l = json_object_array_get_idx(lines, i);
-		const char *s = json_object_get_string(l);
-
-		if (!json_object_is_type(l, json_type_string) || strpbrk(s, "\n\r") ||
-		    s[strspn(s, " \t")] == '[') {
-			fclose(fp);
-			free(text);
-			return bpflb_err_set(err, "lines[%zu] is not a \"key = value\" line", i),
-			       -EINVAL;
-		}
-		fprintf(fp, "%s\n", s);
-	}
-	fclose(fp);
-	fp = fmemopen(text, tlen, "r");
-	if (!fp) {
-		free(text);
-		return -ENOMEM;
-	}
-	ret = bpflb_config_load_fp(fp, "service-set", &schema, 1, 0, &cfg, err);
-	fclose(fp);
-	free(text);
-	if (ret)
-		return ret;
-	ret = bpflb_services_svc_set(lo->services, bpflb_cfg_find(cfg, "service", name), err);
-	bpflb_config_free(cfg);
-	if (ret)
-		return ret;
-	pr_notice("control: service %s set at runtime (until the next reload)", name);
-	*data = svcq_services(lo->services, name, err);
-	return 0;
-}
-
-static int h_service_delete(void *ctx, struct control_conn *c, json_object *args,
-			    json_object **data, struct bpflb_err *err)
-{
-	struct lb_ops *lo = ctx;
-	const char *name;
-	int ret = control_arg_str(args, "name", true, &name, err);
-
-	if (ret || (ret = need_services(lo, err)))
-		return ret;
-	ret = bpflb_services_svc_delete(lo->services, name, err);
-	if (!ret)
-		pr_notice("control: service %s deleted at runtime (until the next reload)", name);
-	return ret;
-}
-
 static int h_backend_list(void *ctx, struct control_conn *c, json_object *args, json_object **data,
 			  struct bpflb_err *err)
 {
 	struct lb_ops *lo = ctx;
 
-	*data = svcq_backends(lo->services);
-	return 0;
-}
-
-static int h_backend_set_state(void *ctx, struct control_conn *c, json_object *args,
-			       json_object **data, struct bpflb_err *err)
-{
-	struct lb_ops *lo = ctx;
-	const char *addr, *state;
-	uint64_t port = 0;
-	uint32_t a;
-	uint8_t st = 0;
-	bool clear = false;
-	int ret;
-
-	if ((ret = control_arg_str(args, "addr", true, &addr, err)) ||
-	    (ret = control_arg_uint(args, "port", 65535, &port, err)) ||
-	    (ret = control_arg_str(args, "state", true, &state, err)) ||
-	    (ret = need_services(lo, err)))
-		return ret;
-	if (bpflb_parse_ipv4(addr, &a))
-		return bpflb_err_set(err, "addr '%s' is not an IPv4 address", addr), -EINVAL;
-	if (!strcmp(state, "configured"))
-		clear = true;
-	else if (svcq_state_parse(state, &st))
-		return bpflb_err_set(err,
-				     "state '%s' is not active, terminating, maintenance or "
-				     "configured",
-				     state),
-		       -EINVAL;
-	ret = bpflb_services_backend_set_state(lo->services, a, (uint16_t)port,
-					       (enum bpflb_backend_state)st, clear, err);
-	if (ret)
-		return ret;
-	pr_notice("control: backend %s%s%.0llu state %s", addr, port ? ":" : "",
-		  (unsigned long long)port, state);
 	*data = svcq_backends(lo->services);
 	return 0;
 }
@@ -354,12 +237,7 @@ static int h_maglev_show(void *ctx, struct control_conn *c, json_object *args, j
 static const struct bpflb_control_cmd lb_cmds[] = {
     {"service.list", h_service_list, "every service with ports, frontends, backends"},
     {"service.get", h_service_get, "one service: {name}"},
-    {"service.set", h_service_set,
-     "add or replace a service until the next reload: {name, lines: [\"key = value\"...]}"},
-    {"service.delete", h_service_delete, "remove a service until the next reload: {name}"},
     {"backend.list", h_backend_list, "every backend in bpflb_backends"},
-    {"backend.set-state", h_backend_set_state,
-     "{addr, [port], state: active|terminating|maintenance|configured}"},
     {"ct.list", h_ct_list, "conntrack entries: {[service], [addr], [proto], [limit]}"},
     {"ct.flush", h_ct_flush, "delete conntrack entries: {[service], [addr], [proto]}"},
     {"nat.list", h_nat_list, "SNAT mappings: {[service], [addr], [proto], [limit]}"},

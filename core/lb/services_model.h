@@ -149,6 +149,13 @@ bool svc_model_same_base(const struct svc_model *a, const struct svc_model *b);
  */
 int svc_model_check_set(struct svc_model *m, const char *name, const struct bpflb_cfg_section *sec,
 			struct svc_def **out, struct svc_def **old, struct bpflb_err *err);
+/*
+ * svc_model_check_set() of a def already built from m's nodes (the file's
+ * def an overlay entry hid, put back when the entry is cleared); nd is not
+ * taken over.  nd NULL: a delete.
+ */
+int svc_model_check_def(struct svc_model *m, const char *name, struct svc_def *nd,
+			struct svc_def **old, struct bpflb_err *err);
 struct svc_change;
 /*
  * Put nd in the place of od in m (either may be NULL; od is not freed, so that

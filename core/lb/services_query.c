@@ -114,7 +114,7 @@ static json_object *service_json(struct bpflb_services *s, const struct svc_mode
 	json_object_object_add(o, "name", json_object_new_string(d->name));
 	json_object_object_add(o, "namespace", json_object_new_string(d->ns));
 	json_object_object_add(o, "type", json_object_new_string(type_name(d->type)));
-	json_object_object_add(o, "origin", json_object_new_string(rt ? "runtime" : "config"));
+	json_object_object_add(o, "origin", json_object_new_string(rt ? "overlay" : "config"));
 	json_object_object_add(o, "on_node", json_object_new_boolean(svc_on_node(m, d)));
 	json_object_object_add(o, "external_traffic_policy",
 			       json_object_new_string(d->etp_local ? "local" : "cluster"));

@@ -177,7 +177,7 @@ table_has "%" maglev show mg/dns || fail "maglev show table"
 expect_rc 1 "$CTL" --socket "$SOCK" maglev show web
 ok "ct list (service, proto, addr, limit), nat list, maglev show"
 
-# 4. runtime changes: backend state, service set/delete, reload forgets them
+# 4. runtime changes (the overlay): backend state, service set/delete, kept by a reload until cleared
 ctl backend set-state 10.244.2.2:8080 maintenance >/dev/null || fail "set-state maintenance"
 [[ $(ctl backend list | py '[b["state"] for b in d if b["addr"]=="10.244.2.2" and b["port"]==8080][0]') == maintenance ]] ||
 	fail "backend state after set-state"
@@ -193,7 +193,7 @@ expect_rc 2 "$CTL" --socket "$SOCK" backend set-state 10.244.2.2 sleeping-maybe-
 ctl service set extra type=nodeport 'port=http tcp 80 nodeport=30100 target=8080' \
 	'backend=10.244.2.2 node=node2' >/dev/null || fail "service set"
 out=$(peerc_in "$CLIENT_NS" tcp "$N1" 30100 --count 2) || fail "service added at runtime: $out"
-[[ $(ctl service get extra | py 'd["origin"]') == runtime ]] || fail "runtime service origin"
+[[ $(ctl service get extra | py 'd["origin"]') == overlay ]] || fail "overlay service origin"
 [[ $(ctl status | py 'd["runtime"]["services"]') == '[{"name": "extra", "change": "set"}]' ]] || fail "status runtime"
 expect_rc 1 "$CTL" --socket "$SOCK" service set bad type=nodeport 'port=http tcp 80 nodeport=30080'
 [[ $ERR == *"30080"* ]] || fail "clashing runtime service: $ERR"
@@ -204,6 +204,8 @@ ctl service set extra type=nodeport 'port=http tcp 80 nodeport=30100 target=8080
 	'backend=10.244.1.2 node=node1' >/dev/null || fail "service set again"
 rl=$(ctl reload)
 [[ $(py 'd["mode"]' <<<"$rl") == snat ]] || fail "reload: $rl"
+[[ $(ctl service get extra | py 'd["origin"]') == overlay ]] || fail "overlay service gone after a reload"
+ctl overlay clear service extra >/dev/null || fail "overlay clear service extra"
 expect_rc 1 "$CTL" --socket "$SOCK" service get extra
 [[ $(ctl status | py 'd["reloads"]["ok"]') == 1 ]] || fail "reload counter"
 printf '[service broken]\ntype = nodeport\nport = http tcp 80 nodeport=99999\n' >>"$(bpflb_ini 1)"
@@ -212,7 +214,7 @@ expect_rc 1 "$CTL" --socket "$SOCK" reload
 [[ $(ctl status | py 'd["reloads"]["failed"] == 1 and "99999" in d["reloads"]["last_error"]') == True ]] ||
 	fail "failed reload in status"
 BPFLB_DAEMON_EXTRA="metrics_listen = 127.0.0.1:9962" bpflb_config 1 snat "$SVC"
-ok "backend set-state, service set|delete at runtime, reload (ok, and failed with file:line)"
+ok "backend set-state, service set|delete (overlay), reload keeps them, overlay clear (ok, and failed with file:line)"
 
 # 5. ct flush
 fl=$(ctl ct flush --service web)
@@ -268,7 +270,8 @@ expect_rc 3 setpriv --reuid=nobody --regid=54321 --clear-groups "$CTL" --socket 
 ok "socket 0600 (nobody is refused); control_group makes it 0660 for that group only"
 rc=0
 out=$(timeout 20 nsenter --net="/run/netns/$(cluster_node_ns 1)" -- "$BPFLBD" --config "$(bpflb_ini 1)" 2>&1) || rc=$?
-[[ $rc == 1 && $out == *"served by another running bpflbd"* ]] || fail "a second bpflbd on node 1: rc $rc: $out"
+[[ $rc == 1 && $out == *"bpffs_root $(bpflb_pin 1) is in use by bpflbd pid $(bpflb_pid 1)"* ]] ||
+	fail "a second bpflbd on node 1: rc $rc: $out"
 [[ $(ctl status | py 'd["pid"]') == "$(bpflb_pid 1)" ]] || fail "the first bpflbd is not serving any more"
 ok "a second bpflbd for the same instance is refused before it touches the datapath"
 

@@ -68,6 +68,7 @@ mode = snat
 plugin_dir = $PLUGDIR
 bpffs_root = $1
 control_socket = $TMP/ctl.sock
+state_dir = $TMP/state
 devices = ${P}d
 
 [node]

@@ -72,6 +72,7 @@ features = testplug
 plugin_dir = $PLUGDIR
 bpffs_root = $PIN
 control_socket = $TMP/ctl.sock
+state_dir = $TMP/state
 devices = eth0
 tick_interval = 1
 
@@ -134,7 +135,7 @@ write_config 9999 "bogus_key = 1"
 if nsd "$BPFLBD" --config "$TMP/bpflb.ini" --check-config 2>"$TMP/check.err"; then
 	fail "--check-config accepted an unknown key"
 fi
-grep -q "bpflb.ini:17:.*bogus_key" "$TMP/check.err" ||
+grep -q "bpflb.ini:18:.*bogus_key" "$TMP/check.err" ||
 	fail "--check-config message lacks file:line and key: $(cat "$TMP/check.err")"
 ok "--check-config names file:line and key of a bad file"
 
@@ -161,7 +162,7 @@ ok "SIGHUP with a good file switched the datapath (RELOADING=1 sent)"
 # --- broken reloads keep the old config ------------------------------------------
 write_config 70000
 reload_and_wait "reload failed"
-grep -q "bpflb.ini:16:.*drop_port = 70000" "$TMP/log" || fail "reload error lacks file:line:key"
+grep -q "bpflb.ini:17:.*drop_port = 70000" "$TMP/log" || fail "reload error lacks file:line:key"
 kill -0 "$DPID" || fail "bpflbd died on a broken reload"
 expect_passed 9999 "after broken reload"
 expect_dropped 9998 "after broken reload"

@@ -85,6 +85,7 @@ mode = none
 plugin_dir = $PLUGDIR
 bpffs_root = $PIN
 control_socket = $1
+state_dir = $TMP/state
 metrics_listen = 127.0.0.1:9962
 devices = eth0
 $LIMITS

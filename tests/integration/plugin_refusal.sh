@@ -53,6 +53,7 @@ features = $1
 plugin_dir = $PLUGDIR
 bpffs_root = $PIN
 control_socket = $TMP/ctl.sock
+state_dir = $TMP/state
 devices = lo
 [node]
 name = refusal-node

@@ -57,6 +57,7 @@ mode = none
 features = hello
 plugin_dir = $PLUGDIR
 bpffs_root = $PIN
+state_dir = $TMP/state
 devices = ${P}x
 [node]
 name = sdk

@@ -56,6 +56,7 @@ mode = $mode
 plugin_dir = $BPFLB_PLUGINS
 bpffs_root = $(bpflb_pin "$i")
 control_socket = $CLUSTER_STATE/node$i.sock
+state_dir = $CLUSTER_STATE/node$i.state
 ${BPFLB_DAEMON_EXTRA:-}
 devices = eth0
 log_level = info

@@ -237,7 +237,7 @@ START_TEST(test_service_commands)
 		 "\"backend = 10.1.0.2 node=n2\"]}}");
 	data = data_of(r);
 	ck_assert(json_object_object_get_ex(data, "origin", &v));
-	ck_assert_str_eq(json_object_get_string(v), "runtime");
+	ck_assert_str_eq(json_object_get_string(v), "overlay");
 	json_object_put(r);
 	ck_assert_uint_eq(nfrontends(), before + 1);
 

@@ -722,9 +722,9 @@ static void write_config(char path[PATH_MAX], const char *mode, const char *feat
 	ck_assert_ptr_nonnull(f);
 	fprintf(f,
 		"[daemon]\nmode = %s\nfeatures = %s\ndevices = lo\nplugin_dir = %s\n"
-		"bpffs_root = /sys/fs/bpf/bpflb-unit-loader\ncontrol_socket = %s/ctl.sock\n"
+		"bpffs_root = /sys/fs/bpf/bpflb-unit-loader\ncontrol_socket = %s/ctl.sock\nstate_dir = %s/state\n"
 		"[node]\nname = n1\naddress = 127.0.0.1\n%s",
-		mode, features, tmpdir, tmpdir, more);
+		mode, features, tmpdir, tmpdir, tmpdir, more);
 	fclose(f);
 }
 

@@ -45,11 +45,14 @@ static void usage(FILE *f)
 	    "  plugin list                         plugins: kind (mode or feature), state, maps\n"
 	    "  service list                        services with frontends and backends\n"
 	    "  service get NAME\n"
-	    "  service set NAME KEY=VALUE...       add/replace a service until the next reload\n"
+	    "  service set NAME KEY=VALUE...       add/replace a service (overlay, until cleared)\n"
 	    "  service set NAME -f FILE            ... from the lines of a [service] section\n"
-	    "  service delete NAME                 remove a service until the next reload\n"
+	    "  service delete NAME                 remove a service (overlay, until cleared)\n"
 	    "  backend list\n"
 	    "  backend set-state ADDR[:PORT] active|terminating|maintenance|configured\n"
+	    "  overlay list                        control edits kept across reloads, restarts\n"
+	    "  overlay clear [service NAME | backend ADDR[:PORT]]\n"
+	    "                                      back to the configuration file (all: no args)\n"
 	    "  ct list  [--service S[/P]] [--addr IP] [--proto tcp|udp] [--limit N]\n"
 	    "                                      (--limit default 10000, 0: all)\n"
 	    "  ct flush [--service S[/P]] [--addr IP] [--proto tcp|udp]\n"
@@ -347,10 +350,10 @@ static void print_status(json_object *d)
 		       (long long)I(fe, "sent"), (long long)I(fe, "suppressed"),
 		       (long long)I(fe, "lost"), (long long)I(fe, "received"));
 	for (size_t i = 0; rt && i < L(G(rt, "services")); i++)
-		printf("runtime:      service %s %s (until the next reload)\n",
+		printf("overlay:      service %s %s (until overlay clear)\n",
 		       S(AT(G(rt, "services"), i), "name"), S(AT(G(rt, "services"), i), "change"));
 	for (size_t i = 0; rt && i < L(G(rt, "backend_states")); i++)
-		printf("runtime:      backend %s %s\n",
+		printf("overlay:      backend %s %s\n",
 		       S(AT(G(rt, "backend_states"), i), "backend"),
 		       S(AT(G(rt, "backend_states"), i), "state"));
 	printf("control:      %s (%lld clients)\n", S(G(d, "control"), "socket"),
@@ -812,6 +815,30 @@ int main(int argc, char **argv)
 			json_object_object_add(args, "port", json_object_new_int(port));
 		json_object_object_add(args, "state", json_object_new_string(argv[argi + 1]));
 		req = "backend.set-state", pr = P_BES, argi = argc;
+	} else if (is(cmd, "overlay") && is(sub, "list")) {
+		req = "overlay.list", pr = P_JSON;
+	} else if (is(cmd, "overlay") && is(sub, "clear")) {
+		args = json_object_new_object();
+		if (argi + 2 == argc && is(argv[argi], "service")) {
+			json_object_object_add(args, "service", json_object_new_string(argv[argi + 1]));
+		} else if (argi + 2 == argc && is(argv[argi], "backend")) {
+			char addr[64], *colon, *end;
+			long port;
+
+			snprintf(addr, sizeof(addr), "%s", argv[argi + 1]);
+			colon = strchr(addr, ':');
+			if (colon) {
+				*colon = '\0';
+				port = strtol(colon + 1, &end, 10);
+				if (*end || port < 0 || port > 65535)
+					die_usage("'%s' is not ADDR[:PORT]", argv[argi + 1]);
+				json_object_object_add(args, "port", json_object_new_int(port));
+			}
+			json_object_object_add(args, "addr", json_object_new_string(addr));
+		} else if (argi != argc) {
+			die_usage("overlay clear [service NAME | backend ADDR[:PORT]]");
+		}
+		req = "overlay.clear", pr = P_JSON, argi = argc;
 	} else if ((is(cmd, "ct") && (is(sub, "list") || is(sub, "flush"))) ||
 		   (is(cmd, "nat") && is(sub, "list"))) {
 		bool flush = is(sub, "flush");
