@@ -27,7 +27,7 @@
 #include "ops/connlimit.h"
 #include "ops/control.h"
 #include "state/lock.h"
-#include "state/reconcile.h"
+#include "reconcile.h"
 #include "sys.h"
 
 #define MAX_SCHEMAS 64

@@ -43,7 +43,7 @@ struct bpflb_daemon {
 	struct bpflb_metrics *metrics; /* metrics collectors; served when metrics_listen is set */
 	struct ct_snapshot *ct_counts; /* conntrack counts (ct_snapshot.c); NULL without services */
 	struct lb_ops lb_ops;	       /* what lb's commands and metrics read (daemon_ops.c) */
-	struct bpflb_state *state;     /* overlay, reconcile, drift check (state/reconcile.c) */
+	struct bpflb_state *state;     /* overlay, reconcile, drift check (reconcile.c) */
 	int root_lock_fd;	       /* holds the flock of bpffs_root (state/lock.h); -1 none */
 };
 
@@ -69,7 +69,7 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err);
 
 /*
  * The two halves of a start or reload, called by bpflb_reconcile()
- * (state/reconcile.h), the one entry point of every change:
+ * (reconcile.h), the one entry point of every change:
  * daemon_validate() checks what needs the loaded plugins or the system;
  * daemon_apply() switches the running state from prev (NULL at start) to next
  * (services with the overlay, plugins, devices) and rolls back on failure.

@@ -24,7 +24,7 @@
 #include "ops/flows.h"
 #include "ops/metrics.h"
 #include "ops/wire.h"
-#include "state/reconcile.h"
+#include "reconcile.h"
 
 /* --- commands ------------------------------------------------------------------ */
 

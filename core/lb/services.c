@@ -1695,7 +1695,7 @@ static void gc_tick(uv_timer_t *t)
 			 (unsigned long long)st.orphaned);
 }
 
-/* --- the overlay and the drift check (driven by core/state/reconcile.c) ----------------- */
+/* --- the overlay and the drift check (driven by core/reconcile.c) ----------------- */
 
 /*
  * Put [service name] = sec (NULL: absent) into model m; the def it replaces

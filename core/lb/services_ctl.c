@@ -3,7 +3,7 @@
  * The load-balancing control plane's control commands (services_ops.h):
  * listings from the applied model and the pinned maps (services_query.h),
  * and `ct flush`.  The edits of services and backend states are the
- * overlay's (core/state/state_cmds.c): they go through bpflb_reconcile().
+ * overlay's (core/reconcile_cmds.c): they go through bpflb_reconcile().
  */
 #include <errno.h>
 #include <stdio.h>

@@ -139,10 +139,11 @@ START_TEST(test_handlers_without_state)
 	data = data_of(r);
 	{
 		static const char *const names[] = {
-		    "status",	   "plugin.list",    "service.list", "service.get",
-		    "service.set", "service.delete", "backend.list", "backend.set-state",
-		    "ct.list",	   "ct.flush",	     "nat.list",     "maglev.show",
-		    "reload",	   "observe",	     "help",
+		    "status",	     "plugin.list",    "service.list",	    "service.get",
+		    "backend.list",  "ct.list",	       "ct.flush",	    "nat.list",
+		    "maglev.show",   "service.set",    "service.delete",    "backend.set-state",
+		    "overlay.list",  "overlay.clear",  "reload",	    "observe",
+		    "help",
 		};
 		size_t i = 0;
 

@@ -16,7 +16,7 @@
 #include "log.h"
 #include "ops/metrics.h"
 #include "state/overlay.h"
-#include "state/reconcile.h"
+#include "reconcile.h"
 
 struct bpflb_state {
 	struct bpflb_daemon *d;

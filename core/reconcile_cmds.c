@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Control commands of core/state/: the edits of the overlay.  Each builds a
+ * Control commands of the overlay (core/state/overlay.h): its edits.  Each builds a
  * bpflb_overlay_edit and hands it to bpflb_reconcile(); on error nothing
  * changed (neither the datapath nor the state file).
  *
@@ -16,7 +16,7 @@
 #include "lb/services_query.h"
 #include "log.h"
 #include "ops/control.h"
-#include "state/reconcile.h"
+#include "reconcile.h"
 
 static int port_arg(json_object *args, uint16_t *port, struct bpflb_err *err)
 {

@@ -100,7 +100,7 @@ int bpflb_state_apply_services(struct bpflb_daemon *d, const struct bpflb_config
 struct json_object *bpflb_state_overlay_json(const struct bpflb_daemon *d);
 struct bpflb_control;
 struct bpflb_metrics;
-/* The overlay's control commands (state_cmds.c) and the reconcile, drift and overlay metrics. */
+/* The overlay's control commands (reconcile_cmds.c) and the reconcile, drift and overlay metrics. */
 int bpflb_state_control_register(struct bpflb_control *ctl, struct bpflb_daemon *d,
 				 struct bpflb_err *err);
 int bpflb_state_metrics_register(struct bpflb_metrics *m, struct bpflb_daemon *d,
