@@ -860,7 +860,16 @@ int daemon_reload(struct bpflb_daemon *d)
 	tick_arm(d);
 	bpflb_state_started(d);
 	apply_conn_limits(d->cfg);
-	pr_notice("reload done: mode %s", d->mode ? d->mode->desc->name : "none");
+	{
+		struct bpflb_services_summary sum;
+		char line[256];
+
+		/* one line of what the reload changed, also when it changed nothing */
+		bpflb_services_summary(d->services, &sum);
+		bpflb_services_summary_str(&sum, line, sizeof(line));
+		pr_notice("reload done: mode %s; services: %s",
+			  d->mode ? d->mode->desc->name : "none", line);
+	}
 	sd_notifyf(0, "READY=1\nSTATUS=mode %s", d->mode ? d->mode->desc->name : "none");
 	return 0;
 }
@@ -920,6 +929,9 @@ int daemon_check_config(const char *config_path, struct bpflb_err *err)
 		ret = daemon_load_config(&d, config_path, &cfg, err);
 	if (!ret)
 		ret = daemon_validate(&d, cfg, err);
+	/* the overlay a start or reload would put on top must fit too */
+	if (!ret)
+		ret = bpflb_state_check(&d, bpflb_daemon_conf(cfg)->state_dir, d.svc_prepared, err);
 	if (!ret)
 		warn_private_bpffs(bpflb_daemon_conf(cfg)->bpffs_root,
 				   "bpflbd started like this keeps its pins only while it runs");

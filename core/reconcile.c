@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -112,6 +113,29 @@ static int apply_whole(struct bpflb_daemon *d, const struct bpflb_config *source
 	}
 	bpflb_services_prepared_free(p);
 	sections_free(cfgs, ov->nsvcs, edits);
+	return ret;
+}
+
+int bpflb_state_check(struct bpflb_daemon *d, const char *state_dir,
+		      struct bpflb_services_prepared *p, struct bpflb_err *err)
+{
+	struct bpflb_services_svc_edit *edits = NULL;
+	struct bpflb_config **cfgs = NULL;
+	struct stat sb;
+	int ret;
+
+	/* nothing kept yet (and a check creates nothing) */
+	if (!state_dir || (stat(state_dir, &sb) && errno == ENOENT))
+		return 0;
+	ret = bpflb_state_open(d, state_dir, &d->state, err);
+	if (ret)
+		return ret;
+	ret = overlay_sections(d->state, &d->state->ov, &cfgs, &edits, err);
+	if (!ret && p)
+		ret = bpflb_services_overlay_check(p, edits, d->state->ov.nsvcs, err);
+	sections_free(cfgs, d->state->ov.nsvcs, edits);
+	bpflb_state_close(d->state);
+	d->state = NULL;
 	return ret;
 }
 

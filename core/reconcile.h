@@ -93,6 +93,13 @@ void bpflb_state_started(struct bpflb_daemon *d);
  * (consumed), NULL to parse them from next.
  */
 struct bpflb_services_prepared;
+/*
+ * --check-config: is the state file under state_dir trusted and readable, and
+ * does its overlay fit p (the file's services as daemon_validate() prepared
+ * them; changed)?  A state_dir that does not exist holds no overlay: fine.
+ */
+int bpflb_state_check(struct bpflb_daemon *d, const char *state_dir,
+		      struct bpflb_services_prepared *p, struct bpflb_err *err);
 int bpflb_state_apply_services(struct bpflb_daemon *d, const struct bpflb_config *next,
 			       struct bpflb_services_prepared *p, struct bpflb_err *err);
 

@@ -1770,6 +1770,21 @@ int bpflb_services_apply_overlay(struct bpflb_services *s, struct bpflb_services
 	return 0;
 }
 
+int bpflb_services_overlay_check(struct bpflb_services_prepared *p,
+				 const struct bpflb_services_svc_edit *edits, size_t nedits,
+				 struct bpflb_err *err)
+{
+	for (size_t i = 0; i < nedits; i++) {
+		struct svc_def *shadow;
+		int ret = overlay_put(&p->m, edits[i].name, edits[i].sec, &shadow, err);
+
+		svc_def_free(shadow);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 int bpflb_services_svc_clear(struct bpflb_services *s, const char *name, struct bpflb_err *err)
 {
 	struct svc_runtime *r = rt_find(s, name);

@@ -162,6 +162,15 @@ int bpflb_services_apply_overlay(struct bpflb_services *s, struct bpflb_services
 				 const struct bpflb_services_svc_edit *edits, size_t nedits,
 				 struct bpflb_err *err);
 
+/*
+ * Would the overlay's services fit the prepared model p (what
+ * bpflb_services_apply_overlay() checks, without applying)?  p is changed
+ * (the edits put in) and still the caller's.
+ */
+int bpflb_services_overlay_check(struct bpflb_services_prepared *p,
+				 const struct bpflb_services_svc_edit *edits, size_t nedits,
+				 struct bpflb_err *err);
+
 struct bpflb_backend_override {
 	uint32_t addr; /* network order */
 	uint16_t port; /* 0: every port */

@@ -915,6 +915,18 @@ static uint64_t def_hash(const struct svc_def *d)
 	return h;
 }
 
+/* memcpy() and memcmp() of n bytes where an empty list may have no array at all */
+static void copy_n(void *dst, const void *src, size_t n)
+{
+	if (n)
+		memcpy(dst, src, n);
+}
+
+static bool same_n(const void *a, const void *b, size_t n)
+{
+	return !n || !memcmp(a, b, n);
+}
+
 bool svc_def_same(const struct svc_def *a, const struct svc_def *b)
 {
 	if (a->hash != b->hash || a->nports != b->nports || a->nbes != b->nbes ||
@@ -940,9 +952,10 @@ bool svc_def_same(const struct svc_def *a, const struct svc_def *b)
 			if (svc_backend_port(a, x, p) != svc_backend_port(b, y, p))
 				return false;
 	}
-	return !memcmp(a->lb_ips, b->lb_ips, a->nlb * sizeof(*a->lb_ips)) &&
-	       !memcmp(a->ext_ips, b->ext_ips, a->next * sizeof(*a->ext_ips));
+	return same_n(a->lb_ips, b->lb_ips, a->nlb * sizeof(*a->lb_ips)) &&
+	       same_n(a->ext_ips, b->ext_ips, a->next * sizeof(*a->ext_ips));
 }
+
 
 /* d (parsed into scratch) copied into one allocation; d's lb_ips and ext_ips are freed. */
 static struct svc_def *svc_def_pack(struct svc_def *d)
@@ -975,11 +988,11 @@ static struct svc_def *svc_def_pack(struct svc_def *d)
 	n->lb_ips = (uint32_t *)(blob + o_ips);
 	n->ext_ips = n->lb_ips + d->nlb;
 	n->pport = (uint16_t *)(blob + o_pp);
-	memcpy(n->ports, d->ports, d->nports * sizeof(*d->ports));
-	memcpy(n->bes, d->bes, d->nbes * sizeof(*d->bes));
-	memcpy(n->lb_ips, d->lb_ips, d->nlb * sizeof(uint32_t));
-	memcpy(n->ext_ips, d->ext_ips, d->next * sizeof(uint32_t));
-	memcpy(n->pport, d->pport, (size_t)d->npport * d->nports * sizeof(uint16_t));
+	copy_n(n->ports, d->ports, d->nports * sizeof(*d->ports));
+	copy_n(n->bes, d->bes, d->nbes * sizeof(*d->bes));
+	copy_n(n->lb_ips, d->lb_ips, d->nlb * sizeof(uint32_t));
+	copy_n(n->ext_ips, d->ext_ips, d->next * sizeof(uint32_t));
+	copy_n(n->pport, d->pport, (size_t)d->npport * d->nports * sizeof(uint16_t));
 	str = blob + o_str;
 #define PUT(dst, src)                                                                              \
 	do {                                                                                       \

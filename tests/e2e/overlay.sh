@@ -98,6 +98,11 @@ ok "the overlay survives a reload and a restart (real traffic, origin overlay)"
 # 3. an overlay entry that no longer fits the file: the reload fails and names it
 sed -i 's/nodeport=30080/nodeport=30100/' "$SVC"
 bpflb_config 1 snat "$SVC"
+# --check-config reads the state file too: it says what the reload is about to say
+out=$(in_ns "$(cluster_node_ns 1)" "$BPFLBD" --config "$(bpflb_ini 1)" --check-config 2>&1) &&
+	fail "--check-config passed a file the overlay does not fit"
+[[ $out == *"overlay service 'extra' does not fit the configuration"* ]] ||
+	fail "--check-config does not name the overlay entry: $out"
 bpflb_reload 1 && fail "a reload clashing with the overlay was applied"
 grep -q "overlay service 'extra' does not fit the configuration: .*30100.*overlay clear service extra" "$LOG" ||
 	fail "the failed reload does not name the overlay entry: $(grep 'reload failed' "$LOG" | tail -1)"
@@ -105,7 +110,9 @@ answers 30080 >/dev/null || fail "the old state stopped serving after a refused 
 sed -i 's/nodeport=30100/nodeport=30080/' "$SVC"
 bpflb_config 1 snat "$SVC"
 bpflb_reload 1 || fail "reload of the fixed file"
-ok "a reload that the overlay does not fit is refused with the entry's name; the old state serves"
+in_ns "$(cluster_node_ns 1)" "$BPFLBD" --config "$(bpflb_ini 1)" --check-config >/dev/null 2>&1 ||
+	fail "--check-config refuses the fixed file"
+ok "a reload (and --check-config) the overlay does not fit is refused with the entry's name; the old state serves"
 
 # 4. clear one by one, then everything
 ctl overlay clear service extra >/dev/null || fail "overlay clear service"

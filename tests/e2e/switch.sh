@@ -95,7 +95,7 @@ step() { # MODE DISPATCH
 	configure "$mode" "$d"
 	for i in 1 2 3; do
 		bpflb_reload "$i" || fail "switch to $mode/$d refused on node $i"
-		[[ $(grep "reload done" "$(bpflb_log "$i")" | tail -n 1) == *"mode $mode" ]] ||
+		[[ $(grep "reload done" "$(bpflb_log "$i")" | tail -n 1) == *"mode $mode;"* ]] ||
 			fail "node $i did not switch to $mode"
 	done
 	expect_mode "$mode"

@@ -158,6 +158,10 @@ expect_passed 9999 "after good reload"
 expect_dropped 9998 "after good reload"
 grep -q "RELOADING=1" "$TMP/notify.log" || fail "no RELOADING=1 notification"
 ok "SIGHUP with a good file switched the datapath (RELOADING=1 sent)"
+# the one-line summary of what the reload changed (this file has no services: all zero)
+grep -q "reload done: mode .*; services: +0 -0 ~0 services, +0 -0 ~0 backends, +0 -0 ~0 frontends" \
+	"$TMP/log" || fail "reload did not log its one-line summary"
+ok "a reload logs one line of what it changed"
 
 # --- broken reloads keep the old config ------------------------------------------
 write_config 70000
