@@ -768,23 +768,33 @@ static int cfg_fill_words(const char *list, struct bpflb_cfg_words *out)
 	return 0;
 }
 
-/* Every occurrence of a MULTI key with its line, as one allocation. */
+/*
+ * Every occurrence of a MULTI key with its line, as one allocation.  One walk
+ * over the section counts, one copies: reading the values by index
+ * (bpflb_cfg_multi) would rescan the section for each, O(n^2) for a service
+ * with 65k backends.  An absent key reads as its default, a list of one.
+ */
 static int cfg_fill_strs(const struct bpflb_cfg_section *sec, const struct bpflb_cfg_key *k,
 			 struct bpflb_cfg_strs *out)
 {
-	size_t bytes = 0;
-	uint32_t n = 0, i;
-	const char *s;
+	size_t bytes = 0, i;
+	bool dflt = false;
+	uint32_t n = 0;
 	char *text;
-	int line;
 
-	for (i = 0; (s = bpflb_cfg_multi(sec, k->name, i, &line)); i++) {
-		bytes += strlen(s) + 1;
-		n++;
-	}
 	out->n = 0;
 	out->v = NULL;
 	out->line = NULL;
+	for (i = 0; i < sec->nvals; i++)
+		if (!strcmp(sec->vals[i].key, k->name)) {
+			bytes += strlen(sec->vals[i].value) + 1;
+			n++;
+		}
+	if (!n && k->def) {
+		dflt = true;
+		bytes = strlen(k->def) + 1;
+		n = 1;
+	}
 	if (!n)
 		return 0;
 	out->v = malloc(n * (sizeof(char *) + sizeof(int)) + bytes);
@@ -792,12 +802,20 @@ static int cfg_fill_strs(const struct bpflb_cfg_section *sec, const struct bpflb
 		return -ENOMEM;
 	out->line = (int *)(out->v + n);
 	text = (char *)(out->line + n);
-	for (i = 0; (s = bpflb_cfg_multi(sec, k->name, i, &line)); i++) {
-		out->v[i] = text;
-		out->line[i] = line;
-		text = stpcpy(text, s) + 1;
+	if (dflt) {
+		out->v[0] = text;
+		out->line[0] = sec->line;
+		strcpy(text, k->def);
+		out->n = 1;
+		return 0;
 	}
-	out->n = n;
+	for (i = 0; i < sec->nvals && out->n < n; i++) {
+		if (strcmp(sec->vals[i].key, k->name))
+			continue;
+		out->v[out->n] = text;
+		out->line[out->n++] = sec->vals[i].line;
+		text = stpcpy(text, sec->vals[i].value) + 1;
+	}
 	return 0;
 }
 
