@@ -1073,10 +1073,7 @@ static void cfg_section_free(struct bpflb_cfg_section *sec)
 	}
 	free(sec->vals);
 	cfg_conf_free(sec->def, sec->conf);
-	free(sec->header);
-	free(sec->type);
-	free(sec->name);
-	free(sec);
+	free(sec); /* and header, type and name: one block */
 }
 
 void bpflb_config_free(struct bpflb_config *cfg)
@@ -1192,6 +1189,7 @@ static struct bpflb_cfg_section *cfg_add_section(struct bpflb_config *cfg,
 						 const char *owner, const char *header,
 						 const char *type, const char *name, int line)
 {
+	size_t hl = strlen(header) + 1, tl = strlen(type) + 1, nl = strlen(name) + 1;
 	struct bpflb_cfg_section *sec, **secs;
 
 	if (cfg->nsecs == cfg->cap) {
@@ -1203,17 +1201,18 @@ static struct bpflb_cfg_section *cfg_add_section(struct bpflb_config *cfg,
 		cfg->secs = secs;
 		cfg->cap = cap;
 	}
-	sec = calloc(1, sizeof(*sec));
+	/* The names in the section's block: 100k [service] sections, 300k mallocs fewer. */
+	sec = calloc(1, sizeof(*sec) + hl + tl + nl);
 	if (!sec)
 		return NULL;
 	sec->cfg = cfg;
 	sec->def = def;
 	sec->owner = owner;
 	sec->line = line;
-	sec->header = strdup(header);
-	sec->type = strdup(type);
-	sec->name = strdup(name);
-	if (!sec->header || !sec->type || !sec->name || cfg_index_add(cfg, sec)) {
+	sec->header = memcpy((char *)(sec + 1), header, hl);
+	sec->type = memcpy(sec->header + hl, type, tl);
+	sec->name = memcpy(sec->type + tl, name, nl);
+	if (cfg_index_add(cfg, sec)) {
 		cfg_section_free(sec);
 		return NULL;
 	}
