@@ -143,6 +143,7 @@ static int check_addresses(const struct bpflb_config *cfg, struct bpflb_err *err
 	const struct bpflb_cfg_section *ds = daemon_sec(cfg);
 	const struct bpflb_daemon_conf *dc = bpflb_daemon_conf(cfg);
 	const struct bpflb_node_conf *nc = bpflb_node_conf(cfg);
+	const struct bpflb_lb_conf *lc = bpflb_lb_conf(cfg);
 	int ret;
 
 	/* address is required: a loaded [node] always has one */
@@ -154,8 +155,9 @@ static int check_addresses(const struct bpflb_config *cfg, struct bpflb_err *err
 		if (ret)
 			return ret;
 	}
-	if (lb && bpflb_cfg_has(lb, "healthz_bind") && bpflb_cfg_ipv4(lb, "healthz_bind")) {
-		ret = check_local_addr(lb, "healthz_bind", bpflb_cfg_ipv4(lb, "healthz_bind"),
+	/* 0: not written ([node] address, checked above) or 0.0.0.0 (every address) */
+	if (lc->healthz_bind) {
+		ret = check_local_addr(lb, "healthz_bind", lc->healthz_bind,
 				       "health check node ports listen on it; 0.0.0.0 listens on "
 				       "all",
 				       err);
@@ -379,18 +381,18 @@ int daemon_validate(struct bpflb_daemon *d, const struct bpflb_config *next,
 	}
 
 	if (d->cfg) {
-		const struct bpflb_cfg_section *ol = bpflb_cfg_section(d->cfg, "lb", 0);
 		const struct bpflb_cfg_section *nl = bpflb_cfg_section(next, "lb", 0);
+		uint32_t om = bpflb_lb_conf(d->cfg)->maglev_table_size;
 		struct bpflb_map_sizes os, ns;
 		static const char *const maps[] = {"bpflb_svc",	 "bpflb_backends", "bpflb_slots",
 						   "bpflb_maglev", "bpflb_ct",	     "bpflb_peers",
 						   NULL};
 
-		if (bpflb_cfg_u32(ol, "maglev_table_size") != bpflb_cfg_u32(nl, "maglev_table_size"))
+		if (om != bpflb_lb_conf(next)->maglev_table_size)
 			return bpflb_cfg_error(err, nl, "maglev_table_size", 0,
 					       "cannot change on reload (the datapath's tables "
 					       "have %u entries); restart bpflbd to change it",
-					       bpflb_cfg_u32(ol, "maglev_table_size"));
+					       om);
 		bpflb_services_map_sizes(d->cfg, &os);
 		bpflb_services_map_sizes(next, &ns);
 		for (int i = 0; maps[i]; i++) {
@@ -782,8 +784,7 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 			dc->bpffs_root, sys_bpffs_private_msg());
 	bpflb_services_map_sizes(cfg, &sizes);
 	ret = pipeline_open(&d->pipeline, dc->bpffs_root, dc->tc_handle, dc->tc_priority,
-			    bpflb_cfg_u32(bpflb_cfg_section(cfg, "lb", 0), "maglev_table_size"),
-			    &sizes, err);
+			    bpflb_lb_conf(cfg)->maglev_table_size, &sizes, err);
 	if (ret)
 		goto out;
 	d->pipeline_ready = true;

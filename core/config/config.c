@@ -48,7 +48,8 @@
 #define CFG_SPACES     " \t\r\n\f\v"
 
 struct cfg_value {
-	char *key;
+	/* its schema key: the name, and where a typed section stores the value */
+	const struct bpflb_cfg_key *k;
 	char *value;
 	int line;
 	size_t cap;     /* of value, when a list key grew by repetition or continuation */
@@ -214,7 +215,7 @@ static const struct cfg_value *cfg_find_value(const struct bpflb_cfg_section *se
 	size_t i;
 
 	for (i = 0; i < sec->nvals; i++)
-		if (!strcmp(sec->vals[i].key, key) && (!line || sec->vals[i].line == line))
+		if (!strcmp(sec->vals[i].k->name, key) && (!line || sec->vals[i].line == line))
 			return &sec->vals[i];
 	return NULL;
 }
@@ -714,11 +715,9 @@ static void cfg_conf_free(const struct bpflb_cfg_section_def *def, void *conf)
 		switch (k->type) {
 		case BPFLB_CFG_STRING:
 		case BPFLB_CFG_PATH:
-			/* Each list keeps its pointers and its text in one block. */
+			/* The strings are the section's; a MULTI key owns its arrays. */
 			if (k->flags & BPFLB_CFG_F_MULTI)
 				free(((struct bpflb_cfg_strs *)at)->v);
-			else
-				free(*(char **)at);
 			break;
 		case BPFLB_CFG_LIST:
 			free(((struct bpflb_cfg_words *)at)->v);
@@ -768,54 +767,18 @@ static int cfg_fill_words(const char *list, struct bpflb_cfg_words *out)
 	return 0;
 }
 
-/* Every occurrence of a MULTI key with its line, as one allocation. */
-static int cfg_fill_strs(const struct bpflb_cfg_section *sec, const struct bpflb_cfg_key *k,
-			 struct bpflb_cfg_strs *out)
-{
-	size_t bytes = 0;
-	uint32_t n = 0, i;
-	const char *s;
-	char *text;
-	int line;
-
-	for (i = 0; (s = bpflb_cfg_multi(sec, k->name, i, &line)); i++) {
-		bytes += strlen(s) + 1;
-		n++;
-	}
-	out->n = 0;
-	out->v = NULL;
-	out->line = NULL;
-	if (!n)
-		return 0;
-	out->v = malloc(n * (sizeof(char *) + sizeof(int)) + bytes);
-	if (!out->v)
-		return -ENOMEM;
-	out->line = (int *)(out->v + n);
-	text = (char *)(out->line + n);
-	for (i = 0; (s = bpflb_cfg_multi(sec, k->name, i, &line)); i++) {
-		out->v[i] = text;
-		out->line[i] = line;
-		text = stpcpy(text, s) + 1;
-	}
-	out->n = n;
-	return 0;
-}
-
 /* Fill one member from the checked (or default) text s. */
-static int cfg_fill_key(const struct bpflb_cfg_section *sec, const struct bpflb_cfg_key *k,
-			const char *s, char *at)
+static int cfg_fill_key(const struct bpflb_cfg_key *k, const char *s, char *at)
 {
 	struct bpflb_cfg_words words;
 	uint32_t i;
 	int ret = 0;
 
-	if (k->flags & BPFLB_CFG_F_MULTI)
-		return cfg_fill_strs(sec, k, (struct bpflb_cfg_strs *)at);
 	switch (k->type) {
 	case BPFLB_CFG_STRING:
 	case BPFLB_CFG_PATH:
-		if (s && !(*(char **)at = strdup(s)))
-			return -ENOMEM;
+		/* the value's text, or the schema's default: read-only either way */
+		*(char **)at = (char *)s;
 		return 0;
 	case BPFLB_CFG_BOOL:
 		if (s)
@@ -870,30 +833,101 @@ static int cfg_fill_key(const struct bpflb_cfg_section *sec, const struct bpflb_
 	return ret;
 }
 
-static const char *cfg_raw(const struct bpflb_cfg_section *sec, const char *key,
-			   const struct bpflb_cfg_key **kp);
+/*
+ * The room a MULTI key's values need: n pointers and lines, and the default's
+ * text when the key is absent.  The values themselves stay the section's.
+ */
+static int cfg_strs_alloc(const struct bpflb_cfg_key *k, uint32_t n, struct bpflb_cfg_strs *out)
+{
+	size_t text = !n && k->def ? strlen(k->def) + 1 : 0;
 
-/* Fill a typed section's struct from its checked values and the defaults. */
+	if (text)
+		n = 1;
+	if (!n)
+		return 0;
+	out->v = malloc(n * (sizeof(char *) + sizeof(int)) + text);
+	if (!out->v)
+		return -ENOMEM;
+	out->line = (int *)(out->v + n);
+	if (text) {
+		out->v[0] = strcpy((char *)(out->line + 1), k->def);
+		out->line[0] = 0; /* filled by the caller: the section's line */
+		out->n = 1;
+	}
+	return 0;
+}
+
+/*
+ * Fill a typed section's struct from its checked values and the defaults, in
+ * two walks over the values whatever their number: reading a repeated key by
+ * index (bpflb_cfg_multi) rescans the section for each value, O(n^2) for a
+ * service with 65k backends.
+ */
 static int cfg_fill(struct bpflb_cfg_section *sec)
 {
-	size_t size = cfg_conf_size(sec->def);
+	size_t size = cfg_conf_size(sec->def), nkeys = 0, i;
+	const struct cfg_value *few[32], **first = few;
 	const struct bpflb_cfg_key *k;
-	int ret;
+	uint32_t cnt[32], *count = cnt;
+	int ret = 0;
 
 	if (!size)
 		return 0;
 	sec->conf = calloc(1, size);
 	if (!sec->conf)
 		return -ENOMEM;
-	for (k = sec->def->keys; k->name; k++) {
+	for (k = sec->def->keys; k->name; k++)
+		nkeys++;
+	if (nkeys > 32) {
+		first = calloc(nkeys, sizeof(*first));
+		count = calloc(nkeys, sizeof(*count));
+		if (!first || !count) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	} else {
+		memset(few, 0, sizeof(few));
+		memset(cnt, 0, sizeof(cnt));
+	}
+	for (i = 0; i < sec->nvals; i++) {
+		size_t ki = (size_t)(sec->vals[i].k - sec->def->keys);
+
+		if (!first[ki])
+			first[ki] = &sec->vals[i];
+		count[ki]++;
+	}
+	for (k = sec->def->keys, i = 0; k->name && !ret; k++, i++) {
+		char *at = (char *)sec->conf + BPFLB_CFG_FIELD_OFFSET(k->flags);
+
 		if (!(k->flags & BPFLB_CFG_F_FIELD))
 			continue;
-		ret = cfg_fill_key(sec, k, cfg_raw(sec, k->name, NULL),
-				   (char *)sec->conf + BPFLB_CFG_FIELD_OFFSET(k->flags));
-		if (ret)
-			return ret;
+		if (!(k->flags & BPFLB_CFG_F_MULTI)) {
+			ret = cfg_fill_key(k, first[i] ? first[i]->value : k->def, at);
+			continue;
+		}
+		ret = cfg_strs_alloc(k, count[i], (struct bpflb_cfg_strs *)at);
+		if (!ret && !count[i] && k->def)
+			((struct bpflb_cfg_strs *)at)->line[0] = sec->line;
 	}
-	return 0;
+	/* The MULTI keys' values, in file order. */
+	for (i = 0; i < sec->nvals && !ret; i++) {
+		const struct cfg_value *v = &sec->vals[i];
+		struct bpflb_cfg_strs *l;
+
+		if ((v->k->flags & (BPFLB_CFG_F_FIELD | BPFLB_CFG_F_MULTI)) !=
+		    (BPFLB_CFG_F_FIELD | BPFLB_CFG_F_MULTI))
+			continue;
+		l = (struct bpflb_cfg_strs *)((char *)sec->conf +
+					      BPFLB_CFG_FIELD_OFFSET(v->k->flags));
+		l->v[l->n] = v->value;
+		l->line[l->n++] = v->line;
+	}
+out:
+	if (first != few)
+		free(first);
+	if (count != cnt)
+		free(count);
+	return ret;
 }
 
 const void *bpflb_cfg_conf(const struct bpflb_cfg_section *sec)
@@ -1035,15 +1069,11 @@ static void cfg_section_free(struct bpflb_cfg_section *sec)
 	if (!sec)
 		return;
 	for (i = 0; i < sec->nvals; i++) {
-		free(sec->vals[i].key);
 		free(sec->vals[i].value);
 	}
 	free(sec->vals);
 	cfg_conf_free(sec->def, sec->conf);
-	free(sec->header);
-	free(sec->type);
-	free(sec->name);
-	free(sec);
+	free(sec); /* and header, type and name: one block */
 }
 
 void bpflb_config_free(struct bpflb_config *cfg)
@@ -1159,6 +1189,7 @@ static struct bpflb_cfg_section *cfg_add_section(struct bpflb_config *cfg,
 						 const char *owner, const char *header,
 						 const char *type, const char *name, int line)
 {
+	size_t hl = strlen(header) + 1, tl = strlen(type) + 1, nl = strlen(name) + 1;
 	struct bpflb_cfg_section *sec, **secs;
 
 	if (cfg->nsecs == cfg->cap) {
@@ -1170,17 +1201,18 @@ static struct bpflb_cfg_section *cfg_add_section(struct bpflb_config *cfg,
 		cfg->secs = secs;
 		cfg->cap = cap;
 	}
-	sec = calloc(1, sizeof(*sec));
+	/* The names in the section's block: 100k [service] sections, 300k mallocs fewer. */
+	sec = calloc(1, sizeof(*sec) + hl + tl + nl);
 	if (!sec)
 		return NULL;
 	sec->cfg = cfg;
 	sec->def = def;
 	sec->owner = owner;
 	sec->line = line;
-	sec->header = strdup(header);
-	sec->type = strdup(type);
-	sec->name = strdup(name);
-	if (!sec->header || !sec->type || !sec->name || cfg_index_add(cfg, sec)) {
+	sec->header = memcpy((char *)(sec + 1), header, hl);
+	sec->type = memcpy(sec->header + hl, type, tl);
+	sec->name = memcpy(sec->type + tl, name, nl);
+	if (cfg_index_add(cfg, sec)) {
 		cfg_section_free(sec);
 		return NULL;
 	}
@@ -1188,8 +1220,8 @@ static struct bpflb_cfg_section *cfg_add_section(struct bpflb_config *cfg,
 	return sec;
 }
 
-static int cfg_add_value(struct bpflb_cfg_section *sec, const char *key, const char *value,
-			 int line)
+static int cfg_add_value(struct bpflb_cfg_section *sec, const struct bpflb_cfg_key *k,
+			 const char *value, int line)
 {
 	struct cfg_value *vals, *v;
 
@@ -1203,14 +1235,10 @@ static int cfg_add_value(struct bpflb_cfg_section *sec, const char *key, const c
 		sec->cap = cap;
 	}
 	v = &sec->vals[sec->nvals];
-	*v = (struct cfg_value){.line = line};
-	v->key = strdup(key);
+	*v = (struct cfg_value){.k = k, .line = line};
 	v->value = strdup(value);
-	if (!v->key || !v->value) {
-		free(v->key);
-		free(v->value);
+	if (!v->value)
 		return -ENOMEM;
-	}
 	sec->nvals++;
 	return 0;
 }
@@ -1533,7 +1561,7 @@ static int cfg_list_append(struct cfg_parser *p, struct cfg_value *v, const char
 		return 0;
 	need = len + 1 + plen + 1;
 	if (v->words + words > BPFLB_CFG_LIST_MAX || need > BPFLB_CFG_VALUE_MAX)
-		return bpflb_cfg_error(p->err, p->cur, v->key, p->lineno,
+		return bpflb_cfg_error(p->err, p->cur, v->k->name, p->lineno,
 				       "list too long; expected at most %d words and %u "
 				       "characters in all its lines",
 				       BPFLB_CFG_LIST_MAX, BPFLB_CFG_VALUE_MAX);
@@ -1644,7 +1672,7 @@ static int cfg_key_line(struct cfg_parser *p, const char *key, const char *value
 				  "key given twice, first at line %d; expected it once per "
 				  "section",
 				  prev->line);
-	if (cfg_add_value(p->cur, key, value, p->lineno))
+	if (cfg_add_value(p->cur, k, value, p->lineno))
 		return cfg_oom(p);
 	prev = &p->cur->vals[p->cur->nvals - 1];
 	if (cfg_check_value(k, value, why, sizeof(why)))
@@ -2042,7 +2070,7 @@ const char *bpflb_cfg_multi(const struct bpflb_cfg_section *sec, const char *key
 	if (!sec || !key)
 		return NULL;
 	for (i = 0; i < sec->nvals; i++) {
-		if (strcmp(sec->vals[i].key, key))
+		if (strcmp(sec->vals[i].k->name, key))
 			continue;
 		any = true;
 		if (idx--)

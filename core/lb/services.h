@@ -49,6 +49,28 @@ struct bpflb_map_sizes {
 	uint32_t nodes;	   /* bpflb_peers: max_nodes */
 };
 
+/*
+ * [lb], filled by the config engine (a typed section, bpflb/config.h).  lb_check
+ * (services_config.c) checked what the schema cannot: the port ranges, the
+ * Maglev size a prime.
+ */
+struct bpflb_lb_conf {
+	int algorithm; /* index into random, maglev */
+	uint32_t maglev_table_size;
+	uint32_t hash_seed;
+	char *snat_ports;     /* LOW-HIGH */
+	char *nodeport_range; /* LOW-HIGH */
+	/* seconds */
+	uint32_t ct_tcp_timeout, ct_tcp_syn_timeout, ct_tcp_close_timeout, ct_udp_timeout;
+	uint32_t ct_gc_interval;
+	uint32_t healthz_bind; /* network order; 0: 0.0.0.0 or not written */
+	int dsr_dispatch;      /* index into option, ipip */
+	uint32_t events_per_sec;
+	struct bpflb_map_sizes sizes; /* max_services ... max_nodes */
+};
+
+/* cfg's [lb]; the defaults when cfg is NULL or has no [lb] schema. */
+const struct bpflb_lb_conf *bpflb_lb_conf(const struct bpflb_config *cfg);
 /* The sizes cfg's [lb] asks for (the defaults when cfg or [lb] is absent). */
 void bpflb_services_map_sizes(const struct bpflb_config *cfg, struct bpflb_map_sizes *out);
 /*

@@ -85,6 +85,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config/config_internal.h"
 #include "lb/maglev.h"
 #include "lb/services_model.h"
 
@@ -99,80 +100,104 @@ static const char *const dispatch_choices[] = {"option", "ipip", NULL};
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
+#define LB_AT(member) BPFLB_CFG_AT(struct bpflb_lb_conf, member)
+
 static const struct bpflb_cfg_key lb_keys[] = {
-    {"algorithm", BPFLB_CFG_ENUM, 0, "random", 0, 0, alg_choices,
+    {"algorithm", BPFLB_CFG_ENUM, LB_AT(algorithm), "random", 0, 0, alg_choices,
      "backend selection of new flows: random, or maglev (consistent hashing)"},
-    {"maglev_table_size", BPFLB_CFG_U32, 0, "16381", BPFLB_MAGLEV_MIN_M, BPFLB_MAGLEV_MAX_M, NULL,
+    {"maglev_table_size", BPFLB_CFG_U32, LB_AT(maglev_table_size), "16381", BPFLB_MAGLEV_MIN_M,
+     BPFLB_MAGLEV_MAX_M, NULL,
      "entries of each Maglev table, a prime; the datapath supports 16381"},
-    {"hash_seed", BPFLB_CFG_U32, 0, "0x9e3779b9", 0, UINT32_MAX, NULL,
+    {"hash_seed", BPFLB_CFG_U32, LB_AT(hash_seed), "0x9e3779b9", 0, UINT32_MAX, NULL,
      "seed of the flow and Maglev hashes; the same on every node, so that every node "
      "picks the same backend for a flow"},
-    {"snat_ports", BPFLB_CFG_STRING, 0, "32768-65535", 0, 0, NULL,
+    {"snat_ports", BPFLB_CFG_STRING, LB_AT(snat_ports), "32768-65535", 0, 0, NULL,
      "LOW-HIGH: source ports of SNAT towards remote backends"},
-    {"nodeport_range", BPFLB_CFG_STRING, 0, "30000-32767", 0, 0, NULL,
+    {"nodeport_range", BPFLB_CFG_STRING, LB_AT(nodeport_range), "30000-32767", 0, 0, NULL,
      "LOW-HIGH: the range of nodeport= and health_check_node_port"},
-    {"ct_tcp_timeout", BPFLB_CFG_DURATION, 0, "6h", 1, 7 * 86400, NULL,
+    {"ct_tcp_timeout", BPFLB_CFG_DURATION, LB_AT(ct_tcp_timeout), "6h", 1, 7 * 86400, NULL,
      "idle timeout of an established TCP flow"},
-    {"ct_tcp_syn_timeout", BPFLB_CFG_DURATION, 0, "60s", 1, 86400, NULL,
+    {"ct_tcp_syn_timeout", BPFLB_CFG_DURATION, LB_AT(ct_tcp_syn_timeout), "60s", 1, 86400, NULL,
      "timeout of a TCP flow that saw no reply yet"},
-    {"ct_tcp_close_timeout", BPFLB_CFG_DURATION, 0, "10s", 1, 86400, NULL,
+    {"ct_tcp_close_timeout", BPFLB_CFG_DURATION, LB_AT(ct_tcp_close_timeout), "10s", 1, 86400, NULL,
      "timeout of a TCP flow after FIN or RST"},
-    {"ct_udp_timeout", BPFLB_CFG_DURATION, 0, "60s", 1, 7 * 86400, NULL,
+    {"ct_udp_timeout", BPFLB_CFG_DURATION, LB_AT(ct_udp_timeout), "60s", 1, 7 * 86400, NULL,
      "idle timeout of a UDP (or other non-TCP) flow"},
-    {"ct_gc_interval", BPFLB_CFG_DURATION, 0, "30s", 1, 3600, NULL,
+    {"ct_gc_interval", BPFLB_CFG_DURATION, LB_AT(ct_gc_interval), "30s", 1, 3600, NULL,
      "how often expired conntrack entries are removed"},
-    {"healthz_bind", BPFLB_CFG_IPV4, 0, NULL, 0, 0, NULL,
+    {"healthz_bind", BPFLB_CFG_IPV4, LB_AT(healthz_bind), NULL, 0, 0, NULL,
      "address of the health check node ports; default the [node] address, 0.0.0.0 for all"},
-    {"dsr_dispatch", BPFLB_CFG_ENUM, 0, "option", 0, 0, dispatch_choices,
+    {"dsr_dispatch", BPFLB_CFG_ENUM, LB_AT(dsr_dispatch), "option", 0, 0, dispatch_choices,
      "how DSR sends a new flow to the backend's node: option (the service address in an "
      "IPv4 option; pod addresses must be routed to their node) or ipip (IP-in-IP to the "
      "node's address)"},
-    {"events_per_sec", BPFLB_CFG_U32, 0, "1000", 1, 1000000, NULL,
+    {"events_per_sec", BPFLB_CFG_U32, LB_AT(events_per_sec), "1000", 1, 1000000, NULL,
      "flow events the datapath reports per second and CPU; the rest is counted as "
      "suppressed"},
     /* Sizes of the shared pinned maps (map_size_keys below); fixed while running. */
-    {"max_services", BPFLB_CFG_U32, 0, STR(BPFLB_MAX_SERVICES), 16, 4194304, NULL,
-     "frontends (address, port, protocol) the datapath holds; also bounds the service ports"},
-    {"max_backends", BPFLB_CFG_U32, 0, STR(BPFLB_MAX_BACKENDS), 16, 4194304, NULL,
-     "distinct backends (address:port) the datapath holds"},
-    {"max_slots", BPFLB_CFG_U32, 0, STR(BPFLB_MAX_SLOTS), 16, 16777216, NULL,
+    {"max_services", BPFLB_CFG_U32, LB_AT(sizes.services), STR(BPFLB_MAX_SERVICES), 16, 4194304,
+     NULL, "frontends (address, port, protocol) the datapath holds; also bounds the service ports"},
+    {"max_backends", BPFLB_CFG_U32, LB_AT(sizes.backends), STR(BPFLB_MAX_BACKENDS), 16, 4194304,
+     NULL, "distinct backends (address:port) the datapath holds"},
+    {"max_slots", BPFLB_CFG_U32, LB_AT(sizes.slots), STR(BPFLB_MAX_SLOTS), 16, 16777216, NULL,
      "active backends summed over all service ports (random selection slots)"},
-    {"max_maglev_services", BPFLB_CFG_U32, 0, STR(BPFLB_MAX_MAGLEV), 1, 65536, NULL,
-     "service ports with a Maglev table (algorithm = maglev)"},
-    {"ct_size", BPFLB_CFG_U32, 0, STR(BPFLB_CT_SIZE), 1024, 16777216, NULL,
+    {"max_maglev_services", BPFLB_CFG_U32, LB_AT(sizes.maglev), STR(BPFLB_MAX_MAGLEV), 1, 65536,
+     NULL, "service ports with a Maglev table (algorithm = maglev)"},
+    {"ct_size", BPFLB_CFG_U32, LB_AT(sizes.ct), STR(BPFLB_CT_SIZE), 1024, 16777216, NULL,
      "conntrack entries (two per translated flow); the least recently used go when full"},
-    {"max_nodes", BPFLB_CFG_U32, 0, STR(BPFLB_MAX_NODES), 16, 1048576, NULL,
+    {"max_nodes", BPFLB_CFG_U32, LB_AT(sizes.nodes), STR(BPFLB_MAX_NODES), 16, 1048576, NULL,
      "nodes of the cluster whose IP-in-IP the datapath accepts"},
-    {NULL},
+    BPFLB_CFG_KEYS_END(struct bpflb_lb_conf),
 };
 
+/*
+ * [service NAME] as the engine fills it, once per section when the file is
+ * loaded: svc_parse() reads each key from here, never by name (at 100k
+ * services the lookups by name were most of a reload).  Keys whose absence
+ * means something else than any value have no default: -1 or 0 here.
+ */
+struct svc_conf {
+	int type; /* type_choices; required */
+	char *ns;
+	struct bpflb_cfg_strs port, backend;
+	struct bpflb_cfg_ipv4s lb_ips, external_ips;
+	int etp;	  /* etp_choices; -1 not written (cluster, refused for hostport) */
+	uint32_t hc_port; /* 0: not written (the schema's minimum is 1) */
+	int no_backend;	  /* nobe_choices */
+	int alg;	  /* alg_choices; -1 not written: [lb] algorithm */
+	int fwd;	  /* fwd_choices */
+	uint32_t host_ip; /* network order; 0: not written */
+};
+
+#define SVC_AT(member) BPFLB_CFG_AT(struct svc_conf, member)
+
 static const struct bpflb_cfg_key svc_keys[] = {
-    {"type", BPFLB_CFG_ENUM, BPFLB_CFG_F_REQUIRED, NULL, 0, 0, type_choices,
+    {"type", BPFLB_CFG_ENUM, BPFLB_CFG_F_REQUIRED | SVC_AT(type), NULL, 0, 0, type_choices,
      "nodeport, loadbalancer (lb_ips), externalip (external_ips) or hostport"},
-    {"namespace", BPFLB_CFG_STRING, 0, "default", 0, 0, NULL,
+    {"namespace", BPFLB_CFG_STRING, SVC_AT(ns), "default", 0, 0, NULL,
      "Kubernetes namespace, reported by the health check"},
-    {"port", BPFLB_CFG_STRING, BPFLB_CFG_F_REQUIRED | BPFLB_CFG_F_MULTI, NULL, 0, 0, NULL,
-     "NAME tcp|udp PORT [nodeport=N] [target=N]"},
-    {"backend", BPFLB_CFG_STRING, BPFLB_CFG_F_MULTI, NULL, 0, 0, NULL,
+    {"port", BPFLB_CFG_STRING, BPFLB_CFG_F_REQUIRED | BPFLB_CFG_F_MULTI | SVC_AT(port), NULL, 0, 0,
+     NULL, "NAME tcp|udp PORT [nodeport=N] [target=N]"},
+    {"backend", BPFLB_CFG_STRING, BPFLB_CFG_F_MULTI | SVC_AT(backend), NULL, 0, 0, NULL,
      "ADDR[:PORT] node=NODE [state=active|terminating|maintenance] [hostnet=yes|no] "
      "[port.NAME=N]"},
-    {"lb_ips", BPFLB_CFG_IPV4_LIST, 0, NULL, 0, 0, NULL,
+    {"lb_ips", BPFLB_CFG_IPV4_LIST, SVC_AT(lb_ips), NULL, 0, 0, NULL,
      "load balancer addresses (type=loadbalancer)"},
-    {"external_ips", BPFLB_CFG_IPV4_LIST, 0, NULL, 0, 0, NULL,
+    {"external_ips", BPFLB_CFG_IPV4_LIST, SVC_AT(external_ips), NULL, 0, 0, NULL,
      "external addresses served on the service port"},
-    {"external_traffic_policy", BPFLB_CFG_ENUM, 0, "cluster", 0, 0, etp_choices,
-     "local: only backends on this node, client address kept"},
-    {"health_check_node_port", BPFLB_CFG_U32, 0, NULL, 1, 65535, NULL,
+    {"external_traffic_policy", BPFLB_CFG_ENUM, SVC_AT(etp), NULL, 0, 0, etp_choices,
+     "cluster (default), or local: only backends on this node, client address kept"},
+    {"health_check_node_port", BPFLB_CFG_U32, SVC_AT(hc_port), NULL, 1, 65535, NULL,
      "TCP port of the kube-proxy compatible health check (external_traffic_policy=local)"},
-    {"no_backend", BPFLB_CFG_ENUM, 0, "drop", 0, 0, nobe_choices,
+    {"no_backend", BPFLB_CFG_ENUM, SVC_AT(no_backend), "drop", 0, 0, nobe_choices,
      "what a packet gets when no backend can take it: drop, or reject (ICMP unreachable)"},
-    {"algorithm", BPFLB_CFG_ENUM, 0, NULL, 0, 0, alg_choices,
+    {"algorithm", BPFLB_CFG_ENUM, SVC_AT(alg), NULL, 0, 0, alg_choices,
      "random or maglev; default [lb] algorithm"},
-    {"forwarding", BPFLB_CFG_ENUM, 0, "auto", 0, 0, fwd_choices,
+    {"forwarding", BPFLB_CFG_ENUM, SVC_AT(fwd), "auto", 0, 0, fwd_choices,
      "auto (the mode decides), or always snat, or always dsr"},
-    {"host_ip", BPFLB_CFG_IPV4, 0, NULL, 0, 0, NULL,
+    {"host_ip", BPFLB_CFG_IPV4, SVC_AT(host_ip), NULL, 0, 0, NULL,
      "type=hostport: the node address to bind (default: a private one of the node)"},
-    {NULL},
+    BPFLB_CFG_KEYS_END(struct svc_conf),
 };
 
 static int lb_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err);
@@ -244,32 +269,6 @@ int svc_parse_range(const char *s, uint16_t *lo, uint16_t *hi)
 	return 0;
 }
 
-int svc_parse_duration(const char *s, uint64_t *sec)
-{
-	unsigned long long v;
-	uint64_t mul = 1;
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	if (*end == 's')
-		end++;
-	else if (*end == 'm')
-		mul = 60, end++;
-	else if (*end == 'h')
-		mul = 3600, end++;
-	else if (*end == 'd')
-		mul = 86400, end++;
-	if (*end || v > UINT64_MAX / mul)
-		return -EINVAL;
-	*sec = v * mul;
-	return 0;
-}
-
 /* DNS label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63; alpha_first for services. */
 static bool dns_label(const char *s, bool alpha_first)
 {
@@ -338,61 +337,77 @@ static int split_words(const char *s, char *buf, size_t len, char **words, int m
 	return n;
 }
 
-static int parse_ip_list(const struct bpflb_cfg_section *sec, const char *key, uint32_t **out,
-			 unsigned int *nout, struct bpflb_err *err)
+/*
+ * A checked copy of an address list key: the schema parsed the addresses;
+ * here they must be unicast and listed once.
+ */
+static int parse_ip_list(const struct bpflb_cfg_section *sec, const char *key,
+			 const struct bpflb_cfg_ipv4s *l, uint32_t **out, unsigned int *nout,
+			 struct bpflb_err *err)
 {
-	/* has() first: most services lack the key, and has() costs less than str() */
-	const char *list = bpflb_cfg_has(sec, key) ? bpflb_cfg_str(sec, key) : NULL;
-	char word[64], abuf[INET_ADDRSTRLEN];
-	uint32_t *v = NULL;
-	unsigned int n = 0;
+	char abuf[INET_ADDRSTRLEN];
+	uint32_t *v;
 
 	*out = NULL;
 	*nout = 0;
-	if (!list)
+	if (!l->n)
 		return 0;
-	for (unsigned int i = 0; bpflb_cfg_word(list, i, word, sizeof(word)); i++) {
-		uint32_t a, *nv;
-
-		if (bpflb_parse_ipv4(word, &a) || !ip_unicast(a)) {
-			free(v);
+	for (uint32_t i = 0; i < l->n; i++) {
+		/* inet_pton() took dotted quads only: printed back, the word as written */
+		if (!ip_unicast(l->v[i]))
 			return bpflb_cfg_error(
 			    err, sec, key, 0,
 			    "'%s' is not a unicast IPv4 address; expected "
 			    "addresses like 203.0.113.10, comma or space separated",
-			    word);
-		}
-		for (unsigned int j = 0; j < n; j++) {
-			if (v[j] == a) {
-				free(v);
+			    ipstr(l->v[i], abuf));
+		for (uint32_t j = 0; j < i; j++)
+			if (l->v[j] == l->v[i])
 				return bpflb_cfg_error(err, sec, key, 0, "%s is listed twice",
-						       ipstr(a, abuf));
-			}
-		}
-		nv = realloc(v, (n + 1) * sizeof(*v));
-		if (!nv) {
-			free(v);
-			return -ENOMEM;
-		}
-		v = nv;
-		v[n++] = a;
+						       ipstr(l->v[i], abuf));
 	}
+	v = malloc(l->n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memcpy(v, l->v, l->n * sizeof(*v));
 	*out = v;
-	*nout = n;
+	*nout = l->n;
 	return 0;
 }
 
 /* --- [lb] ------------------------------------------------------------------ */
 
-/* The value of an [lb] key as written, else its declared default (also without a section). */
-static const char *lb_val(const struct bpflb_cfg_section *sec, const char *key)
-{
-	const char *v = sec && bpflb_cfg_has(sec, key) ? bpflb_cfg_str(sec, key) : NULL;
+/*
+ * [lb] where a configuration has none to fill (no [lb] schema, or no
+ * configuration): the defaults of lb_keys, which test_services compares with a
+ * filled one.
+ */
+static const struct bpflb_lb_conf lb_defaults = {
+    .algorithm = 0,
+    .maglev_table_size = 16381,
+    .hash_seed = 0x9e3779b9,
+    .snat_ports = "32768-65535",
+    .nodeport_range = "30000-32767",
+    .ct_tcp_timeout = 6 * 3600,
+    .ct_tcp_syn_timeout = 60,
+    .ct_tcp_close_timeout = 10,
+    .ct_udp_timeout = 60,
+    .ct_gc_interval = 30,
+    .dsr_dispatch = 0,
+    .events_per_sec = 1000,
+    .sizes = {BPFLB_MAX_SERVICES, BPFLB_MAX_BACKENDS, BPFLB_MAX_SLOTS, BPFLB_MAX_MAGLEV,
+	      BPFLB_CT_SIZE, BPFLB_MAX_NODES},
+};
 
-	for (const struct bpflb_cfg_key *k = lb_keys; !v && k->name; k++)
-		if (!strcmp(k->name, key))
-			v = k->def;
-	return v;
+static const struct bpflb_lb_conf *lb_conf(const struct bpflb_cfg_section *sec)
+{
+	const struct bpflb_lb_conf *c = bpflb_cfg_conf(sec);
+
+	return c ? c : &lb_defaults;
+}
+
+const struct bpflb_lb_conf *bpflb_lb_conf(const struct bpflb_config *cfg)
+{
+	return lb_conf(cfg ? bpflb_cfg_section(cfg, "lb", 0) : NULL);
 }
 
 /* The [lb] key that sizes each shared map (sdk/bpf/bpflb/lb_maps.h). */
@@ -409,20 +424,9 @@ static const struct {
     {"bpflb_peers", "max_nodes", offsetof(struct bpflb_map_sizes, nodes)},
 };
 
-static void lb_sizes(const struct bpflb_cfg_section *sec, struct bpflb_map_sizes *out)
-{
-	for (size_t i = 0; i < sizeof(map_size_keys) / sizeof(map_size_keys[0]); i++) {
-		uint32_t v = 0;
-
-		/* The schema checked the range; a default always parses. */
-		bpflb_parse_u32(lb_val(sec, map_size_keys[i].key), 1, UINT32_MAX, &v);
-		*(uint32_t *)((char *)out + map_size_keys[i].off) = v;
-	}
-}
-
 void bpflb_services_map_sizes(const struct bpflb_config *cfg, struct bpflb_map_sizes *out)
 {
-	lb_sizes(cfg ? bpflb_cfg_section(cfg, "lb", 0) : NULL, out);
+	*out = bpflb_lb_conf(cfg)->sizes;
 }
 
 const char *bpflb_map_size_key(const char *map, const struct bpflb_map_sizes *sizes,
@@ -436,58 +440,32 @@ const char *bpflb_map_size_key(const char *map, const struct bpflb_map_sizes *si
 	return NULL;
 }
 
-static int dur_ns(const struct bpflb_cfg_section *sec, const char *key, uint64_t *out,
-		  struct bpflb_err *err)
-{
-	const char *s = lb_val(sec, key);
-	uint64_t secs;
-
-	if (svc_parse_duration(s, &secs) || !secs || secs > UINT64_MAX / 1000000000ull)
-		return bpflb_cfg_error(err, sec, key, 0,
-				       "'%s' is not a duration; expected seconds like 30, 30s, "
-				       "5m or 6h",
-				       s ? s : "");
-	*out = secs * 1000000000ull;
-	return 0;
-}
-
 static int lb_parse(const struct bpflb_cfg_section *sec, struct svc_lb *lb, struct bpflb_err *err)
 {
-	const char *s;
-	uint64_t gc_ns;
-	int ret;
+	const struct bpflb_lb_conf *c = lb_conf(sec);
+	const uint64_t ns = 1000000000ull;
 
 	memset(lb, 0, sizeof(*lb));
-	s = lb_val(sec, "algorithm");
-	lb->alg = s && !strcmp(s, "maglev") ? SVC_ALG_MAGLEV : SVC_ALG_RANDOM;
-
-	s = lb_val(sec, "maglev_table_size");
-	if (bpflb_parse_u32(s, 0, UINT32_MAX, &lb->maglev_m) ||
-	    !bpflb_maglev_is_prime(lb->maglev_m) || lb->maglev_m < BPFLB_MAGLEV_MIN_M ||
-	    lb->maglev_m > BPFLB_MAGLEV_MAX_M)
+	lb->alg = c->algorithm == 1 ? SVC_ALG_MAGLEV : SVC_ALG_RANDOM;
+	/* The schema checked the ranges (every duration's: at least 1 s). */
+	lb->maglev_m = c->maglev_table_size;
+	if (!bpflb_maglev_is_prime(lb->maglev_m))
 		return bpflb_cfg_error(err, sec, "maglev_table_size", 0,
-				       "%s is not a prime between %u and %u; expected %u",
-				       s ? s : "", BPFLB_MAGLEV_MIN_M, BPFLB_MAGLEV_MAX_M,
+				       "%u is not a prime between %u and %u; expected %u",
+				       lb->maglev_m, BPFLB_MAGLEV_MIN_M, BPFLB_MAGLEV_MAX_M,
 				       BPFLB_MAGLEV_DEFAULT_M);
-
-	s = lb_val(sec, "hash_seed");
-	if (bpflb_parse_u32(s, 0, UINT32_MAX, &lb->hash_seed))
-		return bpflb_cfg_error(err, sec, "hash_seed", 0, "'%s' is not a 32-bit number",
-				       s ? s : "");
-
-	s = lb_val(sec, "nodeport_range");
-	if (svc_parse_range(s, &lb->np_min, &lb->np_max))
+	lb->hash_seed = c->hash_seed;
+	if (svc_parse_range(c->nodeport_range, &lb->np_min, &lb->np_max))
 		return bpflb_cfg_error(err, sec, "nodeport_range", 0,
 				       "'%s' is not a port range; expected LOW-HIGH within "
 				       "1-65535, like 30000-32767",
-				       s ? s : "");
-	s = lb_val(sec, "snat_ports");
-	if (svc_parse_range(s, &lb->snat_min, &lb->snat_max))
+				       c->nodeport_range ? c->nodeport_range : "");
+	if (svc_parse_range(c->snat_ports, &lb->snat_min, &lb->snat_max))
 		return bpflb_cfg_error(
 		    err, sec, "snat_ports", 0,
 		    "'%s' is not a port range; expected LOW-HIGH within 1-65535, "
 		    "like 32768-65535",
-		    s ? s : "");
+		    c->snat_ports ? c->snat_ports : "");
 	if (lb->snat_min < 1024)
 		return bpflb_cfg_error(err, sec, "snat_ports", 0,
 				       "%u is a privileged port; expected a range from 1024 up",
@@ -497,25 +475,21 @@ static int lb_parse(const struct bpflb_cfg_section *sec, struct svc_lb *lb, stru
 				       "%u-%u overlaps nodeport_range %u-%u: a translated flow "
 				       "would take a node port; expected disjoint ranges",
 				       lb->snat_min, lb->snat_max, lb->np_min, lb->np_max);
-
-	if ((ret = dur_ns(sec, "ct_tcp_syn_timeout", &lb->ct.tcp_syn_ns, err)) ||
-	    (ret = dur_ns(sec, "ct_tcp_timeout", &lb->ct.tcp_est_ns, err)) ||
-	    (ret = dur_ns(sec, "ct_tcp_close_timeout", &lb->ct.tcp_close_ns, err)) ||
-	    (ret = dur_ns(sec, "ct_udp_timeout", &lb->ct.udp_ns, err)) ||
-	    (ret = dur_ns(sec, "ct_gc_interval", &gc_ns, err)))
-		return ret;
-	lb->gc_interval_ms = gc_ns / 1000000;
-	s = lb_val(sec, "events_per_sec");
-	if (bpflb_parse_u32(s, 1, 1000000, &lb->events_per_sec))
-		return bpflb_cfg_error(err, sec, "events_per_sec", 0,
-				       "'%s' is not a number 1-1000000", s ? s : "");
-	s = lb_val(sec, "dsr_dispatch");
-	lb->dsr_ipip = s && !strcmp(s, "ipip");
-	if (sec && bpflb_cfg_has(sec, "healthz_bind")) {
-		lb->hz_bind = bpflb_cfg_ipv4(sec, "healthz_bind");
-		lb->hz_bind_set = true;
-	}
-	lb_sizes(sec, &lb->sizes);
+	lb->ct.tcp_syn_ns = c->ct_tcp_syn_timeout * ns;
+	lb->ct.tcp_est_ns = c->ct_tcp_timeout * ns;
+	lb->ct.tcp_close_ns = c->ct_tcp_close_timeout * ns;
+	lb->ct.udp_ns = c->ct_udp_timeout * ns;
+	lb->gc_interval_ms = c->ct_gc_interval * 1000ull;
+	lb->events_per_sec = c->events_per_sec;
+	lb->dsr_ipip = c->dsr_dispatch == 1;
+	lb->hz_bind = c->healthz_bind;
+	/*
+	 * The one [lb] key whose zero means something (0.0.0.0: every address)
+	 * and whose absence another (the [node] address): its presence is asked
+	 * by name, once per configuration.
+	 */
+	lb->hz_bind_set = c->healthz_bind || bpflb_cfg_has(sec, "healthz_bind");
+	lb->sizes = c->sizes;
 	lb->sec = sec;
 	return 0;
 }
@@ -529,26 +503,23 @@ static int lb_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err)
 
 /* --- [node] and [cluster-node NAME] ---------------------------------------- */
 
-static int node_read(const struct bpflb_cfg_section *sec, const char *name, struct svc_node *n,
-		     struct bpflb_err *err)
+/*
+ * One node's addresses: address, then its external_addresses (from the typed
+ * [node] or [cluster-node] of config_core.c; the schema parsed them).  No
+ * address (a [node] absent from the file): none.
+ */
+static int node_read(const struct bpflb_cfg_section *sec, const char *name, uint32_t address,
+		     const struct bpflb_cfg_ipv4s *ext, struct svc_node *n, struct bpflb_err *err)
 {
-	const char *ext;
-	char word[64];
-
 	memset(n, 0, sizeof(*n));
 	snprintf(n->name, sizeof(n->name), "%s", name);
-	if (!sec || !bpflb_cfg_has(sec, "address"))
+	if (!address)
 		return 0;
-	n->addrs[n->naddrs++] = bpflb_cfg_ipv4(sec, "address");
-	ext = bpflb_cfg_has(sec, "external_addresses") ? bpflb_cfg_str(sec, "external_addresses")
-						       : NULL;
-	for (unsigned int i = 0; ext && bpflb_cfg_word(ext, i, word, sizeof(word)); i++) {
-		uint32_t a;
+	n->addrs[n->naddrs++] = address;
+	for (uint32_t i = 0; i < ext->n; i++) {
+		uint32_t a = ext->v[i];
 		bool dup = false;
 
-		if (bpflb_parse_ipv4(word, &a))
-			return bpflb_cfg_error(err, sec, "external_addresses", 0,
-					       "'%s' is not an IPv4 address", word);
 		for (unsigned int j = 0; j < n->naddrs; j++)
 			dup |= n->addrs[j] == a;
 		if (dup)
@@ -564,8 +535,11 @@ static int node_read(const struct bpflb_cfg_section *sec, const char *name, stru
 
 static int nodes_read(const struct bpflb_config *cfg, struct svc_model *m, struct bpflb_err *err)
 {
+	static const struct bpflb_cfg_ipv4s none;
 	const struct bpflb_cfg_section *nsec = bpflb_cfg_section(cfg, "node", 0), *sec;
-	const char *name = nsec ? bpflb_cfg_str(nsec, "name") : NULL;
+	const struct bpflb_node_conf *nc = bpflb_cfg_conf(nsec);
+	const struct bpflb_cluster_node_conf *cc;
+	const char *name = nc ? nc->name : NULL;
 	char host[SVC_NAME_LEN] = "";
 	unsigned int i, n = 0;
 	int ret;
@@ -575,7 +549,8 @@ static int nodes_read(const struct bpflb_config *cfg, struct svc_model *m, struc
 			snprintf(host, sizeof(host), "localhost");
 		name = host;
 	}
-	ret = node_read(nsec, name, &m->self, err);
+	ret = node_read(nsec, name, nc ? nc->address : 0, nc ? &nc->external_addresses : &none,
+			&m->self, err);
 	if (ret)
 		return ret;
 	if (!m->self.naddrs || !m->self.addrs[0])
@@ -598,7 +573,9 @@ static int nodes_read(const struct bpflb_config *cfg, struct svc_model *m, struc
 		sec = bpflb_cfg_section(cfg, "cluster-node", i);
 		if (!strcmp(bpflb_cfg_section_name(sec), m->self.name))
 			continue; /* this node: [node] is authoritative */
-		ret = node_read(sec, bpflb_cfg_section_name(sec), &m->nodes[m->nnodes], err);
+		cc = bpflb_cfg_conf(sec);
+		ret = node_read(sec, bpflb_cfg_section_name(sec), cc ? cc->address : 0,
+				cc ? &cc->external_addresses : &none, &m->nodes[m->nnodes], err);
 		if (ret)
 			return ret;
 		m->nnodes++;
@@ -1024,38 +1001,14 @@ static void scratch_def_drop(struct svc_def *d)
 	memset(d, 0, sizeof(*d));
 }
 
-static unsigned int multi_count(const struct bpflb_cfg_section *sec, const char *key)
-{
-	unsigned int n = 0;
-	int line;
-
-	while (bpflb_cfg_multi(sec, key, n, &line))
-		n++;
-	return n;
-}
-
-static const char *enum_str(const struct bpflb_cfg_section *sec, const char *key)
-{
-	const char *s = bpflb_cfg_str(sec, key);
-
-	return s ? s : "";
-}
-
-/*
- * The value of an optional key, or def when the file lacks it: a service is
- * parsed 100k times per reload, and has() is the cheaper lookup when the key
- * is absent, which it mostly is.
- */
-static const char *opt_str(const struct bpflb_cfg_section *sec, const char *key, const char *def)
-{
-	return bpflb_cfg_has(sec, key) ? enum_str(sec, key) : def;
-}
-
 /* Everything one [service] section says, checked on its own. */
 static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model *m,
 		     struct svc_scratch *sc, struct svc_def *d, struct bpflb_err *err)
 {
-	const char *name = bpflb_cfg_section_name(sec), *s;
+	static const enum svc_type types[] = {SVC_T_NODEPORT, SVC_T_LOADBALANCER, SVC_T_EXTERNALIP,
+					      SVC_T_HOSTPORT};
+	const struct svc_conf *c = bpflb_cfg_conf(sec);
+	const char *name = bpflb_cfg_section_name(sec);
 	char abuf[INET_ADDRSTRLEN];
 	unsigned int i, j, n;
 	bool host_ip_set;
@@ -1063,6 +1016,8 @@ static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model
 
 	memset(d, 0, sizeof(*d));
 	d->sec = sec;
+	if (!c) /* not a [service] of the services schema: a caller's bug */
+		return bpflb_cfg_error(err, sec, NULL, 0, "not a [service] section");
 	if (!name || !dns_label(name, true))
 		return bpflb_cfg_error(err, sec, NULL, 0,
 				       "service name '%s' is not a DNS label; expected a-z, 0-9 "
@@ -1070,49 +1025,37 @@ static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model
 				       name ? name : "");
 	snprintf(sc->name, sizeof(sc->name), "%s", name);
 	d->name = sc->name;
-	s = bpflb_cfg_has(sec, "namespace") ? bpflb_cfg_str(sec, "namespace") : "default";
-	if (!s || !dns_label(s, false))
+	if (!c->ns || !dns_label(c->ns, false))
 		return bpflb_cfg_error(err, sec, "namespace", 0,
 				       "'%s' is not a namespace name; expected a DNS label",
-				       s ? s : "");
-	snprintf(sc->ns, sizeof(sc->ns), "%s", s);
+				       c->ns ? c->ns : "");
+	snprintf(sc->ns, sizeof(sc->ns), "%s", c->ns);
 	d->ns = sc->ns;
 
-	s = enum_str(sec, "type");
-	if (!strcmp(s, "nodeport"))
-		d->type = SVC_T_NODEPORT;
-	else if (!strcmp(s, "loadbalancer"))
-		d->type = SVC_T_LOADBALANCER;
-	else if (!strcmp(s, "externalip"))
-		d->type = SVC_T_EXTERNALIP;
-	else if (!strcmp(s, "hostport"))
-		d->type = SVC_T_HOSTPORT;
-	else
+	/* type is required: the schema refused a section without one */
+	if (c->type < 0 || c->type >= (int)(sizeof(types) / sizeof(types[0])))
 		return bpflb_cfg_error(err, sec, "type", 0,
-				       "'%s'; expected nodeport, loadbalancer, externalip or "
-				       "hostport",
-				       s);
-	d->etp_local = !strcmp(opt_str(sec, "external_traffic_policy", "cluster"), "local");
-	d->reject = !strcmp(opt_str(sec, "no_backend", "drop"), "reject");
-	d->alg_set = bpflb_cfg_has(sec, "algorithm");
-	d->alg = d->alg_set && !strcmp(enum_str(sec, "algorithm"), "maglev") ? SVC_ALG_MAGLEV
-									     : SVC_ALG_RANDOM;
-	s = opt_str(sec, "forwarding", "auto");
-	d->fwd = !strcmp(s, "snat") ? SVC_FWD_SNAT : !strcmp(s, "dsr") ? SVC_FWD_DSR : SVC_FWD_AUTO;
-	if (bpflb_cfg_has(sec, "health_check_node_port")) {
-		uint32_t hc = bpflb_cfg_u32(sec, "health_check_node_port");
-
-		if (!hc || hc > 65535)
-			return bpflb_cfg_error(err, sec, "health_check_node_port", 0,
-					       "%u; expected a port 1-65535", hc);
-		d->hc_port = (uint16_t)hc;
-	}
-	host_ip_set = bpflb_cfg_has(sec, "host_ip");
-	if (host_ip_set)
-		d->host_ip = bpflb_cfg_ipv4(sec, "host_ip");
+				       "expected nodeport, loadbalancer, externalip or hostport");
+	d->type = types[c->type];
+	d->etp_local = c->etp >= 0 && !strcmp(etp_choices[c->etp], "local");
+	d->reject = !strcmp(nobe_choices[c->no_backend], "reject");
+	d->alg_set = c->alg >= 0;
+	d->alg =
+	    d->alg_set && !strcmp(alg_choices[c->alg], "maglev") ? SVC_ALG_MAGLEV : SVC_ALG_RANDOM;
+	d->fwd = !strcmp(fwd_choices[c->fwd], "snat")  ? SVC_FWD_SNAT
+		 : !strcmp(fwd_choices[c->fwd], "dsr") ? SVC_FWD_DSR
+						       : SVC_FWD_AUTO;
+	/* the schema kept it within 1-65535; 0: not written */
+	d->hc_port = (uint16_t)c->hc_port;
+	/*
+	 * 0: not written, except host_ip = 0.0.0.0, which a hostport refuses
+	 * below; hostports are few, so only they ask.
+	 */
+	host_ip_set = c->host_ip || (d->type == SVC_T_HOSTPORT && bpflb_cfg_has(sec, "host_ip"));
+	d->host_ip = c->host_ip;
 
 	/* ports */
-	n = multi_count(sec, "port");
+	n = c->port.n;
 	if (!n)
 		return bpflb_cfg_error(err, sec, "port", 0, "a service needs a port; " PORT_SYNTAX);
 	if (n > SVC_MAX_PORTS)
@@ -1120,8 +1063,8 @@ static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model
 				       SVC_MAX_PORTS);
 	d->ports = sc->ports;
 	for (i = 0; i < n; i++) {
-		s = bpflb_cfg_multi(sec, "port", i, &line);
-		ret = port_parse(sec, s, line, &d->ports[i], sc->pname[i], err);
+		line = c->port.line[i];
+		ret = port_parse(sec, c->port.v[i], line, &d->ports[i], sc->pname[i], err);
 		if (ret)
 			return ret;
 		d->nports++;
@@ -1156,14 +1099,14 @@ static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model
 			return bpflb_cfg_error(err, sec, "port", line,
 					       "nodeport= is not accepted for type=%s; expected "
 					       "type=nodeport or loadbalancer",
-					       enum_str(sec, "type"));
+					       type_choices[c->type]);
 	}
 
 	/* addresses */
-	ret = parse_ip_list(sec, "lb_ips", &d->lb_ips, &d->nlb, err);
+	ret = parse_ip_list(sec, "lb_ips", &c->lb_ips, &d->lb_ips, &d->nlb, err);
 	if (ret)
 		return ret;
-	ret = parse_ip_list(sec, "external_ips", &d->ext_ips, &d->next, err);
+	ret = parse_ip_list(sec, "external_ips", &c->external_ips, &d->ext_ips, &d->next, err);
 	if (ret)
 		return ret;
 	if (d->type == SVC_T_LOADBALANCER && !d->nlb)
@@ -1174,7 +1117,7 @@ static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model
 		return bpflb_cfg_error(err, sec, "lb_ips", 0,
 				       "lb_ips is only accepted for type=loadbalancer, this one is "
 				       "type=%s; expected external_ips",
-				       enum_str(sec, "type"));
+				       type_choices[c->type]);
 	if (d->type == SVC_T_EXTERNALIP && !d->next)
 		return bpflb_cfg_error(err, sec, "external_ips", 0,
 				       "type=externalip needs external_ips");
@@ -1197,7 +1140,7 @@ static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model
 		if (d->hc_port)
 			return bpflb_cfg_error(err, sec, "health_check_node_port", 0,
 					       "not accepted for type=hostport");
-		if (bpflb_cfg_has(sec, "external_traffic_policy"))
+		if (c->etp >= 0)
 			return bpflb_cfg_error(err, sec, "external_traffic_policy", 0,
 					       "not accepted for type=hostport (always local)");
 	} else if (host_ip_set) {
@@ -1209,7 +1152,7 @@ static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model
 				       ipstr(d->host_ip, abuf));
 
 	/* backends */
-	n = multi_count(sec, "backend");
+	n = c->backend.n;
 	if (n > SVC_MAX_BACKENDS_PER_SVC)
 		return bpflb_cfg_error(err, sec, "backend", 0, "%u backends; expected at most %d",
 				       n, SVC_MAX_BACKENDS_PER_SVC);
@@ -1231,8 +1174,8 @@ static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model
 	for (i = 0; i < n; i++) {
 		struct svc_backend *b = &d->bes[i];
 
-		s = bpflb_cfg_multi(sec, "backend", i, &line);
-		ret = backend_parse(sec, m, sc, d, s, line, b, err);
+		line = c->backend.line[i];
+		ret = backend_parse(sec, m, sc, d, c->backend.v[i], line, b, err);
 		d->nbes++;
 		if (ret)
 			return ret;

@@ -319,7 +319,5 @@ int svc_map_dump(int fd, uint32_t ksz, uint32_t vsz, void **keys, void **vals, s
 bool svc_ip_private(uint32_t addr_be);
 /* Parse "A-B" within 1..65535, A <= B. */
 int svc_parse_range(const char *s, uint16_t *lo, uint16_t *hi);
-/* Parse a DURATION value ("30", "30s", "5m", "1h") into seconds. */
-int svc_parse_duration(const char *s, uint64_t *sec);
 
 #endif

@@ -1012,6 +1012,72 @@ START_TEST(test_failed_write_resyncs)
 }
 END_TEST
 
+/*
+ * [lb] reads the same whether the engine filled it (a file without [lb]) or
+ * the file's schema has none (bpflb_lb_conf(NULL)): the defaults in
+ * services_config.c agree with the keys' declared defaults.
+ */
+START_TEST(test_lb_defaults_match_schema)
+{
+	struct bpflb_err err = {{0}};
+	struct bpflb_config *cfg =
+	    svc_only("[service a]\ntype = nodeport\nport = http tcp 80 nodeport=30080\n", &err);
+	const struct bpflb_lb_conf *f, *d = bpflb_lb_conf(NULL);
+
+	ck_assert_msg(cfg, "%s", err.msg);
+	f = bpflb_lb_conf(cfg);
+	ck_assert_ptr_ne(f, d);
+	ck_assert_int_eq(f->algorithm, d->algorithm);
+	ck_assert_uint_eq(f->maglev_table_size, d->maglev_table_size);
+	ck_assert_uint_eq(f->hash_seed, d->hash_seed);
+	ck_assert_str_eq(f->snat_ports, d->snat_ports);
+	ck_assert_str_eq(f->nodeport_range, d->nodeport_range);
+	ck_assert_uint_eq(f->ct_tcp_timeout, d->ct_tcp_timeout);
+	ck_assert_uint_eq(f->ct_tcp_syn_timeout, d->ct_tcp_syn_timeout);
+	ck_assert_uint_eq(f->ct_tcp_close_timeout, d->ct_tcp_close_timeout);
+	ck_assert_uint_eq(f->ct_udp_timeout, d->ct_udp_timeout);
+	ck_assert_uint_eq(f->ct_gc_interval, d->ct_gc_interval);
+	ck_assert_uint_eq(f->healthz_bind, d->healthz_bind);
+	ck_assert_int_eq(f->dsr_dispatch, d->dsr_dispatch);
+	ck_assert_uint_eq(f->events_per_sec, d->events_per_sec);
+	ck_assert_mem_eq(&f->sizes, &d->sizes, sizeof(f->sizes));
+	bpflb_config_free(cfg);
+}
+END_TEST
+
+/*
+ * A service's repeated keys are read from its typed struct: with thousands of
+ * backends, an error about the last one still names its own line.
+ */
+START_TEST(test_many_backends_line)
+{
+	enum { N = 20000 };
+	struct bpflb_err err = {{0}};
+	struct svc_model m;
+	struct bpflb_config *cfg;
+	size_t len = 256 + (size_t)N * 48, off;
+	char *text = malloc(len), want[64];
+
+	ck_assert_ptr_nonnull(text);
+	off = (size_t)snprintf(text, len,
+			       BASE "[service big]\ntype = nodeport\nport = http tcp 80 "
+				    "nodeport=30080\n");
+	for (int i = 0; i < N - 1; i++)
+		off += (size_t)snprintf(text + off, len - off, "backend = 10.%d.%d.%d node=node1\n",
+					1 + i / 65536, (i / 256) % 256, i % 256);
+	/* BASE, three lines, N - 1 backends, then this one */
+	off += (size_t)snprintf(text + off, len - off, "backend = 10.250.0.1 node=nowhere\n");
+	cfg = fx_config(text, &err);
+	free(text);
+	ck_assert_msg(cfg, "%s", err.msg);
+	ck_assert_int_ne(svc_model_build(cfg, &m, &err), 0);
+	snprintf(want, sizeof(want), ":%d: [service big] backend = ", BASE_LINES + 3 + N);
+	ck_assert_msg(strstr(err.msg, want), "%s lacks %s", err.msg, want);
+	svc_model_free(&m);
+	bpflb_config_free(cfg);
+}
+END_TEST
+
 static Suite *services_suite(void)
 {
 	Suite *s = suite_create("services");
@@ -1023,6 +1089,8 @@ static Suite *services_suite(void)
 	tcase_add_loop_test(tc, test_set_checks_like_file, 0,
 			    sizeof(bad_cases) / sizeof(bad_cases[0]));
 	tcase_add_test(tc, test_set_replace_delete);
+	tcase_add_test(tc, test_lb_defaults_match_schema);
+	tcase_add_test(tc, test_many_backends_line);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(tm, maps_setup, maps_teardown);

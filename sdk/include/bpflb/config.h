@@ -23,8 +23,10 @@
  *     U32, DURATION        uint32_t (seconds for DURATION)
  *     IPV4                 uint32_t, network byte order
  *     ENUM                 int, index into choices[]
- *     STRING, PATH         char * (the engine's copy; NULL: absent, no default)
- *     STRING|PATH + MULTI  struct bpflb_cfg_strs (every occurrence, with lines)
+ *     STRING, PATH         char * (read-only: the value's text, or the schema's
+ *                          default; NULL: absent, no default)
+ *     STRING|PATH + MULTI  struct bpflb_cfg_strs (every occurrence in file order,
+ *                          with its line; the default, a list of one, when absent)
  *     LIST                 struct bpflb_cfg_words
  *     IPV4_LIST            struct bpflb_cfg_ipv4s
  *     CIDR_LIST            struct bpflb_cfg_cidrs
