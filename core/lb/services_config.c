@@ -1048,10 +1048,11 @@ static int svc_parse(const struct bpflb_cfg_section *sec, const struct svc_model
 	/* the schema kept it within 1-65535; 0: not written */
 	d->hc_port = (uint16_t)c->hc_port;
 	/*
-	 * 0: not written, except host_ip = 0.0.0.0, which a hostport refuses
-	 * below; hostports are few, so only they ask.
+	 * 0 reads as "not written", but host_ip = 0.0.0.0 is written: refused
+	 * below for every type (a hostport needs a unicast address, the others
+	 * take no host_ip at all), so ask the section when the value is 0.
 	 */
-	host_ip_set = c->host_ip || (d->type == SVC_T_HOSTPORT && bpflb_cfg_has(sec, "host_ip"));
+	host_ip_set = c->host_ip || bpflb_cfg_has(sec, "host_ip");
 	d->host_ip = c->host_ip;
 
 	/* ports */

@@ -70,7 +70,7 @@ answered() { # TAG
 switch_to() { # MODE
 	bpflb_config 1 "$1" "$SVC"
 	bpflb_reload 1 || fail "switch to $1 refused: $(grep 'reload failed' "$(bpflb_log 1)" | tail -n 1)"
-	[[ $(grep "reload done" "$(bpflb_log 1)" | tail -n 1) == *"mode $1" ]] || fail "node 1 did not switch to $1"
+	[[ $(grep "reload done" "$(bpflb_log 1)" | tail -n 1) == *"mode $1;"* ]] || fail "node 1 did not switch to $1"
 }
 
 bpflb_config 1 snat "$SVC"

@@ -59,7 +59,10 @@ struct item {
 	bool eof;
 	bool want_out; /* current epoll interest is EPOLLOUT, not EPOLLIN */
 	char peer[ADDR_STR];
+	struct item *prev, *next; /* K_CONN: the open connections, closed at exit */
 };
+
+static struct item *g_conns;
 
 static const char *g_name = "peerd";
 static bool g_verbose;
@@ -221,6 +224,12 @@ static void conn_close(struct item *c, const char *why)
 {
 	if (g_verbose)
 		logmsg("tcp %s closed (%s)", c->peer, why);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		g_conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	epoll_ctl(g_epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	free(c->buf);
@@ -306,6 +315,10 @@ static void tcp_accept(struct item *l)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		getsockname(fd, (struct sockaddr *)&local, &llen);
 		c = new_item(K_CONN, fd);
+		c->next = g_conns;
+		if (g_conns)
+			g_conns->prev = c;
+		g_conns = c;
 		c->buf = malloc(BUF_SIZE);
 		if (!c->buf)
 			die("out of memory");
@@ -501,6 +514,9 @@ int main(int argc, char **argv)
 		}
 	}
 	logmsg("exiting: %lu tcp connections, %lu udp datagrams served", g_nconn, g_nudp);
+	/* stopped with connections open (a test's stream): close them, free all */
+	while (g_conns)
+		conn_close(g_conns, "exiting");
 	for (int i = 0; i < g_nsocks; i++) {
 		close(g_socks[i]->fd);
 		free(g_socks[i]);

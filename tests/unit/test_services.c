@@ -144,6 +144,9 @@ static const struct bad_case bad_cases[] = {
      "192.168.50.11"},
     {"[service a]\ntype = nodeport\nport = http tcp 80 nodeport=30080\nhost_ip = 10.0.0.11\n", 4,
      "only accepted for type=hostport"},
+    /* 0.0.0.0 is written too, though the typed field reads 0 as "absent" */
+    {"[service a]\ntype = nodeport\nport = http tcp 80 nodeport=30080\nhost_ip = 0.0.0.0\n", 4,
+     "only accepted for type=hostport"},
     {"[service Web]\ntype = nodeport\nport = http tcp 80 nodeport=30080\n", 1,
      "service name 'Web' is not a DNS label"},
     {"[lb]\nmaglev_table_size = 16383\n", 2, "16383 is not a prime"},
