@@ -47,10 +47,11 @@ int bpflb_root_lock(const char *root, struct bpflb_err *err)
 	pid_t pid;
 
 	fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return bpflb_err_set(err, "cannot open bpffs_root %s to lock it: %s", root,
-				     strerror(errno)),
-		       -errno;
+	if (fd < 0) {
+		ret = -errno; /* before formatting the message, which may change errno */
+		bpflb_err_set(err, "cannot open bpffs_root %s to lock it: %s", root, strerror(-ret));
+		return ret;
+	}
 	if (!flock(fd, LOCK_EX | LOCK_NB))
 		return fd;
 	ret = -errno;
