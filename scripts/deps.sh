@@ -12,6 +12,7 @@ PKGS=(
 	libbpf-dev libelf-dev zlib1g-dev libuv1-dev libinih-dev check libsystemd-dev libjson-c-dev libyaml-dev
 	iproute2 util-linux procps python3 tcpdump
 	libclang-rt-14-dev # libFuzzer and the sanitizer runtimes of clang 14 (scripts/fuzz.sh)
+	libsmartcols-dev # bpflbctl's tables
 )
 # Only for bench/run.sh: the kube-proxy comparison, bulk transfers, plots.
 BENCH_PKGS=(iptables iperf3 gnuplot-nox)

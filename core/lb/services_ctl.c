@@ -6,6 +6,7 @@
  * overlay's (core/reconcile_cmds.c): they go through bpflb_reconcile().
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,8 +55,10 @@ static int parse_selection(const struct lb_ops *lo, json_object *args, struct sv
 			       -EINVAL;
 		f->by_addr = true;
 	}
-	if (proto && wire_proto_parse(proto, &f->proto))
-		return bpflb_err_set(err, "proto '%s' is not tcp, udp or icmp", proto), -EINVAL;
+	/* conntrack and SNAT hold TCP and UDP flows only: "icmp" would match nothing */
+	if (proto && (wire_proto_parse(proto, &f->proto) ||
+		      (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)))
+		return bpflb_err_set(err, "proto '%s' is not tcp or udp", proto), -EINVAL;
 	return 0;
 }
 

@@ -23,6 +23,8 @@
 
 #include <json-c/json.h>
 
+#include "print.h"
+
 #define EXIT_ERROR   1
 #define EXIT_USAGE   2
 #define EXIT_CONNECT 3
@@ -38,6 +40,7 @@ static void usage(FILE *f)
 	fprintf(
 	    f,
 	    "Usage: bpflbctl [--socket PATH | -c CONFIG] [-o table|json] COMMAND [ARGS]\n"
+	    "       bpflbctl --version\n"
 	    "\n"
 	    "Commands:\n"
 	    "  status                              daemon, mode, plugins, devices, config, "
@@ -58,8 +61,10 @@ static void usage(FILE *f)
 	    "  ct flush [--service S[/P]] [--addr IP] [--proto tcp|udp]\n"
 	    "  nat list [--service S[/P]] [--addr IP] [--proto tcp|udp] [--limit N]\n"
 	    "  maglev show SERVICE[/PORT]          share of the Maglev table per backend\n"
-	    "  PLUGIN CMD [NAME]                   a plugin's own commands, answered in JSON:\n"
-	    "                                      policy list, policy get NAME, egress list\n"
+	    "  policy list                         network policies, the subjects on this node\n"
+	    "  policy get NAME                     a policy's specs and rules with their counters\n"
+	    "  egress list                         egress policies, gateways, counters\n"
+	    "  PLUGIN CMD [NAME]                   another plugin's own commands, in JSON\n"
 	    "  reload                              re-read the configuration (as SIGHUP)\n"
 	    "  observe [--service S[/P]] [--verdict V] [--addr IP] [--proto P]\n"
 	    "          [--last N] [--follow]       flow events (default: --last 20)\n"
@@ -67,8 +72,10 @@ static void usage(FILE *f)
 	    "  -s, --socket PATH   control socket (default %s)\n"
 	    "  -c, --config FILE   read control_socket from FILE's [daemon] section\n"
 	    "  -o, --output FMT    table (default) or json\n"
+	    "  -V, --version       bpflbctl's version and the daemon's\n"
 	    "\n"
-	    "Exit status: 0 ok, 1 error reply from bpflbd, 2 usage, 3 cannot connect.\n",
+	    "Exit status: 0 ok, 1 error reply from bpflbd, 2 usage (also a value an option\n"
+	    "does not take), 3 cannot connect.\n",
 	    DEFAULT_SOCKET);
 }
 
@@ -142,56 +149,66 @@ static int conn_fd = -1;
  * The peer's credentials are the kernel's of the connected socket
  * (SO_PEERCRED), so nothing can be swapped between the check and the use.
  */
-static void check_peer(const char *path)
+static int check_peer(const char *path, char *why, size_t n)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 	uid_t me = getuid();
 
 	if (getsockopt(conn_fd, SOL_SOCKET, SO_PEERCRED, &cr, &len)) {
-		fprintf(stderr, "%s: %s: cannot tell who serves it: %s\n", prog, path,
-			strerror(errno));
-		exit(EXIT_CONNECT);
+		snprintf(why, n, "%s: cannot tell who serves it: %s", path, strerror(errno));
+		return EXIT_CONNECT;
 	}
 	if (cr.uid == 0 || (me != 0 && cr.uid == me))
-		return;
-	fprintf(stderr,
-		"%s: refusing %s: it is served by uid %u (pid %d), not by root%s; another user "
-		"may have put their own socket there\n",
-		prog, path, (unsigned int)cr.uid, (int)cr.pid, me ? " or you" : "");
-	exit(EXIT_CONNECT);
+		return 0;
+	snprintf(why, n,
+		 "refusing %s: it is served by uid %u (pid %d), not by root%s; another user "
+		 "may have put their own socket there",
+		 path, (unsigned int)cr.uid, (int)cr.pid, me ? " or you" : "");
+	return EXIT_CONNECT;
 }
 
-static void connect_socket(const char *path)
+/* Connect and check the peer: 0, or the exit status with why set (--version goes on). */
+static int try_connect(const char *path, char *why, size_t n)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int ret;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "%s: socket path too long: %s\n", prog, path);
-		exit(EXIT_USAGE);
+		snprintf(why, n, "socket path too long: %s", path);
+		return EXIT_USAGE;
 	}
 	strcpy(sa.sun_path, path);
 	conn_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (conn_fd < 0 || connect(conn_fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		fprintf(stderr, "%s: cannot connect to %s: %s%s\n", prog, path, strerror(errno),
-			errno == ENOENT || errno == ECONNREFUSED ? " (is bpflbd running?)" : "");
-		exit(EXIT_CONNECT);
+		snprintf(why, n, "cannot connect to %s: %s%s", path, strerror(errno),
+			 errno == ENOENT || errno == ECONNREFUSED ? " (is bpflbd running?)" : "");
+		return EXIT_CONNECT;
 	}
-	check_peer(path);
+	if ((ret = check_peer(path, why, n)))
+		return ret;
 	conn_in = fdopen(conn_fd, "r");
 	if (!conn_in) {
-		fprintf(stderr, "%s: %s\n", prog, strerror(errno));
-		exit(EXIT_CONNECT);
+		snprintf(why, n, "%s", strerror(errno));
+		return EXIT_CONNECT;
 	}
+	return 0;
+}
+
+static char *socket_path(const char *sock, const char *config)
+{
+	return sock ? strdup(sock) : config ? socket_from_config(config) : strdup(DEFAULT_SOCKET);
 }
 
 static void connect_to(const char *sock, const char *config)
 {
-	char *path = sock     ? strdup(sock)
-		     : config ? socket_from_config(config)
-			      : strdup(DEFAULT_SOCKET);
+	char *path = socket_path(sock, config), why[512];
+	int ret = try_connect(path, why, sizeof(why));
 
-	connect_socket(path);
+	if (ret) {
+		fprintf(stderr, "%s: %s\n", prog, why);
+		exit(ret);
+	}
 	free(path);
 }
 
@@ -266,213 +283,10 @@ static json_object *read_reply(json_object **whole)
 
 /* --- printing ---------------------------------------------------------------------- */
 
-static const char *S(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
-		return "-";
-	return json_object_get_string(v);
-}
-
-static int64_t I(json_object *o, const char *key)
-{
-	json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
-}
-
-static json_object *G(json_object *o, const char *key)
-{
-	json_object *v = NULL;
-
-	json_object_object_get_ex(o, key, &v);
-	return v;
-}
-
-static size_t L(json_object *a)
-{
-	return a && json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
-}
-
-#define AT(a, i) json_object_array_get_idx((a), (i))
-
 static void print_json(json_object *data)
 {
 	printf("%s\n", json_object_to_json_string_ext(data, JSON_C_TO_STRING_PRETTY |
 								JSON_C_TO_STRING_NOSLASHESCAPE));
-}
-
-static void print_plugins(json_object *arr)
-{
-	/* MAPS: the shared sets a plugin drives (a mode: lb@VERSION) and its own maps' version. */
-	printf("%-12s %-10s %-8s %-9s %-16s %s\n", "PLUGIN", "VERSION", "KIND", "STATE", "MAPS",
-	       "DESCRIPTION");
-	for (size_t i = 0; i < L(arr); i++) {
-		json_object *p = AT(arr, i);
-		const char *maps = S(p, "maps");
-
-		printf("%-12s %-10s %-8s %-9s %-16s %s\n", S(p, "name"), S(p, "version"),
-		       S(p, "kind"), S(p, "state"), *maps ? maps : "-", S(p, "description"));
-		if (strcmp(S(p, "last_error"), "-"))
-			printf("  last error: %s\n", S(p, "last_error"));
-	}
-}
-
-static void print_status(json_object *d)
-{
-	json_object *x = G(d, "devices"), *r = G(d, "reloads"), *svc = G(d, "services");
-	json_object *ct = G(d, "conntrack"), *fe = G(d, "flow_events"), *rt = G(d, "runtime");
-
-	printf("bpflbd %s, pid %lld, node %s, up %llds\n", S(d, "version"), (long long)I(d, "pid"),
-	       S(d, "node"), (long long)I(d, "uptime_s"));
-	printf("mode:         %s\n", S(d, "mode"));
-	printf("features:     %s\n", *S(d, "features") ? S(d, "features") : "-");
-	printf("devices:     ");
-	for (size_t i = 0; i < L(x); i++)
-		printf(" %s", S(AT(x, i), "name"));
-	printf("\nconfig:       %s (loaded %s)\n", S(G(d, "config"), "path"),
-	       S(G(d, "config"), "loaded_at"));
-	printf("reloads:      %lld ok, %lld failed\n", (long long)I(r, "ok"),
-	       (long long)I(r, "failed"));
-	if (strcmp(S(r, "last_error"), "-"))
-		printf("last error:   %s\n", S(r, "last_error"));
-	if (svc)
-		printf("services:     %lld services, %lld frontends, %lld backends\n",
-		       (long long)I(svc, "services"), (long long)I(svc, "frontends"),
-		       (long long)I(svc, "backends"));
-	if (ct)
-		printf("conntrack:    %lld of %lld entries (counted %.1f s ago), %lld GC runs\n",
-		       (long long)I(ct, "entries"), (long long)I(ct, "capacity"),
-		       I(ct, "snapshot_age_ms") / 1000.0, (long long)I(ct, "gc_runs"));
-	if (fe)
-		printf("flow events:  %lld sent, %lld suppressed, %lld lost, %lld received\n",
-		       (long long)I(fe, "sent"), (long long)I(fe, "suppressed"),
-		       (long long)I(fe, "lost"), (long long)I(fe, "received"));
-	for (size_t i = 0; rt && i < L(G(rt, "services")); i++)
-		printf("overlay:      service %s %s (until overlay clear)\n",
-		       S(AT(G(rt, "services"), i), "name"), S(AT(G(rt, "services"), i), "change"));
-	for (size_t i = 0; rt && i < L(G(rt, "backend_states")); i++)
-		printf("overlay:      backend %s %s\n",
-		       S(AT(G(rt, "backend_states"), i), "backend"),
-		       S(AT(G(rt, "backend_states"), i), "state"));
-	printf("control:      %s (%lld clients)\n", S(G(d, "control"), "socket"),
-	       (long long)I(G(d, "control"), "clients"));
-	printf("metrics:      %s\n", S(d, "metrics_listen"));
-	printf("\n");
-	print_plugins(G(d, "plugins"));
-}
-
-static void print_service(json_object *s, bool details)
-{
-	json_object *ports = G(s, "ports"), *bes = G(s, "backends");
-
-	for (size_t p = 0; p < L(ports); p++) {
-		json_object *po = AT(ports, p), *fes = G(po, "frontends");
-		char fe[512] = "", nb[32];
-
-		for (size_t f = 0; f < L(fes); f++)
-			snprintf(fe + strlen(fe), sizeof(fe) - strlen(fe), "%s%s", f ? "," : "",
-				 json_object_get_string(AT(fes, f)));
-		/* selectable for new flows / configured */
-		snprintf(nb, sizeof(nb), "%lld/%zu", (long long)I(po, "selectable_backends"),
-			 L(bes) / (L(ports) ? L(ports) : 1));
-		printf("%-16s %-8s %-5s %-6lld %-12s %-8s %-6lld %-8s %s\n", S(s, "name"),
-		       S(po, "name"), S(po, "proto"), (long long)I(po, "id"), S(s, "type"),
-		       S(s, "origin"), (long long)I(po, "target"), nb, *fe ? fe : "-");
-	}
-	if (!details)
-		return;
-	printf("\n  policy: external_traffic_policy=%s no_backend=%s algorithm=%s forwarding=%s\n",
-	       S(s, "external_traffic_policy"), S(s, "no_backend"), S(s, "algorithm"),
-	       S(s, "forwarding"));
-	for (size_t p = 0; p < L(ports); p++) {
-		json_object *st = G(AT(ports, p), "stats");
-
-		printf("  %s: forwarded %lld packets %lld bytes, dropped %lld packets %lld bytes\n",
-		       S(AT(ports, p), "name"), (long long)I(st, "fwd_packets"),
-		       (long long)I(st, "fwd_bytes"), (long long)I(st, "drop_packets"),
-		       (long long)I(st, "drop_bytes"));
-	}
-	printf("\n  %-20s %-8s %-10s %-12s %-12s %s\n", "BACKEND", "PORT", "NODE", "STATE",
-	       "CONFIGURED", "ID");
-	for (size_t b = 0; b < L(bes); b++) {
-		json_object *be = AT(bes, b);
-		char ap[64];
-
-		snprintf(ap, sizeof(ap), "%s:%lld", S(be, "addr"), (long long)I(be, "port"));
-		printf("  %-20s %-8s %-10s %-12s %-12s %lld\n", ap, S(be, "service_port"),
-		       S(be, "node"), S(be, "state"), S(be, "configured_state"),
-		       (long long)I(be, "id"));
-	}
-}
-
-static void print_service_header(void)
-{
-	printf("%-16s %-8s %-5s %-6s %-12s %-8s %-6s %-8s %s\n", "SERVICE", "PORT", "PROTO", "ID",
-	       "TYPE", "ORIGIN", "TARGET", "BACKENDS", "FRONTENDS");
-}
-
-static void print_backends(json_object *arr)
-{
-	printf("%-6s %-22s %-12s %-12s %-10s %-6s %s\n", "ID", "BACKEND", "STATE", "CONFIGURED",
-	       "NODE", "LOCAL", "SERVICES");
-	for (size_t i = 0; i < L(arr); i++) {
-		json_object *b = AT(arr, i), *u = G(b, "services");
-		char ap[64], us[512] = "";
-
-		snprintf(ap, sizeof(ap), "%s:%lld", S(b, "addr"), (long long)I(b, "port"));
-		for (size_t k = 0; k < L(u); k++)
-			snprintf(us + strlen(us), sizeof(us) - strlen(us), "%s%s", k ? "," : "",
-				 json_object_get_string(AT(u, k)));
-		printf("%-6lld %-22s %-12s %-12s %-10s %-6s %s%s\n", (long long)I(b, "id"), ap,
-		       S(b, "state"), S(b, "configured_state"), S(b, "node"),
-		       json_object_get_boolean(G(b, "local")) ? "yes" : "no", *us ? us : "-",
-		       json_object_get_boolean(G(b, "override")) ? " (override)" : "");
-	}
-}
-
-static void print_ct(json_object *d, bool nat)
-{
-	json_object *e = G(d, "entries");
-
-	if (nat)
-		printf("%-5s %-22s %-22s %-22s %-22s %-12s %s\n", "PROTO", "CLIENT", "FRONTEND",
-		       "SNAT", "BACKEND", "STATE", "SERVICE");
-	else
-		printf("%-4s %-5s %-22s %-22s %-22s %-22s %-12s %-9s %-16s %s\n", "KIND", "PROTO",
-		       "SRC", "DST", "BACKEND/CLIENT", "NAT/FRONTEND", "STATE", "FWD", "SERVICE",
-		       "IDLE");
-	for (size_t i = 0; i < L(e); i++) {
-		json_object *x = AT(e, i);
-		bool rev = !strcmp(S(x, "kind"), "rev");
-
-		if (nat)
-			printf("%-5s %-22s %-22s %-22s %-22s %-12s %s\n", S(x, "proto"),
-			       S(x, "src"), S(x, "dst"), S(x, "nat"), S(x, "backend"),
-			       S(x, "state"), S(x, "service"));
-		else
-			printf("%-4s %-5s %-22s %-22s %-22s %-22s %-12s %-9s %-16s %llds\n",
-			       S(x, "kind"), S(x, "proto"), S(x, "src"), S(x, "dst"),
-			       S(x, rev ? "client" : "backend"), S(x, rev ? "frontend" : "nat"),
-			       S(x, "state"), S(x, "fwd"), S(x, "service"),
-			       (long long)I(x, "idle_s"));
-	}
-	printf("%lld %s%s\n", (long long)I(d, "total"), nat ? "SNAT mappings" : "entries",
-	       json_object_get_boolean(G(d, "truncated")) ? " (list truncated: use --limit)" : "");
-}
-
-static void print_maglev(json_object *d)
-{
-	json_object *b = G(d, "backends");
-
-	printf("%s/%s (id %lld): %lld entries, %lld empty\n", S(d, "service"), S(d, "port"),
-	       (long long)I(d, "id"), (long long)I(d, "size"), (long long)I(d, "empty"));
-	printf("%-6s %-22s %-8s %s\n", "ID", "BACKEND", "ENTRIES", "SHARE");
-	for (size_t i = 0; i < L(b); i++)
-		printf("%-6lld %-22s %-8lld %5.1f%%\n", (long long)I(AT(b, i), "id"),
-		       S(AT(b, i), "backend"), (long long)I(AT(b, i), "entries"),
-		       100 * json_object_get_double(G(AT(b, i), "share")));
 }
 
 static void print_event(json_object *e)
@@ -707,6 +521,59 @@ static bool is(const char *a, const char *b)
 	return a && !strcmp(a, b);
 }
 
+/*
+ * An option with a closed set of values (set ends with NULL): anything else
+ * is a usage error naming the option and what it takes, before connecting.
+ */
+static void check_choice(const char *opt, const char *value, const char *const *set)
+{
+	char list[256] = "";
+
+	for (size_t i = 0; set[i]; i++) {
+		if (!strcmp(value, set[i]))
+			return;
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
+			 set[i]);
+	}
+	die_usage("%s: '%s' is not one of %s", opt, value, list);
+}
+
+/*
+ * --version: ours, from the build (CMake's project version), and the daemon's
+ * from its status when one answers on the socket.  Not reaching the daemon is
+ * no error here: the client's version is still the answer asked for.
+ */
+static int print_version(const char *sock, const char *config)
+{
+	char *path = socket_path(sock, config), why[512];
+	json_object *whole = NULL, *data = NULL, *out;
+	int ret = try_connect(path, why, sizeof(why));
+
+	if (!ret) {
+		send_request("status", NULL);
+		data = read_reply(&whole);
+	}
+	if (json_out) {
+		out = json_object_new_object();
+		json_object_object_add(out, "bpflbctl", json_object_new_string(BPFLB_VERSION));
+		json_object_object_add(out, "bpflbd",
+				       data ? json_object_get(G(data, "version")) : NULL);
+		json_object_object_add(out, "socket", json_object_new_string(path));
+		print_json(out);
+		json_object_put(out);
+	} else {
+		printf("bpflbctl %s\n", BPFLB_VERSION);
+		if (data)
+			printf("bpflbd %s (pid %lld, %s)\n", S(data, "version"),
+			       (long long)I(data, "pid"), path);
+		else
+			printf("bpflbd: %s\n", why);
+	}
+	json_object_put(whole);
+	free(path);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -714,14 +581,20 @@ int main(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'},
 	    {"output", required_argument, NULL, 'o'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {0},
 	};
+	static const char *const outputs[] = {"table", "json", NULL};
+	static const char *const ct_protos[] = {"tcp", "udp", NULL};
+	static const char *const be_states[] = {"active", "terminating", "maintenance",
+						"configured", NULL};
 	const char *sock = NULL, *config = NULL, *cmd, *sub;
 	json_object *args = NULL, *whole = NULL, *data;
+	bool version = false;
 	struct opts o;
 	int c, argi;
 
-	while ((c = getopt_long(argc, argv, "+s:c:o:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+s:c:o:hV", lo, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			sock = optarg;
@@ -730,14 +603,15 @@ int main(int argc, char **argv)
 			config = optarg;
 			break;
 		case 'o':
-			if (!strcmp(optarg, "json"))
-				json_out = true;
-			else if (strcmp(optarg, "table"))
-				die_usage("-o takes table or json, not '%s'", optarg);
+			check_choice("-o/--output", optarg, outputs);
+			json_out = !strcmp(optarg, "json");
 			break;
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			version = true;
+			break;
 		default:
 			usage(stderr);
 			return EXIT_USAGE;
@@ -745,6 +619,11 @@ int main(int argc, char **argv)
 	}
 	if (sock && config)
 		die_usage("give --socket or --config, not both");
+	if (version) {
+		if (optind < argc)
+			die_usage("--version takes no command");
+		return print_version(sock, config);
+	}
 	if (optind >= argc)
 		die_usage("a command is required");
 	cmd = argv[optind];
@@ -763,6 +642,9 @@ int main(int argc, char **argv)
 		P_CT,
 		P_NAT,
 		P_MAGLEV,
+		P_POLICIES,
+		P_POLICY,
+		P_EGRESS,
 		P_NONE
 	} pr;
 
@@ -799,6 +681,7 @@ int main(int argc, char **argv)
 		if (argi + 2 != argc)
 			die_usage("backend set-state ADDR[:PORT] "
 				  "active|terminating|maintenance|configured");
+		check_choice("set-state STATE", argv[argi + 1], be_states);
 		snprintf(addr, sizeof(addr), "%s", argv[argi]);
 		colon = strchr(addr, ':');
 		if (colon) {
@@ -845,6 +728,9 @@ int main(int argc, char **argv)
 
 		parse_opts(argc, argv, argi, &o, flush ? "Sap" : "Sapl");
 		argi = optind;
+		/* conntrack and SNAT hold TCP and UDP flows only */
+		if (o.proto)
+			check_choice("--proto", o.proto, ct_protos);
 		if (!flush && !o.has_limit) {
 			o.has_limit = true; /* a full table is 262144 entries: ask for them */
 			o.limit = DEFAULT_LIMIT;
@@ -858,6 +744,22 @@ int main(int argc, char **argv)
 		args = json_object_new_object();
 		json_object_object_add(args, "service", json_object_new_string(argv[argi]));
 		req = "maglev.show", pr = P_MAGLEV, argi++;
+	} else if (is(cmd, "policy") && is(sub, "list")) {
+		req = "policy.list", pr = P_POLICIES;
+	} else if (is(cmd, "policy") && is(sub, "get")) {
+		if (argi + 1 != argc)
+			die_usage("policy get NAME");
+		args = json_object_new_object();
+		json_object_object_add(args, "name", json_object_new_string(argv[argi]));
+		req = "policy.get", pr = P_POLICY, argi++;
+	} else if (is(cmd, "policy")) {
+		die_usage("policy takes list or get NAME%s%s%s", sub ? ", not '" : "",
+			  sub ? sub : "", sub ? "'" : "");
+	} else if (is(cmd, "egress") && is(sub, "list")) {
+		req = "egress.list", pr = P_EGRESS;
+	} else if (is(cmd, "egress")) {
+		die_usage("egress takes list%s%s%s", sub ? ", not '" : "", sub ? sub : "",
+			  sub ? "'" : "");
 	} else if (is(cmd, "reload") && !sub) {
 		req = "reload", pr = P_NONE, argi = optind + 1;
 	} else if (is(cmd, "observe")) {
@@ -871,9 +773,9 @@ int main(int argc, char **argv)
 		return 0;
 	} else if (sub && strspn(cmd, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(cmd)) {
 		/*
-		 * PLUGIN CMD [NAME]: answered by that plugin's control hook
-		 * (policy list, policy get NAME, egress list).  bpflbd says
-		 * "unknown command" when no enabled plugin takes it.
+		 * PLUGIN CMD [NAME]: answered by that plugin's control hook, in
+		 * JSON (policy and egress have their own tables above).  bpflbd
+		 * says "unknown command" when no enabled plugin takes it.
 		 */
 		static char plugin_req[160];
 
@@ -904,13 +806,10 @@ int main(int argc, char **argv)
 			print_plugins(data);
 			break;
 		case P_SVCS:
-			print_service_header();
-			for (size_t i = 0; i < L(data); i++)
-				print_service(AT(data, i), false);
+			print_services(data);
 			break;
 		case P_SVC:
-			print_service_header();
-			print_service(data, true);
+			print_service(data);
 			break;
 		case P_BES:
 			print_backends(data);
@@ -923,6 +822,15 @@ int main(int argc, char **argv)
 			break;
 		case P_MAGLEV:
 			print_maglev(data);
+			break;
+		case P_POLICIES:
+			print_policy_list(data);
+			break;
+		case P_POLICY:
+			print_policy(data);
+			break;
+		case P_EGRESS:
+			print_egress_list(data);
 			break;
 		case P_NONE:
 			if (is(req, "ct.flush"))
