@@ -805,7 +805,6 @@ static json_object *selected_json(const struct pol_state *st, const struct pol_s
 {
 	const struct pol_compiled *c = &st->comp;
 	json_object *a = json_object_new_array();
-	char b[INET_ADDRSTRLEN];
 	bool host = false;
 
 	for (size_t i = 0; i < c->nsubjects; i++) {
@@ -819,8 +818,7 @@ static json_object *selected_json(const struct pol_state *st, const struct pol_s
 			host = true;
 			continue;
 		}
-		snprintf(b, sizeof(b), "%s", s->ep->name);
-		json_object_array_add(a, json_object_new_string(b));
+		json_object_array_add(a, json_object_new_string(s->ep->name));
 	}
 	return a;
 }

@@ -565,8 +565,12 @@ void print_egress_list(json_object *d)
 	json_object *pols = G(d, "policies");
 	struct table *t;
 
-	printf("node %s, leases in %s (%llds)\n\n", S(d, "node"), S(d, "lease_dir"),
-	       (long long)I(d, "lease_duration_s"));
+	/* lease_dir is empty without vip-mode policies: basic mode needs no leases */
+	if (*S(d, "lease_dir"))
+		printf("node %s, leases in %s (%llds)\n\n", S(d, "node"), S(d, "lease_dir"),
+		       (long long)I(d, "lease_duration_s"));
+	else
+		printf("node %s, no lease store\n\n", S(d, "node"));
 	/* packets: steered to the gateway, SNATed there, replies, dropped */
 	t = table_new((const struct table_col[]){{"POLICY"},
 						 {"ID", T_NUM},

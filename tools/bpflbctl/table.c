@@ -96,7 +96,14 @@ void table_print(struct table *t)
 		}
 	scols_free_iter(it);
 	fflush(stdout);
-	scols_print_table(t->tb);
+	/* libsmartcols prints nothing for an empty table; the header says what is empty. */
+	if (!scols_table_get_nlines(t->tb))
+		for (size_t i = 0; i < t->ncols; i++)
+			printf("%s%s", scols_cell_get_data(scols_column_get_header(
+					   scols_table_get_column(t->tb, i))),
+			       i + 1 < t->ncols ? "  " : "\n");
+	else
+		scols_print_table(t->tb);
 	fflush(stdout);
 	scols_unref_table(t->tb);
 	free(t);
