@@ -10,6 +10,7 @@
 #   - align: each row's cell starts where its header starts (text) or ends
 #     where its header ends (numbers, right-aligned), and
 #   - keep every name whole (nothing truncated),
+# and so does overlay list with a 63-character service set at runtime,
 # also when bpflbctl writes to a terminal (script(1)).  Besides:
 #   - `--version` / `-V` print bpflbctl's version (CMake's project version) and
 #     the running daemon's; -o json the same as JSON;
@@ -186,6 +187,16 @@ tables "policy get" "$EP_NAME" -- policy get "$POL_NAME"
 "$CTL" --socket "$SOCK" policy get "$POL_NAME" | grep -q "^policy $POL_NAME " || fail "policy get does not name the policy"
 tables "egress list" "$EG_NAME" -- egress list
 ok "policy list|get and egress list print aligned tables with 63-character names"
+
+# The overlay's entries: a service set at runtime and a backend state.
+OV_NAME=$(long overlay-)
+"$CTL" --socket "$SOCK" service set "$OV_NAME" type=nodeport 'port=http tcp 80 nodeport=30100 target=8080' \
+	"backend=$POD node=node1" >/dev/null || fail "service set $OV_NAME"
+"$CTL" --socket "$SOCK" backend set-state "$POD:8080" maintenance >/dev/null || fail "backend set-state"
+tables "overlay list" "$OV_NAME" "$POD:8080" -- overlay list
+tables "service list with the overlay's service" "$OV_NAME" "$SVC_NAME" -- service list
+"$CTL" --socket "$SOCK" overlay clear >/dev/null || fail "overlay clear"
+ok "overlay list prints an aligned table"
 
 # -o json is the daemon's data, untouched by the tables.
 for cmd in "service list" "policy list" "egress list"; do

@@ -645,6 +645,7 @@ int main(int argc, char **argv)
 		P_POLICIES,
 		P_POLICY,
 		P_EGRESS,
+		P_OVERLAY,
 		P_NONE
 	} pr;
 
@@ -699,7 +700,7 @@ int main(int argc, char **argv)
 		json_object_object_add(args, "state", json_object_new_string(argv[argi + 1]));
 		req = "backend.set-state", pr = P_BES, argi = argc;
 	} else if (is(cmd, "overlay") && is(sub, "list")) {
-		req = "overlay.list", pr = P_JSON;
+		req = "overlay.list", pr = P_OVERLAY;
 	} else if (is(cmd, "overlay") && is(sub, "clear")) {
 		args = json_object_new_object();
 		if (argi + 2 == argc && is(argv[argi], "service")) {
@@ -721,7 +722,7 @@ int main(int argc, char **argv)
 		} else if (argi != argc) {
 			die_usage("overlay clear [service NAME | backend ADDR[:PORT]]");
 		}
-		req = "overlay.clear", pr = P_JSON, argi = argc;
+		req = "overlay.clear", pr = P_OVERLAY, argi = argc;
 	} else if ((is(cmd, "ct") && (is(sub, "list") || is(sub, "flush"))) ||
 		   (is(cmd, "nat") && is(sub, "list"))) {
 		bool flush = is(sub, "flush");
@@ -831,6 +832,9 @@ int main(int argc, char **argv)
 			break;
 		case P_EGRESS:
 			print_egress_list(data);
+			break;
+		case P_OVERLAY:
+			print_overlay(data);
 			break;
 		case P_NONE:
 			if (is(req, "ct.flush"))

@@ -263,6 +263,41 @@ void print_backends(json_object *arr)
 	table_print(t);
 }
 
+/* overlay list / clear: what control edits changed (core/state/overlay.c bpflb_overlay_json) */
+void print_overlay(json_object *d)
+{
+	json_object *svcs = G(d, "services"), *bes = G(d, "backends");
+	struct table *t = table_new((const struct table_col[]){
+	    {"KIND"}, {"NAME"}, {"CHANGE"}, {"LINES"}, {NULL}});
+
+	printf("state file: %s\n\n", S(d, "state_file"));
+	for (size_t i = 0; i < L(svcs); i++) {
+		json_object *e = AT(svcs, i);
+		char *lines = join(G(e, "lines"), NULL, "; ");
+
+		table_row(t);
+		table_str(t, "service");
+		table_str(t, S(e, "name"));
+		table_str(t, yes(e, "deleted") ? "deleted" : "set");
+		table_str(t, lines);
+		free(lines);
+	}
+	for (size_t i = 0; i < L(bes); i++) {
+		json_object *e = AT(bes, i);
+
+		table_row(t);
+		table_str(t, "backend");
+		/* port 0: the state applies to every port of the address */
+		if (I(e, "port"))
+			table_fmt(t, "%s:%lld", S(e, "addr"), (long long)I(e, "port"));
+		else
+			table_str(t, S(e, "addr"));
+		table_str(t, S(e, "state"));
+		table_str(t, "-");
+	}
+	table_print(t);
+}
+
 /* --- conntrack, NAT, Maglev ------------------------------------------------------ */
 
 void print_ct(json_object *d, bool nat)

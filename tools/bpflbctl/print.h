@@ -52,6 +52,7 @@ void print_services(json_object *arr);
 /* service get / set: the service's rows, its settings, counters and backends. */
 void print_service(json_object *s);
 void print_backends(json_object *arr);
+void print_overlay(json_object *d);
 /* ct list (nat false) or nat list (nat true). */
 void print_ct(json_object *d, bool nat);
 void print_maglev(json_object *d);
