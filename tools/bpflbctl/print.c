@@ -56,13 +56,8 @@ static bool yes(json_object *o, const char *key)
 void print_plugins(json_object *arr)
 {
 	/* MAPS: the shared sets a plugin drives (a mode: lb@VERSION) and its own maps' version. */
-	struct table *t = table_new((const struct table_col[]){{"PLUGIN"},
-							       {"VERSION"},
-							       {"KIND"},
-							       {"STATE"},
-							       {"MAPS"},
-							       {"DESCRIPTION"},
-							       {NULL}});
+	struct table *t = table_new((const struct table_col[]){
+	    {"PLUGIN"}, {"VERSION"}, {"KIND"}, {"STATE"}, {"MAPS"}, {"DESCRIPTION"}, {NULL}});
 
 	for (size_t i = 0; i < L(arr); i++) {
 		json_object *p = AT(arr, i);
@@ -85,10 +80,11 @@ void print_plugins(json_object *arr)
 /* A list the daemon gives as an array (of strings or of objects with "name") or as a line. */
 static void print_words(const char *label, json_object *v)
 {
-	char *s = json_object_is_type(v, json_type_array) ? join(v, "name", " ")
-			: strdup(v && !json_object_is_type(v, json_type_null)
-				     ? json_object_get_string(v)
-				     : "");
+	char *s =
+	    json_object_is_type(v, json_type_array)
+		? join(v, "name", " ")
+		: strdup(v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v)
+								      : "");
 
 	printf("%-14s%s\n", label, s && *s ? s : "-");
 	free(s);
@@ -214,13 +210,8 @@ void print_service(json_object *s)
 	}
 	table_print(t);
 	printf("\n");
-	t = table_new((const struct table_col[]){{"BACKEND"},
-						 {"PORT"},
-						 {"NODE"},
-						 {"STATE"},
-						 {"CONFIGURED"},
-						 {"ID", T_NUM},
-						 {NULL}});
+	t = table_new((const struct table_col[]){
+	    {"BACKEND"}, {"PORT"}, {"NODE"}, {"STATE"}, {"CONFIGURED"}, {"ID", T_NUM}, {NULL}});
 	for (size_t b = 0; b < L(bes); b++) {
 		json_object *be = AT(bes, b);
 
@@ -267,8 +258,8 @@ void print_backends(json_object *arr)
 void print_overlay(json_object *d)
 {
 	json_object *svcs = G(d, "services"), *bes = G(d, "backends");
-	struct table *t = table_new((const struct table_col[]){
-	    {"KIND"}, {"NAME"}, {"CHANGE"}, {"LINES"}, {NULL}});
+	struct table *t = table_new(
+	    (const struct table_col[]){{"KIND"}, {"NAME"}, {"CHANGE"}, {"LINES"}, {NULL}});
 
 	printf("state file: %s\n\n", S(d, "state_file"));
 	for (size_t i = 0; i < L(svcs); i++) {
@@ -441,8 +432,8 @@ void print_policy_list(json_object *d)
 	table_print(t);
 
 	printf("\n");
-	t = table_new((const struct table_col[]){
-	    {"SUBJECT"}, {"ADDRESS"}, {"INGRESS"}, {"EGRESS"}, {NULL}});
+	t = table_new(
+	    (const struct table_col[]){{"SUBJECT"}, {"ADDRESS"}, {"INGRESS"}, {"EGRESS"}, {NULL}});
 	for (size_t i = 0; i < L(subj); i++) {
 		table_row(t);
 		table_str(t, S(AT(subj, i), "subject"));
@@ -486,8 +477,10 @@ static char *rule_peers(json_object *r)
 		fprintf(stderr, "bpflbctl: out of memory\n");
 		exit(1);
 	}
-	if (*ent)
-		fprintf(f, "%s", ent), sep = ",";
+	if (*ent) {
+		fprintf(f, "%s", ent);
+		sep = ",";
+	}
 	for (size_t i = 0; i < L(G(r, "cidrs")); i++) {
 		json_object *c = AT(G(r, "cidrs"), i);
 		char *ex = join(G(c, "except"), NULL, ",");
@@ -497,9 +490,11 @@ static char *rule_peers(json_object *r)
 		sep = ",";
 		free(ex);
 	}
-	if (I(r, "endpoint_selectors"))
+	if (I(r, "endpoint_selectors")) {
 		fprintf(f, "%s%lld endpoint selector%s", sep, (long long)I(r, "endpoint_selectors"),
-			I(r, "endpoint_selectors") == 1 ? "" : "s"), sep = ",";
+			I(r, "endpoint_selectors") == 1 ? "" : "s");
+		sep = ",";
+	}
 	if (yes(r, "any_peer"))
 		fprintf(f, "%sany", sep);
 	fclose(f);
@@ -539,12 +534,8 @@ void print_policy(json_object *p)
 	       "audited\n\n",
 	       S(p, "name"), (long long)I(p, "id"), S(p, "mode"), S(p, "file"),
 	       (long long)I(p, "line"), (long long)I(dd, "denied"), (long long)I(dd, "audit"));
-	t = table_new((const struct table_col[]){{"SPEC", T_NUM},
-						 {"SELECTOR"},
-						 {"LINE", T_NUM},
-						 {"DEFAULT-DENY"},
-						 {"SELECTS"},
-						 {NULL}});
+	t = table_new((const struct table_col[]){
+	    {"SPEC", T_NUM}, {"SELECTOR"}, {"LINE", T_NUM}, {"DEFAULT-DENY"}, {"SELECTS"}, {NULL}});
 	for (size_t i = 0; i < L(specs); i++) {
 		json_object *s = AT(specs, i);
 		bool in = yes(s, "ingress_default_deny"), eg = yes(s, "egress_default_deny");

@@ -99,8 +99,9 @@ void table_print(struct table *t)
 	/* libsmartcols prints nothing for an empty table; the header says what is empty. */
 	if (!scols_table_get_nlines(t->tb))
 		for (size_t i = 0; i < t->ncols; i++)
-			printf("%s%s", scols_cell_get_data(scols_column_get_header(
-					   scols_table_get_column(t->tb, i))),
+			printf("%s%s",
+			       scols_cell_get_data(
+				   scols_column_get_header(scols_table_get_column(t->tb, i))),
 			       i + 1 < t->ncols ? "  " : "\n");
 	else
 		scols_print_table(t->tb);
