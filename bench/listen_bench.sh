@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SPDX-License-Identifier: GPL-2.0-only
+# SPDX-License-Identifier: BSD-2-Clause
 #
 # Control and reload latency of a real bpflbd under 200 concurrent clients with
 # a full conntrack map (issue 13, item 7): starts bpflbd (mode none) in a
