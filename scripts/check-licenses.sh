@@ -17,30 +17,38 @@ BPF='(GPL-2.0-only OR BSD-2-Clause)'
 SDK='(LGPL-2.1 OR BSD-2-Clause)'
 BSD='BSD-2-Clause'
 
-# The tag a path must carry; "-" for files that are not tagged (LICENSE).
+# want=the tag path $1 must carry; "-" for files that are not tagged (LICENSE).
 expected() {
 	case $1 in
-	LICENSE | LICENSES/* | *.md | *.png | .gitignore | */.gitignore) echo - ;;
-	fuzz/corpus/* | tests/configs/* | tests/policies/* | bench/results/*) echo - ;;
+	LICENSE | LICENSES/* | *.md | *.png | .gitignore | */.gitignore) want=- ;;
+	fuzz/corpus/* | tests/configs/* | tests/policies/* | bench/results/*) want=- ;;
 	# Debian's machine-readable format has no comment lines; it states its own.
-	packaging/debian/copyright) echo - ;;
+	packaging/debian/copyright) want=- ;;
 	# Build files everywhere but in the vendor example (copied as a whole).
-	examples/vendor-plugin/*) echo "$SDK" ;;
-	CMakeLists.txt | */CMakeLists.txt | *.cmake | */Makefile | *.pc.in) echo "$BSD" ;;
-	sdk/include/* | sdk/bpf/*) echo "$SDK" ;;
-	*.bpf.c | */bpf/*.h) echo "$BPF" ;;
-	*.c | *.h) echo "$GPL" ;;
-	tests/*) echo "$GPL" ;;
-	*) echo "$BSD" ;;
+	examples/vendor-plugin/*) want=$SDK ;;
+	CMakeLists.txt | */CMakeLists.txt | *.cmake | */Makefile | *.pc.in) want=$BSD ;;
+	sdk/include/* | sdk/bpf/*) want=$SDK ;;
+	*.bpf.c | */bpf/*.h) want=$BPF ;;
+	*.c | *.h) want=$GPL ;;
+	tests/*) want=$GPL ;;
+	*) want=$BSD ;;
 	esac
 }
 
-# The tag in FILE's first 5 lines, without comment delimiters; empty if none.
-tag_of() {
-	head -n 5 -- "$1" 2>/dev/null | tr -d '\0' |
-		sed -n 's/.*SPDX-License-Identifier:[[:space:]]*//p' | head -n 1 |
-		sed -e 's/[[:space:]]*\*\/[[:space:]]*$//' -e 's/[[:space:]]*-->[[:space:]]*$//' \
-			-e 's/[[:space:]]*$//'
+# "FILE<TAB>TAG" for each file of stdin (paths relative to $1) with a tag in
+# its first 5 lines, without comment delimiters.  One awk for the whole tree.
+tags_of() {
+	(cd "$1" && tr '\n' '\0' | xargs -0 -r awk '
+		FNR == 1 { found = 0 }
+		!found && FNR <= 5 && /SPDX-License-Identifier:/ {
+			t = $0
+			sub(/.*SPDX-License-Identifier:[ \t]*/, "", t)
+			sub(/[ \t]*(\*\/|-->)?[ \t]*$/, "", t)
+			print FILENAME "\t" t
+			found = 1
+			nextfile
+		}
+		FNR > 5 { nextfile }')
 }
 
 list_files() {
@@ -55,11 +63,16 @@ list_files() {
 }
 
 check_tree() {
-	local root=$1 f want got bad=0 id
-	local -A ids=()
+	local root=$1 f want got bad=0 id files
+	local -A ids=() tags=()
+	files=$(list_files "$root")
+	while IFS=$'\t' read -r f got; do
+		tags[$f]=$got
+	done < <(tags_of "$root" <<<"$files")
 	while IFS= read -r f; do
-		want=$(expected "$f")
-		got=$(tag_of "$root/$f")
+		[[ -n $f ]] || continue
+		expected "$f"
+		got=${tags[$f]:-}
 		if [[ $want == - ]]; then
 			continue
 		elif [[ -z $got ]]; then
@@ -69,10 +82,13 @@ check_tree() {
 			echo "$f: SPDX-License-Identifier $got; expected $want (see LICENSE)"
 			bad=1
 		fi
-		[[ -n $got ]] && for id in $(tr -d '()' <<<"$got" | sed 's/ OR / /g; s/ AND / /g'); do
-			ids[$id]=1
-		done
-	done < <(list_files "$root")
+		if [[ -n $got ]]; then
+			local expr=${got//[()]/}
+			for id in $expr; do
+				[[ $id == OR || $id == AND || $id == WITH ]] || ids[$id]=1
+			done
+		fi
+	done <<<"$files"
 	for id in "${!ids[@]}"; do
 		if [[ ! -f $root/LICENSES/$id.txt ]]; then
 			echo "LICENSES/$id.txt: missing; a tag names $id"
