@@ -12,6 +12,11 @@
 # Usage: listen_bench.sh BUILD_DIR [SCRAPERS]
 set -euo pipefail
 BUILD=$(cd "${1:?usage: listen_bench.sh BUILD_DIR [SCRAPERS]}" && pwd)
+[[ -x $BUILD/bench/ctrl_bench ]] || {
+	echo "listen_bench.sh: no $BUILD/bench/ctrl_bench: configure with -DBPFLB_BUILD_BENCH=ON" \
+		"(scripts/build.sh does)" >&2
+	exit 1
+}
 N=${2:-200}
 NS="bctlb$$"
 PIN=/sys/fs/bpf/$NS

@@ -3,7 +3,10 @@
 #
 # What the unit relies on (etc/bpflbd.service.in), without systemd: bpflbd in
 # a network namespace of its own, NOTIFY_SOCKET on a datagram socket this test
-# reads, as systemd would set it for WatchdogSec=2s.
+# reads, as systemd would set it for WatchdogSec=2s, and with what the unit
+# leaves root: its CapabilityBoundingSet (read from the generated unit),
+# NoNewPrivileges and UMask=0077 (setpriv; the file system sandbox needs
+# systemd: tests/integration/unit_security.sh checks the unit offline).
 #   - READY=1, then WATCHDOG=1 again and again (from the event loop's timer)
 #   - WATCHDOG=1 keeps coming after a reload (the loop is not stuck)
 #   - ExecReload: `bpflbctl reload` exits 0 on a good reload and 1 when the
@@ -13,7 +16,7 @@
 #
 # Usage: watchdog.sh BUILD_DIR
 set -euo pipefail
-BUILD=${1:?usage: watchdog.sh BUILD_DIR}
+BUILD=$(cd "${1:?usage: watchdog.sh BUILD_DIR}" && pwd)
 BPFLBD=$BUILD/core/bpflbd
 CTL=$BUILD/tools/bpflbctl/bpflbctl
 P="pkgwd$$"
@@ -47,7 +50,8 @@ ip -n "$NS" link set eth1 up
 write_config() { # [extra [daemon] line]
 	cat >"$TMP/bpflb.ini" <<INI
 [daemon]
-mode = none
+; a mode: its plugin loads BPF, bpflbd attaches and sets the devices' sysctls
+mode = snat
 plugin_dir = $BUILD/plugins-out
 bpffs_root = $PIN
 control_socket = $TMP/ctl.sock
@@ -58,6 +62,11 @@ ${1:-}
 [node]
 name = wd-node
 address = 10.96.0.1
+
+[service web]
+type = nodeport
+port = http tcp 80 nodeport=30080
+backend = 10.96.0.2 node=wd-node
 INI
 }
 
@@ -74,14 +83,27 @@ with open(sys.argv[2], "a") as f:
 NPID=$!
 for _ in $(seq 50); do [[ -S $TMP/notify ]] && break; sleep 0.1; done
 
+# The unit's bounding set as setpriv takes it: CAP_BPF CAP_NET_ADMIN -> -all,+bpf,+net_admin
+UNIT=$BUILD/etc/bpflbd.service
+caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$UNIT")
+[[ -n $caps ]] || fail "no CapabilityBoundingSet in $UNIT"
+BOUNDING=-all
+for c in $caps; do
+	c=${c#CAP_}
+	BOUNDING+=",+${c,,}"
+done
+grep -qx "NoNewPrivileges=yes" "$UNIT" || fail "the unit lost NoNewPrivileges=yes"
+
 # start WATCHDOG_PID_SPEC: "self" (bpflbd's own pid, as systemd sets it) or a pid.
 start() {
 	# bash execs nsenter, which execs bpflbd: $$ of that bash is bpflbd's pid.
 	NOTIFY_SOCKET=$TMP/notify WATCHDOG_USEC=2000000 WD=$1 NS=$NS BPFLBD=$BPFLBD \
-		CONF=$TMP/bpflb.ini bash -c '
+		CONF=$TMP/bpflb.ini BOUNDING=$BOUNDING bash -c '
 		[[ $WD == self ]] && WD=$$
 		export WATCHDOG_PID=$WD
-		exec nsenter --net=/run/netns/$NS "$BPFLBD" --config "$CONF"' >>"$TMP/log" 2>&1 &
+		umask 0077
+		exec setpriv --bounding-set "$BOUNDING" --no-new-privs \
+			nsenter --net=/run/netns/$NS "$BPFLBD" --config "$CONF"' >>"$TMP/log" 2>&1 &
 	DPID=$!
 	for _ in $(seq 200); do
 		grep -q "READY=1" "$TMP/notify.log" && return 0
@@ -110,10 +132,17 @@ wait_pings() {
 
 write_config
 start self
+[[ $(awk '/^CapBnd:/ { print $2 }' /proc/$DPID/status) != \
+	$(awk '/^CapBnd:/ { print $2 }' /proc/self/status) ]] || fail "bpflbd runs with the full bounding set"
+[[ $(awk '/^NoNewPrivs:/ { print $2 }' /proc/$DPID/status) == 1 ]] || fail "bpflbd runs without NoNewPrivs"
+ok "bpflbd started (READY=1) with the unit's bounding set ($caps) and NoNewPrivileges"
 wait_pings 3
 grep -q "systemd watchdog: WATCHDOG=1 every 1000 ms" "$TMP/log" ||
 	fail "bpflbd did not log the watchdog interval (half of WATCHDOG_USEC)"
 ok "READY=1, then WATCHDOG=1 repeatedly at half of WATCHDOG_USEC"
+tc -n "$NS" filter show dev eth0 ingress | grep -q bpf || fail "no tc program on eth0"
+"$CTL" --socket "$TMP/ctl.sock" service list | grep -q web || fail "service web not served"
+ok "the datapath is attached and serves the service"
 
 out=$("$CTL" --socket "$TMP/ctl.sock" reload 2>&1) || fail "bpflbctl reload of a good file failed: $out"
 ok "bpflbctl reload of a good file exits 0 ($out)"
