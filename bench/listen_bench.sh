@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SPDX-License-Identifier: GPL-2.0-only
+# SPDX-License-Identifier: BSD-2-Clause
 #
 # Control and reload latency of a real bpflbd under 200 concurrent clients with
 # a full conntrack map (issue 13, item 7): starts bpflbd (mode none) in a
@@ -12,6 +12,11 @@
 # Usage: listen_bench.sh BUILD_DIR [SCRAPERS]
 set -euo pipefail
 BUILD=$(cd "${1:?usage: listen_bench.sh BUILD_DIR [SCRAPERS]}" && pwd)
+[[ -x $BUILD/bench/ctrl_bench ]] || {
+	echo "listen_bench.sh: no $BUILD/bench/ctrl_bench: configure with -DBPFLB_BUILD_BENCH=ON" \
+		"(scripts/build.sh does)" >&2
+	exit 1
+}
 N=${2:-200}
 NS="bctlb$$"
 PIN=/sys/fs/bpf/$NS

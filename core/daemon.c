@@ -687,6 +687,30 @@ static void tick_arm(struct bpflb_daemon *d)
 }
 
 /*
+ * systemd's watchdog (the unit's WatchdogSec=): WATCHDOG=1 comes from a timer
+ * of the loop itself, so a loop that hangs in a handler stops the pings and
+ * systemd restarts bpflbd (the datapath keeps forwarding meanwhile).  Every
+ * half interval, as sd_watchdog_enabled(3) advises, leaving the other half
+ * for a busy loop to get to the timer.
+ */
+static void on_watchdog(uv_timer_t *t)
+{
+	sd_notify(0, "WATCHDOG=1");
+}
+
+static void watchdog_start(struct bpflb_daemon *d)
+{
+	uint64_t usec = 0, ms;
+
+	if (sd_watchdog_enabled(0, &usec) <= 0)
+		return;
+	ms = usec / 2000 ? usec / 2000 : 1;
+	uv_timer_init(d->loop, &d->watchdog);
+	uv_timer_start(&d->watchdog, on_watchdog, ms, ms);
+	pr_info("systemd watchdog: WATCHDOG=1 every %llu ms", (unsigned long long)ms);
+}
+
+/*
  * plugin_dir must be known before the full schema (which plugins extend) is:
  * a first pass reads the file with the core's schema alone, skipping the
  * sections of plugins; the full, validated load follows.  The plugins the
@@ -817,6 +841,7 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	uv_timer_init(d->loop, &d->tick);
 	d->tick.data = d;
 	tick_arm(d);
+	watchdog_start(d);
 
 	pr_notice("bpflbd %s running: mode %s, devices %s, config %s", BPFLB_VERSION,
 		  d->mode ? d->mode->desc->name : "none",

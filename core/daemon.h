@@ -24,6 +24,7 @@ struct bpflb_daemon {
 	uv_loop_t *loop;
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t tick;
+	uv_timer_t watchdog; /* WATCHDOG=1 to systemd; initialized only under WatchdogSec= */
 	char *config_path;
 	struct bpflb_config *cfg; /* the running configuration */
 	struct plugin_host plugins;

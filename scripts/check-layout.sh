@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SPDX-License-Identifier: GPL-2.0-only
+# SPDX-License-Identifier: BSD-2-Clause
 #
 # The dependency rule of core/ (README "Architecture"), checked on the
 # #include "..." lines of every .c and .h under it:

@@ -13,6 +13,12 @@ PKGS=(
 	iproute2 util-linux procps python3 tcpdump
 	libclang-rt-14-dev # libFuzzer and the sanitizer runtimes of clang 14 (scripts/fuzz.sh)
 	libsmartcols-dev # bpflbctl's tables
+	dpkg-dev # dpkg-shlibdeps: the .deb's Depends (cpack, ctest package)
+	file # CPack DEB tells binaries apart with it
+	lintian # ctest package: the .debs lint clean at error level
+	man-db # ctest package: man --warnings -l on every page
+	groff # ctest package: groff -ww on every page
+	systemd # ctest unit_security: systemd-analyze verify and security (offline)
 )
 # Only for bench/run.sh: the kube-proxy comparison, bulk transfers, plots.
 BENCH_PKGS=(iptables iperf3 gnuplot-nox)

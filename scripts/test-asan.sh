@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 [[ $(id -u) -eq 0 ]] || { echo "test-asan.sh: run as root (network namespaces, BPF)" >&2; exit 1; }
 ./scripts/deps.sh --bench
 BUILD=${BUILD:-build-asan}
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBPFLB_SANITIZE=ON >/dev/null
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBPFLB_SANITIZE=ON -DBPFLB_BUILD_BENCH=ON >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
 # detect_leaks: LeakSanitizer works here (root, no ptrace restrictions on the
 # test processes); a leak at exit is a failure like any other report.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * The floor of the per-packet benchmark (bench/prog_cost.c): a tc program that
  * does nothing.  BPF_PROG_TEST_RUN's own cost per call (context setup, the

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: BSD-2-Clause
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * hello: the smallest useful bpflb plugin, built out of tree against the
  * installed SDK (see Makefile).  A feature plugin that counts packets in the

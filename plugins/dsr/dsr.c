@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * The DSR load-balancing mode: the client address reaches the backend, whose
  * node answers the client directly.  The datapath is bpf/dsr.bpf.c

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Leases: how the nodes agree which of them holds an egress IP in virtual-IP
  * mode, until the cluster has a state store of its own.

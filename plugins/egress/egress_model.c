@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * Selection tries from policies (egress_model.h).  Quadratic in the number of
  * prefixes, which is fine for the few thousand a node holds; it runs on a

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * From policies to the contents of the two selection tries (egress.h explains
  * the lookup).  Pure computation, no BPF and no configuration: the unit test

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * rtnetlink requests and gratuitous ARP for the egress gateway (egress_nl.h).
  * One short-lived socket per request: they happen on reloads and ticks, not

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The few rtnetlink requests the egress gateway makes, on a plain
  * NETLINK_ROUTE socket (no libnl/libmnl), and the gratuitous ARP that

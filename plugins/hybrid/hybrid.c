@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * The hybrid load-balancing mode: new TCP flows to backends on other nodes by
  * DSR, new UDP flows by SNAT.  The datapath is bpf/hybrid.bpf.c

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * The SNAT load-balancing mode (kube-proxy semantics): DNAT to the backend,
  * and SNAT to the node's address when the backend runs on another node.  The

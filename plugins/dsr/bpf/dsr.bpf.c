@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * DSR mode: a new flow to a backend on another node keeps the client's
  * address and is dispatched to the backend's node, which answers the client

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * Fixtures of DSR, hybrid, and the mode switch: packets built here go
  * through the stage programs of the dsr, hybrid and snat objects (the shared

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The egress gateway's maps, pinned by name under the instance's bpffs root so
  * that a restarted daemon (and the datapath while it is away) keeps them.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * Fixtures of the egress gateway datapath: a packet built here goes through
  * egress_out (the workload's node, tc egress) or egress_in (the gateway, tc

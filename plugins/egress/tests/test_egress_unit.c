@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * Unit tests of the egress gateway's userspace logic that needs no kernel
  * privileges: the selection tries (egress_model.c, checked against a direct

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * Hybrid mode: new TCP flows to a backend on another node go by DSR, new UDP
  * flows by SNAT (sdk/bpf/bpflb/lb_core.h).  Replies of TCP flows, the big

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The policy plugin's maps (layouts in policy_structs.h).  The lookup tables
  * are private to the loaded object and written whole by userspace on each

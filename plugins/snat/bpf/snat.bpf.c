@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * SNAT mode, kube-proxy semantics: a service packet is DNATed to its backend;
  * when the backend runs on another node the source is also translated to the

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * Fixtures of the SNAT datapath: a packet built here goes through snat_in or
  * snat_out with BPF_PROG_TEST_RUN; the test checks the verdict, every rewritten

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: BSD-2-Clause
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * lastpick: a fixture load-balancing mode built outside plugins/, from the
  * SDK alone (<bpflb/plugin.h>, <bpflb/lb_mode.h>, the shared BPF datapath),

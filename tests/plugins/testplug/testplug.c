@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: BSD-2-Clause
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * testplug: the plugin the core's integration test runs.  A feature plugin
  * with a real BPF program in the first ingress stage that drops UDP to

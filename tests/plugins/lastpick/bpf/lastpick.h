@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* lastpick's own map, shared by its BPF object and its userspace. */
 #ifndef LASTPICK_H
 #define LASTPICK_H

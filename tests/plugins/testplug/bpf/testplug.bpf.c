@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * Test plugin datapath: in the first ingress stage, drop UDP datagrams to the
  * configured port and count what it saw, then hand the packet on.  Enough to

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Shared by testplug's BPF program and its userspace side. */
 #ifndef TESTPLUG_H
 #define TESTPLUG_H
