@@ -690,21 +690,24 @@ static void tick_arm(struct bpflb_daemon *d)
  * plugin_dir must be known before the full schema (which plugins extend) is:
  * a first pass reads the file with the core's schema alone, skipping the
  * sections of plugins; the full, validated load follows.  The plugins the
- * file enables are checked on this first pass, so that a refused plugin is
- * reported with why, not as the owner of an unknown section.
+ * file enables are checked on this first pass (check_enabled), so that a
+ * refused plugin is reported with why, not as the owner of an unknown section.
+ * When the core's own sections fail, that is the error: plugin_dir is not
+ * known then, and scanning the default one would only add a misleading
+ * warning about a directory the file may not even use.
  */
-static int scan_plugins(struct bpflb_daemon *d, const char *path, struct bpflb_err *err)
+static int scan_plugins(struct bpflb_daemon *d, const char *path, bool check_enabled,
+			struct bpflb_err *err)
 {
 	const struct bpflb_cfg_schema core = {"bpflbd", bpflb_core_sections};
-	const char *dir = BPFLB_DEFAULT_PLUGIN_DIR;
 	struct bpflb_config *cfg = NULL;
 	int ret;
 
-	if (!bpflb_config_load(path, &core, 1, BPFLB_CFG_LOAD_SKIP_UNKNOWN, &cfg, err))
-		dir = bpflb_daemon_conf(cfg)->plugin_dir;
-	plugin_host_scan(&d->plugins, dir, d);
-	/* A file the first pass cannot read fails the full load, which says why. */
-	ret = cfg ? check_enabled_plugins(d, cfg, err) : 0;
+	ret = bpflb_config_load(path, &core, 1, BPFLB_CFG_LOAD_SKIP_UNKNOWN, &cfg, err);
+	if (ret)
+		return ret;
+	plugin_host_scan(&d->plugins, bpflb_daemon_conf(cfg)->plugin_dir, d);
+	ret = check_enabled ? check_enabled_plugins(d, cfg, err) : 0;
 	bpflb_config_free(cfg);
 	return ret;
 }
@@ -741,7 +744,7 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	ret = sys_kernel_check(u.release, err);
 	if (ret)
 		return ret;
-	ret = scan_plugins(d, config_path, err);
+	ret = scan_plugins(d, config_path, true, err);
 	if (ret)
 		return ret;
 	ret = daemon_load_config(d, config_path, &cfg, err);
@@ -837,7 +840,7 @@ int daemon_reload(struct bpflb_daemon *d)
 
 	sd_notify(0, "RELOADING=1");
 	pr_notice("SIGHUP: reloading %s", d->config_path);
-	ret = scan_plugins(d, d->config_path, &err);
+	ret = scan_plugins(d, d->config_path, true, &err);
 	if (!ret)
 		ret = daemon_load_config(d, d->config_path, &next, &err);
 	if (!ret)
@@ -846,7 +849,8 @@ int daemon_reload(struct bpflb_daemon *d)
 	if (ret) {
 		d->reloads_failed++;
 		snprintf(d->last_reload_error, sizeof(d->last_reload_error), "%s", err.msg);
-		pr_err("reload failed, still running the previous configuration: %s", err.msg);
+		log_err_msg(LOG_ERR, "reload failed, still running the previous configuration",
+			    err.msg);
 		bpflb_services_prepared_free(d->svc_prepared);
 		d->svc_prepared = NULL;
 		bpflb_config_free(next);
@@ -925,7 +929,7 @@ int daemon_check_config(const char *config_path, struct bpflb_err *err)
 	struct bpflb_config *cfg = NULL;
 	int ret;
 
-	ret = scan_plugins(&d, config_path, err);
+	ret = scan_plugins(&d, config_path, true, err);
 	if (!ret)
 		ret = daemon_load_config(&d, config_path, &cfg, err);
 	if (!ret)
@@ -953,8 +957,8 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 	int ret, lock_fd = -1;
 
 	/* --cleanup enables no plugin: what the file enables does not matter. */
-	scan_plugins(&d, config_path, err);
-	ret = daemon_load_config(&d, config_path, &cfg, err);
+	ret = scan_plugins(&d, config_path, false, err) ?:
+	      daemon_load_config(&d, config_path, &cfg, err);
 	if (ret)
 		goto out;
 	ds = daemon_sec(cfg);
