@@ -108,7 +108,6 @@ static int h_status(void *ctx, struct control_conn *c, json_object *args, json_o
 	struct bpflb_daemon *d = ctx;
 	const struct bpflb_daemon_conf *dc = d->cfg ? bpflb_daemon_conf(d->cfg) : NULL;
 	json_object *o = json_object_new_object(), *x, *a;
-	char features[512] = "";
 	time_t now = time(NULL);
 
 	json_object_object_add(o, "version", json_object_new_string(BPFLB_VERSION));
@@ -119,14 +118,11 @@ static int h_status(void *ctx, struct control_conn *c, json_object *args, json_o
 	json_object_object_add(o, "mode",
 			       json_object_new_string(d->mode ? d->mode->desc->name : "none"));
 	json_object_object_add(o, "node", json_object_new_string(flow_node(d)));
-	/* the words as a line: what the file says, whether written on one line or several */
-	for (uint32_t i = 0; dc && i < dc->features.n; i++) {
-		size_t l = strlen(features);
-
-		snprintf(features + l, sizeof(features) - l, "%s%s", i ? " " : "",
-			 dc->features.v[i]);
-	}
-	json_object_object_add(o, "features", json_object_new_string(features));
+	/* an array, as devices: the words of the file, whether on one line or several */
+	a = json_object_new_array();
+	for (uint32_t i = 0; dc && i < dc->features.n; i++)
+		json_object_array_add(a, json_object_new_string(dc->features.v[i]));
+	json_object_object_add(o, "features", a);
 	json_object_object_add(o, "plugins", plugins_json(d));
 	a = json_object_new_array();
 	for (int i = 0; i < d->pipeline.ndevs; i++) {

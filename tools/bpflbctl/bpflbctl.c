@@ -322,12 +322,16 @@ static void print_plugins(json_object *arr)
 static void print_status(json_object *d)
 {
 	json_object *x = G(d, "devices"), *r = G(d, "reloads"), *svc = G(d, "services");
+	json_object *feat = G(d, "features");
 	json_object *ct = G(d, "conntrack"), *fe = G(d, "flow_events"), *rt = G(d, "runtime");
 
 	printf("bpflbd %s, pid %lld, node %s, up %llds\n", S(d, "version"), (long long)I(d, "pid"),
 	       S(d, "node"), (long long)I(d, "uptime_s"));
 	printf("mode:         %s\n", S(d, "mode"));
-	printf("features:     %s\n", *S(d, "features") ? S(d, "features") : "-");
+	printf("features:    ");
+	for (size_t i = 0; i < L(feat); i++)
+		printf(" %s", json_object_get_string(AT(feat, i)));
+	printf("%s\n", L(feat) ? "" : " -");
 	printf("devices:     ");
 	for (size_t i = 0; i < L(x); i++)
 		printf(" %s", S(AT(x, i), "name"));
