@@ -10,6 +10,7 @@
  * re-applies the previous configuration to whatever had already moved.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
@@ -724,8 +725,44 @@ static void running_config_trim(struct bpflb_daemon *d)
 	malloc_trim(0);
 }
 
+/* bpffs_root holds nothing yet (absent or empty): this start is the instance's first. */
+static bool bpffs_root_fresh(const char *root)
+{
+	DIR *dir = opendir(root);
+	struct dirent *de;
+	bool empty = true;
+
+	if (!dir)
+		return errno == ENOENT;
+	while (empty && (de = readdir(dir)))
+		empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+	closedir(dir);
+	return empty;
+}
+
+/*
+ * A first start failed after it had pinned or attached: nothing served before
+ * it, so nothing of it may stay (a later start would adopt half-made maps).
+ * A start over existing state never comes here: that state keeps serving.
+ */
+static void undo_first_start(const struct bpflb_daemon_conf *dc)
+{
+	struct bpflb_err e = {""};
+	int n;
+
+	pipeline_detach_devices(daemon_devices(dc), (int)dc->devices.n, dc->tc_handle,
+				dc->tc_priority);
+	n = pipeline_remove_pins(dc->bpffs_root, &e);
+	if (n < 0)
+		pr_warn("the failed first start left pins under %s: %s", dc->bpffs_root, e.msg);
+	else
+		pr_notice("the failed first start removed its hooks and %d pins under %s", n,
+			  dc->bpffs_root);
+}
+
 int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_err *err)
 {
+	bool fresh = false;
 	const struct bpflb_daemon_conf *dc;
 	char devbuf[256];
 	const struct bpflb_cfg_section *ds;
@@ -755,6 +792,7 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 		goto out;
 	ds = daemon_sec(cfg);
 	dc = bpflb_daemon_conf(cfg);
+	fresh = bpffs_root_fresh(dc->bpffs_root);
 	ret = sys_bpffs_prepare(dc->bpffs_root, err);
 	if (ret) {
 		key_error(err, ds, "bpffs_root", ret);
@@ -828,6 +866,9 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	sd_notifyf(0, "READY=1\nSTATUS=mode %s", d->mode ? d->mode->desc->name : "none");
 	ret = 0;
 out:
+	/* only while holding the root's lock: another bpflbd's fresh pins are not ours */
+	if (ret && fresh && d->root_lock_fd >= 0)
+		undo_first_start(dc);
 	bpflb_config_free(cfg);
 	return ret;
 }
@@ -954,11 +995,17 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 	const struct bpflb_daemon_conf *dc;
 	char devbuf[256];
 	const char *root;
-	int ret, lock_fd = -1;
+	int ret, hooks, lock_fd = -1;
 
-	/* --cleanup enables no plugin: what the file enables does not matter. */
-	ret = scan_plugins(&d, config_path, false, err) ?:
-	      daemon_load_config(&d, config_path, &cfg, err);
+	/*
+	 * --cleanup enables no plugin: what the file enables does not matter,
+	 * and "loaded plugin" lines would only bury the one line of what went.
+	 */
+	log_set_level(LOG_NOTICE);
+	ret = scan_plugins(&d, config_path, false, err);
+	log_set_level(LOG_INFO);
+	if (!ret)
+		ret = daemon_load_config(&d, config_path, &cfg, err);
 	if (ret)
 		goto out;
 	ds = daemon_sec(cfg);
@@ -985,11 +1032,18 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 	}
 	warn_private_bpffs(root, "the pins removed now are only this namespace's; the host's "
 				 "bpffs is not touched");
-	pipeline_detach_devices(daemon_devices(dc), (int)dc->devices.n, dc->tc_handle,
-				dc->tc_priority);
+	hooks = pipeline_detach_devices(daemon_devices(dc), (int)dc->devices.n, dc->tc_handle,
+					dc->tc_priority);
 	ret = pipeline_remove_pins(root, err);
-	if (!ret)
-		pr_notice("removed hooks on %s", daemon_devices_str(dc, devbuf, sizeof(devbuf)));
+	if (ret < 0)
+		goto out;
+	daemon_devices_str(dc, devbuf, sizeof(devbuf));
+	if (hooks)
+		pr_notice("removed %d hooks on %s", hooks, devbuf);
+	else if (!ret)
+		pr_notice("nothing to clean up: no bpflb hooks on %s and no pins under %s", devbuf,
+			  root);
+	ret = 0;
 out:
 	if (lock_fd >= 0)
 		close(lock_fd);

@@ -31,6 +31,7 @@
 static int log_max = LOG_INFO;
 static enum log_format log_format = LOG_FORMAT_TEXT;
 static bool log_journal;
+static int libbpf_quiet;
 
 static const char *const level_names[] = {
     [LOG_EMERG] = "emerg",     [LOG_ALERT] = "alert",	[LOG_CRIT] = "crit", [LOG_ERR] = "err",
@@ -66,13 +67,19 @@ static int libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap
 	n = strlen(line);
 	while (n && line[n - 1] == '\n')
 		line[--n] = '\0';
-	if (strstr(line, "Exclusivity flag on"))
+	if (strstr(line, "Exclusivity flag on") || libbpf_quiet)
 		level = LOG_DEBUG;
 	/* libbpf's INFO is chatty (every map it reuses): keep it for debug. */
 	if (level == LOG_INFO)
 		level = LOG_DEBUG;
-	log_msg(level, "libbpf", "%s", line);
+	/* the subsystem says libbpf already; its own "libbpf: " would say it twice */
+	log_msg(level, "libbpf", "%s", strncmp(line, "libbpf: ", 8) ? line : line + 8);
 	return 0;
+}
+
+void log_libbpf_quiet(int quiet)
+{
+	libbpf_quiet = quiet;
 }
 
 void log_init(int max_level, enum log_format format)

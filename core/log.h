@@ -45,6 +45,12 @@ void log_vmsg(int level, const char *subsystem, const char *fmt, va_list ap);
  * query) finds why a start, reload or --check-config failed.
  */
 void log_err_msg(int level, const char *what, const char *msg);
+/*
+ * While set, libbpf's warnings are logged as debug: for calls whose failure
+ * is an expected answer the caller reports itself (detaching from a device
+ * that has no hook).
+ */
+void log_libbpf_quiet(int quiet);
 
 #define LOG_HERE(level, subsys, fields, ...)                                                       \
 	log_at(level, subsys, __FILE__, __LINE__, __func__, fields, __VA_ARGS__)
