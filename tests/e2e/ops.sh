@@ -87,6 +87,9 @@ st=$(ctl status)
 [[ $(py 'd["node"]' <<<"$st") == node1 ]] || fail "status node: $st"
 [[ $(py '[x["name"] for x in d["devices"]]' <<<"$st") == '["eth0"]' ]] || fail "status devices: $st"
 [[ $(py 'd["features"]' <<<"$st") == '[]' ]] || fail "status features (an array, as devices): $st"
+# the datapath's flow event counts are pinned (since the pin), the daemon's since its start
+[[ $(py 'd["flow_events"]["received_since"] == d["started_at"] and d["flow_events"]["sent_since"] is not None' <<<"$st") == True ]] ||
+	fail "status flow_events: which counts are since-start: $st"
 [[ $(py '[p["state"] for p in d["plugins"] if p["name"]=="snat"][0]' <<<"$st") == attached ]] ||
 	fail "status: snat not attached: $st"
 [[ $(py 'd["config"]["path"]' <<<"$st") == "$(bpflb_ini 1)" ]] || fail "status config path: $st"
