@@ -873,12 +873,46 @@ out:
 	return ret;
 }
 
+/* "snat egress" unchanged, or "+policy -egress (now: snat policy)" for the reload line */
+static void features_diff(const struct bpflb_config *prev, const struct bpflb_config *next,
+			  char *buf, size_t len)
+{
+	const struct bpflb_daemon_conf *o = bpflb_daemon_conf(prev), *n = bpflb_daemon_conf(next);
+	size_t off = 0;
+	bool changed = false;
+
+#define ADD(...)                                                                                   \
+	(off += off < len ? (size_t)snprintf(buf + off, len - off, __VA_ARGS__) : 0)
+	buf[0] = '\0';
+	for (int pass = 0; pass < 2; pass++) {
+		const struct bpflb_daemon_conf *a = pass ? o : n, *b = pass ? n : o;
+
+		for (uint32_t i = 0; i < a->features.n; i++) {
+			bool found = false;
+
+			for (uint32_t j = 0; j < b->features.n && !found; j++)
+				found = !strcmp(a->features.v[i], b->features.v[j]);
+			if (!found) {
+				ADD("%s%c%s", changed ? " " : "", pass ? '-' : '+', a->features.v[i]);
+				changed = true;
+			}
+		}
+	}
+	ADD("%s", changed ? " (now: " : "");
+	for (uint32_t i = 0; i < n->features.n; i++)
+		ADD("%s%s", i ? " " : "", n->features.v[i]);
+	ADD("%s%s", n->features.n ? "" : "none", changed ? ")" : "");
+#undef ADD
+}
+
 int daemon_reload(struct bpflb_daemon *d)
 {
 	struct bpflb_config *next = NULL, *prev = d->cfg;
 	struct bpflb_err err = {""};
+	char old_mode[64], feat[256];
 	int ret;
 
+	snprintf(old_mode, sizeof(old_mode), "%s", d->mode ? d->mode->desc->name : "none");
 	sd_notify(0, "RELOADING=1");
 	pr_notice("SIGHUP: reloading %s", d->config_path);
 	ret = scan_plugins(d, d->config_path, true, &err);
@@ -898,6 +932,7 @@ int daemon_reload(struct bpflb_daemon *d)
 		sd_notifyf(0, "READY=1\nSTATUS=reload failed: %s", err.msg);
 		return ret;
 	}
+	features_diff(prev, next, feat, sizeof(feat));
 	d->cfg = next;
 	bpflb_config_free(prev);
 	running_config_trim(d);
@@ -910,11 +945,14 @@ int daemon_reload(struct bpflb_daemon *d)
 		struct bpflb_services_summary sum;
 		char line[256];
 
+		const char *mode = d->mode ? d->mode->desc->name : "none";
+
 		/* one line of what the reload changed, also when it changed nothing */
 		bpflb_services_summary(d->services, &sum);
 		bpflb_services_summary_str(&sum, line, sizeof(line));
-		pr_notice("reload done: mode %s; services: %s",
-			  d->mode ? d->mode->desc->name : "none", line);
+		pr_notice("reload done: mode %s%s%s; features %s; services: %s",
+			  strcmp(old_mode, mode) ? old_mode : "", strcmp(old_mode, mode) ? " -> " : "",
+			  mode, feat, line);
 	}
 	sd_notifyf(0, "READY=1\nSTATUS=mode %s", d->mode ? d->mode->desc->name : "none");
 	return 0;

@@ -196,7 +196,7 @@ kill -HUP "$DPID"
 wait_for "journal_has '\"reload done\" in r[\"MESSAGE\"]'" 100 || fail "no reload line"
 [[ $(python3 -c 'import json,sys; print(sum("reload done" in json.loads(l)["MESSAGE"] for l in open(sys.argv[1])))' "$TMP/journal.jsonl") == 1 ]] ||
 	fail "a reload logged more than one 'reload done' line"
-journal_has "r['PRIORITY'] == '5' and r['MESSAGE'].startswith('reload done: mode none; services: ')" ||
+journal_has "r['PRIORITY'] == '5' and r['MESSAGE'].startswith('reload done: mode none; features testplug; services: ')" ||
 	fail "the reload summary line is not one notice"
 kill -TERM "$DPID"
 wait "$DPID" || fail "bpflbd exited with $? on SIGTERM"
