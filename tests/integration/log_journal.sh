@@ -254,6 +254,18 @@ fi
 grep -q "bpflbd: notice: $TMP/good.ini: configuration is valid" "$TMP/text.err" || fail "text: no 'valid' line"
 ok "text format: every line starts with an RFC 3339 time with milliseconds"
 
+# a [daemon] error is the one line: no warning about a plugin_dir the file never named
+cat >"$TMP/daemon-bad.ini" <<INI
+[daemon]
+mode = none
+devices = lg0
+tick_interval = soon
+INI
+"$BPFLBD" --config "$TMP/daemon-bad.ini" --check-config 2>"$TMP/dbad.err" && fail "accepted tick_interval = soon"
+[[ $(wc -l <"$TMP/dbad.err") == 1 ]] && grep -q "bpflbd: err: $TMP/daemon-bad.ini:4: \[daemon\] tick_interval = soon" "$TMP/dbad.err" ||
+	fail "a [daemon] error is not the only line: $(cat "$TMP/dbad.err")"
+ok "a [daemon] error is reported alone (no plugin_dir warning)"
+
 "$BPFLBD" --config "$TMP/good.ini" --log-format yaml 2>"$TMP/usage.err" && fail "--log-format yaml accepted"
 grep -q "expected auto, text or json" "$TMP/usage.err" || fail "--log-format yaml: no clear error"
 ok "--log-format yaml refused"
