@@ -950,9 +950,12 @@ int daemon_reload(struct bpflb_daemon *d)
 		/* one line of what the reload changed, also when it changed nothing */
 		bpflb_services_summary(d->services, &sum);
 		bpflb_services_summary_str(&sum, line, sizeof(line));
-		pr_notice("reload done: mode %s%s%s; features %s; services: %s",
-			  strcmp(old_mode, mode) ? old_mode : "", strcmp(old_mode, mode) ? " -> " : "",
-			  mode, feat, line);
+		bool switched = strcmp(old_mode, mode);
+
+		/* "mode M;" first, as scripts grep it; the previous mode after it */
+		pr_notice("reload done: mode %s;%s%s%s features %s; services: %s", mode,
+			  switched ? " switched from " : "", switched ? old_mode : "",
+			  switched ? ";" : "", feat, line);
 	}
 	sd_notifyf(0, "READY=1\nSTATUS=mode %s", d->mode ? d->mode->desc->name : "none");
 	return 0;
