@@ -808,7 +808,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	log_init(LOG_WARNING);
+	log_init(LOG_WARNING, LOG_FORMAT_AUTO);
 	if (!strcmp(argv[1], "maglev"))
 		return run_maglev(backends, m, rounds);
 	if (!strcmp(argv[1], "listen") && sock && metrics && ct_pin)

@@ -10,6 +10,7 @@
  * re-applies the previous configuration to whatever had already moved.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
@@ -714,21 +715,24 @@ static void watchdog_start(struct bpflb_daemon *d)
  * plugin_dir must be known before the full schema (which plugins extend) is:
  * a first pass reads the file with the core's schema alone, skipping the
  * sections of plugins; the full, validated load follows.  The plugins the
- * file enables are checked on this first pass, so that a refused plugin is
- * reported with why, not as the owner of an unknown section.
+ * file enables are checked on this first pass (check_enabled), so that a
+ * refused plugin is reported with why, not as the owner of an unknown section.
+ * When the core's own sections fail, that is the error: plugin_dir is not
+ * known then, and scanning the default one would only add a misleading
+ * warning about a directory the file may not even use.
  */
-static int scan_plugins(struct bpflb_daemon *d, const char *path, struct bpflb_err *err)
+static int scan_plugins(struct bpflb_daemon *d, const char *path, bool check_enabled,
+			struct bpflb_err *err)
 {
 	const struct bpflb_cfg_schema core = {"bpflbd", bpflb_core_sections};
-	const char *dir = BPFLB_DEFAULT_PLUGIN_DIR;
 	struct bpflb_config *cfg = NULL;
 	int ret;
 
-	if (!bpflb_config_load(path, &core, 1, BPFLB_CFG_LOAD_SKIP_UNKNOWN, &cfg, err))
-		dir = bpflb_daemon_conf(cfg)->plugin_dir;
-	plugin_host_scan(&d->plugins, dir, d);
-	/* A file the first pass cannot read fails the full load, which says why. */
-	ret = cfg ? check_enabled_plugins(d, cfg, err) : 0;
+	ret = bpflb_config_load(path, &core, 1, BPFLB_CFG_LOAD_SKIP_UNKNOWN, &cfg, err);
+	if (ret)
+		return ret;
+	plugin_host_scan(&d->plugins, bpflb_daemon_conf(cfg)->plugin_dir, d);
+	ret = check_enabled ? check_enabled_plugins(d, cfg, err) : 0;
 	bpflb_config_free(cfg);
 	return ret;
 }
@@ -745,8 +749,44 @@ static void running_config_trim(struct bpflb_daemon *d)
 	malloc_trim(0);
 }
 
+/* bpffs_root holds nothing yet (absent or empty): this start is the instance's first. */
+static bool bpffs_root_fresh(const char *root)
+{
+	DIR *dir = opendir(root);
+	struct dirent *de;
+	bool empty = true;
+
+	if (!dir)
+		return errno == ENOENT;
+	while (empty && (de = readdir(dir)))
+		empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+	closedir(dir);
+	return empty;
+}
+
+/*
+ * A first start failed after it had pinned or attached: nothing served before
+ * it, so nothing of it may stay (a later start would adopt half-made maps).
+ * A start over existing state never comes here: that state keeps serving.
+ */
+static void undo_first_start(const struct bpflb_daemon_conf *dc)
+{
+	struct bpflb_err e = {""};
+	int n;
+
+	pipeline_detach_devices(daemon_devices(dc), (int)dc->devices.n, dc->tc_handle,
+				dc->tc_priority);
+	n = pipeline_remove_pins(dc->bpffs_root, &e);
+	if (n < 0)
+		pr_warn("the failed first start left pins under %s: %s", dc->bpffs_root, e.msg);
+	else
+		pr_notice("the failed first start removed its hooks and %d pins under %s", n,
+			  dc->bpffs_root);
+}
+
 int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_err *err)
 {
+	bool fresh = false;
 	const struct bpflb_daemon_conf *dc;
 	char devbuf[256];
 	const struct bpflb_cfg_section *ds;
@@ -765,7 +805,7 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	ret = sys_kernel_check(u.release, err);
 	if (ret)
 		return ret;
-	ret = scan_plugins(d, config_path, err);
+	ret = scan_plugins(d, config_path, true, err);
 	if (ret)
 		return ret;
 	ret = daemon_load_config(d, config_path, &cfg, err);
@@ -776,6 +816,7 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 		goto out;
 	ds = daemon_sec(cfg);
 	dc = bpflb_daemon_conf(cfg);
+	fresh = bpffs_root_fresh(dc->bpffs_root);
 	ret = sys_bpffs_prepare(dc->bpffs_root, err);
 	if (ret) {
 		key_error(err, ds, "bpffs_root", ret);
@@ -850,19 +891,56 @@ int daemon_start(struct bpflb_daemon *d, const char *config_path, struct bpflb_e
 	sd_notifyf(0, "READY=1\nSTATUS=mode %s", d->mode ? d->mode->desc->name : "none");
 	ret = 0;
 out:
+	/* only while holding the root's lock: another bpflbd's fresh pins are not ours */
+	if (ret && fresh && d->root_lock_fd >= 0)
+		undo_first_start(dc);
 	bpflb_config_free(cfg);
 	return ret;
+}
+
+/* "snat egress" unchanged, or "+policy -egress (now: snat policy)" for the reload line */
+static void features_diff(const struct bpflb_config *prev, const struct bpflb_config *next,
+			  char *buf, size_t len)
+{
+	const struct bpflb_daemon_conf *o = bpflb_daemon_conf(prev), *n = bpflb_daemon_conf(next);
+	size_t off = 0;
+	bool changed = false;
+
+#define ADD(...)                                                                                   \
+	(off += off < len ? (size_t)snprintf(buf + off, len - off, __VA_ARGS__) : 0)
+	buf[0] = '\0';
+	for (int pass = 0; pass < 2; pass++) {
+		const struct bpflb_daemon_conf *a = pass ? o : n, *b = pass ? n : o;
+
+		for (uint32_t i = 0; i < a->features.n; i++) {
+			bool found = false;
+
+			for (uint32_t j = 0; j < b->features.n && !found; j++)
+				found = !strcmp(a->features.v[i], b->features.v[j]);
+			if (!found) {
+				ADD("%s%c%s", changed ? " " : "", pass ? '-' : '+', a->features.v[i]);
+				changed = true;
+			}
+		}
+	}
+	ADD("%s", changed ? " (now: " : "");
+	for (uint32_t i = 0; i < n->features.n; i++)
+		ADD("%s%s", i ? " " : "", n->features.v[i]);
+	ADD("%s%s", n->features.n ? "" : "none", changed ? ")" : "");
+#undef ADD
 }
 
 int daemon_reload(struct bpflb_daemon *d)
 {
 	struct bpflb_config *next = NULL, *prev = d->cfg;
 	struct bpflb_err err = {""};
+	char old_mode[64], feat[256];
 	int ret;
 
+	snprintf(old_mode, sizeof(old_mode), "%s", d->mode ? d->mode->desc->name : "none");
 	sd_notify(0, "RELOADING=1");
 	pr_notice("SIGHUP: reloading %s", d->config_path);
-	ret = scan_plugins(d, d->config_path, &err);
+	ret = scan_plugins(d, d->config_path, true, &err);
 	if (!ret)
 		ret = daemon_load_config(d, d->config_path, &next, &err);
 	if (!ret)
@@ -871,13 +949,15 @@ int daemon_reload(struct bpflb_daemon *d)
 	if (ret) {
 		d->reloads_failed++;
 		snprintf(d->last_reload_error, sizeof(d->last_reload_error), "%s", err.msg);
-		pr_err("reload failed, still running the previous configuration: %s", err.msg);
+		log_err_msg(LOG_ERR, "reload failed, still running the previous configuration",
+			    err.msg);
 		bpflb_services_prepared_free(d->svc_prepared);
 		d->svc_prepared = NULL;
 		bpflb_config_free(next);
 		sd_notifyf(0, "READY=1\nSTATUS=reload failed: %s", err.msg);
 		return ret;
 	}
+	features_diff(prev, next, feat, sizeof(feat));
 	d->cfg = next;
 	bpflb_config_free(prev);
 	running_config_trim(d);
@@ -890,11 +970,17 @@ int daemon_reload(struct bpflb_daemon *d)
 		struct bpflb_services_summary sum;
 		char line[256];
 
+		const char *mode = d->mode ? d->mode->desc->name : "none";
+
 		/* one line of what the reload changed, also when it changed nothing */
 		bpflb_services_summary(d->services, &sum);
 		bpflb_services_summary_str(&sum, line, sizeof(line));
-		pr_notice("reload done: mode %s; services: %s",
-			  d->mode ? d->mode->desc->name : "none", line);
+		bool switched = strcmp(old_mode, mode);
+
+		/* "mode M;" first, as scripts grep it; the previous mode after it */
+		pr_notice("reload done: mode %s;%s%s%s features %s; services: %s", mode,
+			  switched ? " switched from " : "", switched ? old_mode : "",
+			  switched ? ";" : "", feat, line);
 	}
 	sd_notifyf(0, "READY=1\nSTATUS=mode %s", d->mode ? d->mode->desc->name : "none");
 	return 0;
@@ -950,7 +1036,7 @@ int daemon_check_config(const char *config_path, struct bpflb_err *err)
 	struct bpflb_config *cfg = NULL;
 	int ret;
 
-	ret = scan_plugins(&d, config_path, err);
+	ret = scan_plugins(&d, config_path, true, err);
 	if (!ret)
 		ret = daemon_load_config(&d, config_path, &cfg, err);
 	if (!ret)
@@ -975,11 +1061,17 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 	const struct bpflb_daemon_conf *dc;
 	char devbuf[256];
 	const char *root;
-	int ret, lock_fd = -1;
+	int ret, hooks, lock_fd = -1;
 
-	/* --cleanup enables no plugin: what the file enables does not matter. */
-	scan_plugins(&d, config_path, err);
-	ret = daemon_load_config(&d, config_path, &cfg, err);
+	/*
+	 * --cleanup enables no plugin: what the file enables does not matter,
+	 * and "loaded plugin" lines would only bury the one line of what went.
+	 */
+	log_set_level(LOG_NOTICE);
+	ret = scan_plugins(&d, config_path, false, err);
+	log_set_level(LOG_INFO);
+	if (!ret)
+		ret = daemon_load_config(&d, config_path, &cfg, err);
 	if (ret)
 		goto out;
 	ds = daemon_sec(cfg);
@@ -1006,11 +1098,18 @@ int daemon_cleanup(const char *config_path, struct bpflb_err *err)
 	}
 	warn_private_bpffs(root, "the pins removed now are only this namespace's; the host's "
 				 "bpffs is not touched");
-	pipeline_detach_devices(daemon_devices(dc), (int)dc->devices.n, dc->tc_handle,
-				dc->tc_priority);
+	hooks = pipeline_detach_devices(daemon_devices(dc), (int)dc->devices.n, dc->tc_handle,
+					dc->tc_priority);
 	ret = pipeline_remove_pins(root, err);
-	if (!ret)
-		pr_notice("removed hooks on %s", daemon_devices_str(dc, devbuf, sizeof(devbuf)));
+	if (ret < 0)
+		goto out;
+	daemon_devices_str(dc, devbuf, sizeof(devbuf));
+	if (hooks)
+		pr_notice("removed %d hooks on %s", hooks, devbuf);
+	else if (!ret)
+		pr_notice("nothing to clean up: no bpflb hooks on %s and no pins under %s", devbuf,
+			  root);
+	ret = 0;
 out:
 	if (lock_fd >= 0)
 		close(lock_fd);

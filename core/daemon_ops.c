@@ -4,10 +4,12 @@
  * the names flow events show, and the wiring of every owner's registrations.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -108,7 +110,6 @@ static int h_status(void *ctx, struct control_conn *c, json_object *args, json_o
 	struct bpflb_daemon *d = ctx;
 	const struct bpflb_daemon_conf *dc = d->cfg ? bpflb_daemon_conf(d->cfg) : NULL;
 	json_object *o = json_object_new_object(), *x, *a;
-	char features[512] = "";
 	time_t now = time(NULL);
 
 	json_object_object_add(o, "version", json_object_new_string(BPFLB_VERSION));
@@ -119,14 +120,11 @@ static int h_status(void *ctx, struct control_conn *c, json_object *args, json_o
 	json_object_object_add(o, "mode",
 			       json_object_new_string(d->mode ? d->mode->desc->name : "none"));
 	json_object_object_add(o, "node", json_object_new_string(flow_node(d)));
-	/* the words as a line: what the file says, whether written on one line or several */
-	for (uint32_t i = 0; dc && i < dc->features.n; i++) {
-		size_t l = strlen(features);
-
-		snprintf(features + l, sizeof(features) - l, "%s%s", i ? " " : "",
-			 dc->features.v[i]);
-	}
-	json_object_object_add(o, "features", json_object_new_string(features));
+	/* an array, as devices: the words of the file, whether on one line or several */
+	a = json_object_new_array();
+	for (uint32_t i = 0; dc && i < dc->features.n; i++)
+		json_object_array_add(a, json_object_new_string(dc->features.v[i]));
+	json_object_object_add(o, "features", a);
 	json_object_object_add(o, "plugins", plugins_json(d));
 	a = json_object_new_array();
 	for (int i = 0; i < d->pipeline.ndevs; i++) {
@@ -157,7 +155,22 @@ static int h_status(void *ctx, struct control_conn *c, json_object *args, json_o
 	json_object_object_add(o, "reloads", x);
 
 	lb_status_json(&d->lb_ops, d->pipeline.sizes.ct, o);
-	json_object_object_add(o, "flow_events", flows_stats_json(d->flows));
+	x = flows_stats_json(d->flows);
+	if (json_object_is_type(x, json_type_object)) {
+		char pin[sizeof(d->pipeline.pin_root) + 16];
+		struct stat st;
+
+		/*
+		 * Two lifetimes: sent and suppressed are the datapath's, in the
+		 * pinned bpflb_ev_rate, and survive restarts (counted since the
+		 * pin was made: its inode's ctime); received and lost are this
+		 * bpflbd's, since it started.  Said here, as the metrics' HELP does.
+		 */
+		snprintf(pin, sizeof(pin), "%s/bpflb_ev_rate", d->pipeline.pin_root);
+		add_time(x, "sent_since", stat(pin, &st) ? 0 : st.st_ctime);
+		add_time(x, "received_since", d->started_at);
+	}
+	json_object_object_add(o, "flow_events", x);
 	x = json_object_new_object();
 	json_object_object_add(x, "socket", json_object_new_string(control_path(d->control)));
 	json_object_object_add(x, "clients", json_object_new_int(control_clients(d->control)));

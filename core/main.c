@@ -13,7 +13,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: bpflbd --config FILE [--check-config | --cleanup]\n"
+		"Usage: bpflbd --config FILE [--check-config | --cleanup] [--log-format F]\n"
 		"       bpflbd --version | --help\n"
 		"\n"
 		"eBPF load balancer for NodePort, LoadBalancer and external-IP services.\n"
@@ -23,6 +23,9 @@ static void usage(FILE *f)
 		"                      0 when valid, 1 with FILE:LINE: message otherwise\n"
 		"      --cleanup       remove this instance's tc hooks and the pins it made\n"
 		"                      under bpffs_root (resets conntrack), then exit\n"
+		"      --log-format F  auto (default: journald's native protocol when stderr\n"
+		"                      is journald's, text otherwise), text (RFC 3339 time,\n"
+		"                      level, message) or json (one object per line)\n"
 		"  -V, --version       print the version and the plugin ABI version\n"
 		"  -h, --help          this text\n"
 		"\n"
@@ -36,13 +39,14 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
 	    {"cleanup", no_argument, NULL, 'C'},      {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},	      {0},
+	    {"help", no_argument, NULL, 'h'},	      {"log-format", required_argument, NULL, 'L'},
+	    {0},
 	};
 	const char *config = NULL;
 	bool check = false, cleanup = false;
 	struct bpflb_daemon d;
 	struct bpflb_err err = {""};
-	int c, ret;
+	int c, ret, format = LOG_FORMAT_AUTO;
 
 	/*
 	 * A client that hangs up before its answer is written must cost a
@@ -63,6 +67,14 @@ int main(int argc, char **argv)
 		case 'C':
 			cleanup = true;
 			break;
+		case 'L':
+			format = log_format_from_name(optarg);
+			if (format < 0) {
+				fprintf(stderr, "bpflbd: --log-format %s: expected auto, text or json\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'V':
 			printf("bpflbd %s (plugin ABI %u)\n", BPFLB_VERSION, BPFLB_ABI_VERSION);
 			return 0;
@@ -80,27 +92,32 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	log_init(LOG_INFO);
+	log_init(LOG_INFO, (enum log_format)format);
+	/*
+	 * Errors go through the logger, with their priority and the
+	 * FILE:LINE of the config as fields: under systemd an ExecStartPre=
+	 * --check-config failure is what journalctl -p err must show.
+	 */
 	if (check) {
 		ret = daemon_check_config(config, &err);
 		if (ret) {
-			fprintf(stderr, "%s\n", err.msg);
+			log_err_msg(LOG_ERR, NULL, err.msg);
 			return 1;
 		}
-		fprintf(stderr, "%s: configuration is valid\n", config);
+		pr_notice("%s: configuration is valid", config);
 		return 0;
 	}
 	if (cleanup) {
 		ret = daemon_cleanup(config, &err);
 		if (ret) {
-			pr_err("cleanup: %s", err.msg);
+			log_err_msg(LOG_ERR, "cleanup", err.msg);
 			return 1;
 		}
 		return 0;
 	}
 	ret = daemon_start(&d, config, &err);
 	if (ret) {
-		pr_err("%s", err.msg);
+		log_err_msg(LOG_ERR, NULL, err.msg);
 		daemon_stop(&d);
 		return 1;
 	}

@@ -394,15 +394,17 @@ int pipeline_remove_pins(const char *pin_root, struct bpflb_err *err)
 				     strerror(-ret)),
 		       ret;
 
-	if (rmdir(pin_root) == 0 || errno == ENOENT) {
+	if (rmdir(pin_root) == 0) {
 		pr_notice("removed %d pins and %s", removed, pin_root);
-		return 0;
+		return removed;
 	}
+	if (errno == ENOENT) /* nothing was pinned: the caller says so, once */
+		return removed;
 	if (errno != ENOTEMPTY && errno != EEXIST) {
 		/* A mount point (bpffs_root = /sys/fs/bpf) stays. */
 		pr_notice("removed %d pins under %s; the directory stays (%s)", removed, pin_root,
 			  strerror(errno));
-		return 0;
+		return removed;
 	}
 	/* Not ours: leave it, and say what it is. */
 	dir = opendir(pin_root);
@@ -418,7 +420,7 @@ int pipeline_remove_pins(const char *pin_root, struct bpflb_err *err)
 		closedir(dir);
 	pr_warn("removed %d pins under %s; left %d entries bpflb did not make there: %s%s",
 		removed, pin_root, nleft, left, nleft > 8 ? ", ..." : "");
-	return 0;
+	return removed;
 }
 
 int pipeline_open(struct pipeline *pl, const char *pin_root, uint32_t tc_handle,
@@ -639,16 +641,23 @@ int pipeline_detach_devices(const char *const *names, int n, uint32_t tc_handle,
 {
 	int ret = 0;
 
+	/* no clsact or no filter of ours is the usual answer here: libbpf need not warn */
+	log_libbpf_quiet(1);
 	for (int i = 0; i < n; i++) {
 		int ifindex = (int)if_nametoindex(names[i]);
 
 		if (!ifindex)
 			continue;
-		if (tc_detach_one(ifindex, BPF_TC_INGRESS, tc_handle, tc_priority) == 0)
+		if (tc_detach_one(ifindex, BPF_TC_INGRESS, tc_handle, tc_priority) == 0) {
 			pr_info("detached ingress of %s", names[i]);
-		if (tc_detach_one(ifindex, BPF_TC_EGRESS, tc_handle, tc_priority) == 0)
+			ret++;
+		}
+		if (tc_detach_one(ifindex, BPF_TC_EGRESS, tc_handle, tc_priority) == 0) {
 			pr_info("detached egress of %s", names[i]);
+			ret++;
+		}
 	}
+	log_libbpf_quiet(0);
 	return ret;
 }
 

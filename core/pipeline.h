@@ -76,7 +76,7 @@ const char *pipeline_map_set(const char *pin);
  * --cleanup: unlink the pins this instance made, by name (the core's own from
  * its BPF object, the rest from bpflb_pins), then pin_root when empty.  Files
  * not made by bpflb are left and named in err/the log.  pin_root must be on a
- * bpffs (checked by the caller).  0 or -errno.
+ * bpffs (checked by the caller).  The number of pins removed, or -errno.
  */
 int pipeline_remove_pins(const char *pin_root, struct bpflb_err *err);
 void pipeline_close(struct pipeline *pl);
@@ -107,7 +107,7 @@ int pipeline_schema_record(struct pipeline *pl, const char *set, uint32_t versio
 int pipeline_schema_check_pinned(const char *pin_root, const char *set, uint32_t version,
 				 uint32_t oldest, struct bpflb_err *err);
 
-/* Remove the core's tc filters from the named devices (cleanup). */
+/* Remove the core's tc filters from the named devices (cleanup): how many were there. */
 int pipeline_detach_devices(const char *const *names, int n, uint32_t tc_handle,
 			    uint32_t tc_priority);
 

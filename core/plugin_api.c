@@ -17,10 +17,12 @@
 
 BPFLB_EXPORT void bpflb_log(struct bpflb_plugin_ctx *ctx, int level, const char *fmt, ...)
 {
+	/* journalctl BPFLB_PLUGIN=snat selects one plugin's lines */
+	const struct log_field fields[] = {{"plugin", ctx ? ctx->desc->name : NULL}, {NULL}};
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vmsg(level, ctx ? ctx->log_prefix : NULL, fmt, ap);
+	log_vat(level, ctx ? ctx->log_prefix : NULL, NULL, 0, NULL, ctx ? fields : NULL, fmt, ap);
 	va_end(ap);
 }
 

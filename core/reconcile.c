@@ -263,7 +263,7 @@ static int overlay_edit(const struct bpflb_overlay *ov, const struct bpflb_overl
 		}
 		next->nbes = kept;
 		/* "set-state configured" of nothing stays a no-op; "overlay clear" says so */
-		if (kept == n && e->all_ports)
+		if (kept == n && e->must_exist)
 			return bpflb_err_set(err, "the overlay holds no backend state of %s",
 					     inet_ntop(AF_INET, &e->addr, abuf, sizeof(abuf))),
 			       -ENOENT;

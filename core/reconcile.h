@@ -59,6 +59,7 @@ struct bpflb_overlay_edit {
 	uint16_t port;
 	uint8_t state;
 	bool all_ports;
+	bool must_exist; /* BE_CLEAR of all_ports: refuse when addr has no override */
 };
 
 struct bpflb_change {

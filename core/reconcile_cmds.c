@@ -120,8 +120,15 @@ static int h_backend_set_state(void *ctx, struct control_conn *c, json_object *a
 		return ret;
 	if (bpflb_parse_ipv4(addr, &e.addr))
 		return bpflb_err_set(err, "addr '%s' is not an IPv4 address", addr), -EINVAL;
-	if (!strcmp(state, "configured"))
+	/*
+	 * "configured" undoes what set-state did.  Without a port it undoes
+	 * every override of the address: set-state ADDR:PORT maintenance then
+	 * set-state ADDR configured must leave nothing behind.
+	 */
+	if (!strcmp(state, "configured")) {
 		e.op = BPFLB_OV_BE_CLEAR;
+		e.all_ports = !e.port;
+	}
 	else if (svcq_state_parse(state, &e.state))
 		return bpflb_err_set(err,
 				     "state '%s' is not active, terminating, maintenance or "
@@ -168,6 +175,7 @@ static int h_overlay_clear(void *ctx, struct control_conn *c, json_object *args,
 			return bpflb_err_set(err, "addr '%s' is not an IPv4 address", addr), -EINVAL;
 		e.op = BPFLB_OV_BE_CLEAR;
 		e.all_ports = !json_object_object_get_ex(args, "port", &p) || !p;
+		e.must_exist = e.all_ports;
 	}
 	ret = run(d, &e, err);
 	if (ret)

@@ -107,7 +107,9 @@ static const struct bpflb_cfg_key lb_keys[] = {
      "backend selection of new flows: random, or maglev (consistent hashing)"},
     {"maglev_table_size", BPFLB_CFG_U32, LB_AT(maglev_table_size), "16381", BPFLB_MAGLEV_MIN_M,
      BPFLB_MAGLEV_MAX_M, NULL,
-     "entries of each Maglev table, a prime; the datapath supports 16381"},
+     "entries of each Maglev table: any prime from " STR(BPFLB_MAGLEV_MIN_M) " to "
+     STR(BPFLB_MAGLEV_MAX_M) ", well above the backends of a service (the default 16381 keeps "
+     "shares even up to about 160)"},
     {"hash_seed", BPFLB_CFG_U32, LB_AT(hash_seed), "0x9e3779b9", 0, UINT32_MAX, NULL,
      "seed of the flow and Maglev hashes; the same on every node, so that every node "
      "picks the same backend for a flow"},
@@ -449,11 +451,21 @@ static int lb_parse(const struct bpflb_cfg_section *sec, struct svc_lb *lb, stru
 	lb->alg = c->algorithm == 1 ? SVC_ALG_MAGLEV : SVC_ALG_RANDOM;
 	/* The schema checked the ranges (every duration's: at least 1 s). */
 	lb->maglev_m = c->maglev_table_size;
-	if (!bpflb_maglev_is_prime(lb->maglev_m))
+	if (!bpflb_maglev_is_prime(lb->maglev_m)) {
+		uint32_t lo = lb->maglev_m, hi = lb->maglev_m;
+
+		/* the accepted values are every prime of the range: name the nearest */
+		while (lo > BPFLB_MAGLEV_MIN_M && !bpflb_maglev_is_prime(--lo))
+			;
+		while (hi < BPFLB_MAGLEV_MAX_M && !bpflb_maglev_is_prime(++hi))
+			;
 		return bpflb_cfg_error(err, sec, "maglev_table_size", 0,
-				       "%u is not a prime between %u and %u; expected %u",
+				       "%u is not a prime; expected a prime from %u to %u, "
+				       "the nearest are %u and %u (e.g. 251, 1021, 4093, "
+				       "16381, 65521, 131071)",
 				       lb->maglev_m, BPFLB_MAGLEV_MIN_M, BPFLB_MAGLEV_MAX_M,
-				       BPFLB_MAGLEV_DEFAULT_M);
+				       lo, hi);
+	}
 	lb->hash_seed = c->hash_seed;
 	if (svc_parse_range(c->nodeport_range, &lb->np_min, &lb->np_max))
 		return bpflb_cfg_error(err, sec, "nodeport_range", 0,

@@ -601,17 +601,19 @@ static void flows_metrics(FILE *out, void *ctx)
 
 	flows_counters(ctx, &fc);
 	bpflb_metrics_head(out, "bpflb_flow_events_sent_total", "counter",
-			   "Flow events the datapath let through its rate limit.");
+			   "Flow events the datapath let through its rate limit (a pinned count: "
+			   "survives bpflbd restarts).");
 	fprintf(out, "bpflb_flow_events_sent_total %llu\n", (unsigned long long)fc.sent);
 	bpflb_metrics_head(out, "bpflb_flow_events_suppressed_total", "counter",
-			   "Flow events the datapath held back ([lb] events_per_sec).");
+			   "Flow events the datapath held back ([lb] events_per_sec; pinned: "
+			   "survives bpflbd restarts).");
 	fprintf(out, "bpflb_flow_events_suppressed_total %llu\n",
 		(unsigned long long)fc.suppressed);
 	bpflb_metrics_head(out, "bpflb_flow_events_lost_total", "counter",
-			   "Flow events lost because a perf buffer was full.");
+			   "Flow events lost because a perf buffer was full (since bpflbd started).");
 	fprintf(out, "bpflb_flow_events_lost_total %llu\n", (unsigned long long)fc.lost);
 	bpflb_metrics_head(out, "bpflb_flow_events_received_total", "counter",
-			   "Flow events read by bpflbd.");
+			   "Flow events read by bpflbd (since it started).");
 	fprintf(out, "bpflb_flow_events_received_total %llu\n", (unsigned long long)fc.received);
 	bpflb_metrics_head(out, "bpflb_flow_events_client_dropped_total", "counter",
 			   "Flow events not streamed to observers that read too slowly.");

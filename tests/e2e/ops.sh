@@ -86,12 +86,17 @@ st=$(ctl status)
 [[ $(py 'd["mode"]' <<<"$st") == snat ]] || fail "status mode: $st"
 [[ $(py 'd["node"]' <<<"$st") == node1 ]] || fail "status node: $st"
 [[ $(py '[x["name"] for x in d["devices"]]' <<<"$st") == '["eth0"]' ]] || fail "status devices: $st"
+[[ $(py 'd["features"]' <<<"$st") == '[]' ]] || fail "status features (an array, as devices): $st"
+# the datapath's flow event counts are pinned (since the pin), the daemon's since its start
+[[ $(py 'd["flow_events"]["received_since"] == d["started_at"] and d["flow_events"]["sent_since"] is not None' <<<"$st") == True ]] ||
+	fail "status flow_events: which counts are since-start: $st"
 [[ $(py '[p["state"] for p in d["plugins"] if p["name"]=="snat"][0]' <<<"$st") == attached ]] ||
 	fail "status: snat not attached: $st"
 [[ $(py 'd["config"]["path"]' <<<"$st") == "$(bpflb_ini 1)" ]] || fail "status config path: $st"
 [[ $(py 'd["config"]["loaded_at"] is not None and d["reloads"]["ok"]==0 and d["reloads"]["last_error"] is None' <<<"$st") == True ]] ||
 	fail "status config/reloads: $st"
 table_has "^mode: *snat" status || fail "status table"
+table_has "^features: *-$" status || fail "status table: features"
 "$CTL" -c "$(bpflb_ini 1)" status >/dev/null || fail "status with -c CONFIG"
 pl=$(ctl plugin list)
 [[ $(py '[p["version"] for p in d if p["name"]=="snat"][0]' <<<"$pl") != "" ]] || fail "plugin list: $pl"
@@ -186,6 +191,14 @@ grep -q "^web-2 " <<<"$out" && fail "a backend in maintenance got new flows: $ou
 ctl backend set-state 10.244.2.2:8080 configured >/dev/null || fail "set-state configured"
 [[ $(ctl backend list | py '[b["state"] for b in d if b["addr"]=="10.244.2.2" and b["port"]==8080][0]') == active ]] ||
 	fail "backend state after configured"
+# "configured" on the address alone undoes its per-port overrides too
+ctl backend set-state 10.244.2.2:8080 maintenance >/dev/null || fail "set-state maintenance (2)"
+ctl backend set-state 10.244.2.2 configured >/dev/null || fail "set-state ADDR configured"
+[[ $(ctl backend list | py '[b["state"] for b in d if b["addr"]=="10.244.2.2" and b["port"]==8080][0]') == active ]] ||
+	fail "set-state ADDR configured left the ADDR:PORT override: $(ctl overlay list)"
+[[ $(ctl overlay list | py '[b for b in d["backends"] if b["addr"]=="10.244.2.2"]') == '[]' ]] ||
+	fail "overlay keeps an override of 10.244.2.2 after set-state ADDR configured: $(ctl overlay list)"
+ctl backend set-state 10.244.2.2 configured >/dev/null || fail "set-state configured of nothing is not a no-op"
 expect_rc 1 "$CTL" --socket "$SOCK" backend set-state 10.9.9.9 maintenance
 [[ $ERR == *"no backend"* ]] || fail "set-state unknown backend: $ERR"
 expect_rc 2 "$CTL" --socket "$SOCK" backend set-state 10.244.2.2 sleeping-maybe-not-a-state extra

@@ -215,7 +215,13 @@ assert any(s["subject"] == "host" for s in d["subjects"]), d["subjects"]' ||
 	grep -q "$CLIENT_IP" || fail "bpflbctl policy get does not show the kube-apiserver address it resolved"
 "$BPFLBCTL" -s "$(bpflb_sock 1)" policy get no-such-policy 2>/dev/null &&
 	fail "bpflbctl policy get of an unknown policy succeeded"
-ok "bpflbctl policy list|get show the policies, subjects and resolved addresses"
+"$BPFLBCTL" -s "$(bpflb_sock 1)" -o json status | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["features"] == ["policy"] and [x["name"] for x in d["devices"]] == ["eth0"], d' ||
+	fail "status: features is not an array like devices"
+"$BPFLBCTL" -s "$(bpflb_sock 1)" status | grep -Eq '^features: +policy$' || fail "status table: features"
+ok "bpflbctl policy list|get show the policies, subjects and resolved addresses; status features is an array"
 
 # --- 3. an allow for SSH; a broken file keeps the running set -------------------------
 cat >"$POLDIR/ssh.yaml" <<'YAML'

@@ -139,6 +139,20 @@ grep -q "bpflb.ini:18:.*bogus_key" "$TMP/check.err" ||
 	fail "--check-config message lacks file:line and key: $(cat "$TMP/check.err")"
 ok "--check-config names file:line and key of a bad file"
 
+# --- a failed first start takes its pins and hooks with it -----------------------
+write_config 9999 "fail_apply = yes"
+nsd "$BPFLBD" --config "$TMP/bpflb.ini" >>"$TMP/log" 2>&1 && fail "start with fail_apply succeeded"
+[[ -e $PIN ]] && fail "a failed first start (plugin apply) left pins: $(ls "$PIN")"
+# after the hooks are attached: the metrics listener's port is taken (peerd's TCP 9997)
+write_config 9999
+sed -i '/^\[daemon\]/a metrics_listen = 10.98.0.1:9997' "$TMP/bpflb.ini"
+nsd "$BPFLBD" --config "$TMP/bpflb.ini" >>"$TMP/log" 2>&1 && fail "start with a taken metrics port succeeded"
+[[ $(grep -c "failed first start removed its hooks" "$TMP/log") == 2 ]] || fail "no line about the undone first starts"
+grep -q "9997.*in use" "$TMP/log" || fail "the second start did not fail on the metrics port"
+[[ -e $PIN ]] && fail "a failed first start (listener) left pins: $(ls "$PIN")"
+nsd tc filter show dev eth0 ingress | grep -q bpflb && fail "a failed first start left its hook"
+ok "a failed first start removes the pins and hooks it made (plugin apply, listener)"
+
 # --- start ------------------------------------------------------------------
 write_config 9999
 start_daemon
@@ -213,6 +227,15 @@ expect_dropped 9998 "with the daemon stopped"
 expect_passed 9999 "with the daemon stopped"
 ok "SIGTERM: pins and hooks stay, the datapath keeps its treatment without the daemon"
 
+# --- a failing restart over existing state keeps it serving ------------------------
+write_config 9998 "fail_apply = yes"
+nsd "$BPFLBD" --config "$TMP/bpflb.ini" >>"$TMP/log" 2>&1 && fail "restart with fail_apply succeeded"
+[[ -e $PIN/bpflb_stages && -e $PIN/testplug_counts ]] || fail "a failed restart removed the existing pins"
+nsd tc filter show dev eth0 ingress | grep -q "bpflb_entry_in" || fail "a failed restart removed the hook"
+expect_dropped 9998 "after a failed restart"
+ok "a failing restart over existing state leaves its pins and hooks serving"
+write_config 9998
+
 # --- restart adopts the pinned state ----------------------------------------------
 start_daemon
 expect_dropped 9998 "after restart"
@@ -226,6 +249,10 @@ nsd "$BPFLBD" --config "$TMP/bpflb.ini" --cleanup >>"$TMP/log" 2>&1 || fail "--c
 nsd tc filter show dev eth0 ingress | grep -q bpflb && fail "hook remains after --cleanup"
 expect_passed 9998 "after cleanup"
 ok "--cleanup removed every hook and pin"
+nsd "$BPFLBD" --config "$TMP/bpflb.ini" --cleanup >"$TMP/cleanup2" 2>&1 || fail "--cleanup of nothing failed"
+[[ $(wc -l <"$TMP/cleanup2") == 1 ]] && grep -q "nothing to clean up: no bpflb hooks on eth0 and no pins under $PIN" "$TMP/cleanup2" ||
+	fail "--cleanup with nothing attached is not one clear line: $(cat "$TMP/cleanup2")"
+ok "--cleanup with nothing attached: one line, no libbpf noise"
 # A sanitizer build (scripts/test-asan.sh): the daemon's reports are only in its log.
 ! grep -qE '^==[0-9]+==ERROR: (Address|Leak)Sanitizer|: runtime error: ' "$TMP/log" ||
 	fail "sanitizer report in the bpflbd log"

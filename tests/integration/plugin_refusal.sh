@@ -115,10 +115,14 @@ ok "SIGHUP enabling a plugin refused at start: refused with the reason, bpflbd k
 chmod 0755 "$PLUGDIR/good.so"
 reload_and_wait "reload done"
 good_active || fail "good not enabled after its permissions were fixed"
-ok "fixed since: the next SIGHUP loads and enables it"
+grep -q "reload done: mode none; features +good (now: good); services: " "$TMP/log" ||
+	fail "the reload line does not say the feature was enabled"
+ok "fixed since: the next SIGHUP loads and enables it (the reload line says +good)"
 
 write_config ""
 reload_and_wait "reload done"
+grep -q "reload done: mode none; features -good (now: none); services: " "$TMP/log" ||
+	fail "the reload line does not say the feature was disabled"
 chown 65534 "$PLUGDIR/good.so"
 write_config good
 expect_refused_reload "$PLUGDIR/good.so: refused: owned by uid 65534, must be owned by root" \

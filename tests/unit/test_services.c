@@ -150,6 +150,8 @@ static const struct bad_case bad_cases[] = {
     {"[service Web]\ntype = nodeport\nport = http tcp 80 nodeport=30080\n", 1,
      "service name 'Web' is not a DNS label"},
     {"[lb]\nmaglev_table_size = 16383\n", 2, "16383 is not a prime"},
+    {"[lb]\nmaglev_table_size = 252\n", 2,
+     "252 is not a prime; expected a prime from 251 to 131071, the nearest are 251 and 257"},
     {"[lb]\nmaglev_table_size = 131101\n", 2, "out of range; expected an integer from 251 to 131071"},
     {"[lb]\nsnat_ports = 30000-40000\n", 2, "overlaps nodeport_range 30000-32767"},
     {"[lb]\nnodeport_range = 32767-30000\n", 2, "'32767-30000' is not a port range"},
