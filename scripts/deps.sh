@@ -12,6 +12,8 @@ PKGS=(
 	libbpf-dev libelf-dev zlib1g-dev libuv1-dev libinih-dev check libsystemd-dev libjson-c-dev libyaml-dev
 	iproute2 util-linux procps python3 tcpdump
 	libclang-rt-14-dev # libFuzzer and the sanitizer runtimes of clang 14 (scripts/fuzz.sh)
+	libmicrohttpd-dev # the HTTP server of metrics, healthz and health check node ports
+	python3-prometheus-client # tests/integration/metrics_parse.sh parses /metrics with it
 )
 # Only for bench/run.sh: the kube-proxy comparison, bulk transfers, plots.
 BENCH_PKGS=(iptables iperf3 gnuplot-nox)

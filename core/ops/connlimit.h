@@ -46,6 +46,9 @@ struct uv_stream_s;
 
 struct connlimit_listener {
 	struct uv_stream_s *srv; /* uv_stream_t; no <uv.h> for config_core.c */
+	/* instead of srv's connection callback, when set (http.c accepts itself) */
+	void (*resume)(struct connlimit_listener *l);
+	void *ctx; /* resume's */
 	unsigned int nconns;
 	bool in_total; /* false for the control socket (its own share) */
 	bool waiting;  /* refused a connection; resumed when a slot frees */
@@ -75,11 +78,15 @@ uint64_t connlimit_refused(void);
 unsigned int connlimit_total(void);
 
 void connlimit_listener_init(struct connlimit_listener *l, struct uv_stream_s *srv, bool in_total);
+/* A listener that is not a libuv stream: resume(l) is called when a slot frees. */
+void connlimit_listener_init_cb(struct connlimit_listener *l,
+				void (*resume)(struct connlimit_listener *l), void *ctx,
+				bool in_total);
 /*
  * In the listener's connection callback, before uv_accept(): true when a
  * connection may be accepted (it is counted: connlimit_release() at its close).
  * false: do not call uv_accept(); the listener pauses and its connection
- * callback is called again once a slot is free.
+ * callback (or resume) is called again once a slot is free.
  */
 bool connlimit_admit(struct connlimit_listener *l);
 /* One of l's admitted connections is closed. */
