@@ -78,7 +78,7 @@ static const struct bpflb_cfg_key daemon_keys[] = {
      .def = CORE_STR(CONNLIMIT_DEF_TOTAL),
      .min = 1,
      .max = 1000000,
-     .help = "connections the metrics endpoint and the health check ports accept in all; "
+     .help = "connections the metrics, /healthz and health check ports accept in all; "
 	     "lowered to fit RLIMIT_NOFILE"},
     {.name = "max_connections_per_listener",
      .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, max_connections_per_listener),

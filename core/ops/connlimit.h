@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Limits shared by every listener of bpflbd: the control socket, the metrics
- * endpoint and the health check node ports.
+ * Limits shared by every listener of bpflbd: the control socket and the HTTP
+ * servers (http.h: metrics, /healthz, the health check node ports).
  *
  * Descriptors are one budget for the whole process (RLIMIT_NOFILE), and a
  * reload needs some of them (the configuration file, plugins, BPF objects), so
@@ -9,7 +9,7 @@
  *
  *  - each listener accepts at most max_per_listener connections
  *    ([daemon] max_connections_per_listener);
- *  - the metrics endpoint and the health check ports together accept at most
+ *  - the HTTP servers together accept at most
  *    max_total ([daemon] max_connections).  The control socket is not counted
  *    there: it has its own max_per_listener share, so a flood of the TCP ports
  *    never locks bpflbctl out;
@@ -74,7 +74,7 @@ uint64_t connlimit_timeout_ms(void);
 
 /* Connections refused so far because a cap was reached (metrics). */
 uint64_t connlimit_refused(void);
-/* Open connections of the metrics and health check listeners. */
+/* Open connections of the HTTP servers (metrics, /healthz, health check ports). */
 unsigned int connlimit_total(void);
 
 void connlimit_listener_init(struct connlimit_listener *l, struct uv_stream_s *srv, bool in_total);
