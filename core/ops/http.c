@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,13 +278,17 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
 
 static void accept_some(struct bpflb_http_server *s)
 {
-	for (;;) {
+	for (bool first = true;; first = false) {
+		struct pollfd pfd = {.fd = s->lfd, .events = POLLIN};
 		struct sockaddr_storage sa;
 		socklen_t salen = sizeof(sa);
 		int fd;
 
 		if (s->stopping)
 			return;
+		/* ask the cap only for a client that waits: a refusal is counted */
+		if (!first && poll(&pfd, 1, 0) <= 0)
+			break;
 		if (!connlimit_admit(&s->lim)) {
 			/* the kernel's backlog holds the rest until a slot frees (resume) */
 			uv_poll_stop(&s->lpoll);

@@ -131,7 +131,7 @@ if out=$(check); then fail "healthz_listen = 10256 accepted"; fi
 BPFLB_DAEMON_EXTRA="healthz_listen = 192.0.2.1:10256" bpflb_config 1 snat "$SVC"
 if out=$(check); then fail "healthz_listen on a foreign address accepted"; fi
 [[ $out == *"node1.ini:"*"healthz_listen"*"192.0.2.1"* ]] || fail "foreign healthz_listen message: $out"
-ok "healthz_listen: a bad value and a foreign address are refused with FILE:LINE ($out)"
+ok "healthz_listen: a bad value and a foreign address are refused with FILE:LINE ($(tail -1 <<<"$out"))"
 
 BPFLB_DAEMON_EXTRA="healthz_listen = off" bpflb_config 1 snat "$SVC"
 bpflb_start 1
