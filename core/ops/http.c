@@ -21,8 +21,8 @@
 #include "ops/connlimit.h"
 #include "ops/http.h"
 
-#define HTTP_BACKLOG	128
-#define HTTP_RETRY_MS	100 /* accept() ran out of descriptors: try again then */
+#define HTTP_BACKLOG	 128
+#define HTTP_RETRY_MS	 100 /* accept() ran out of descriptors: try again then */
 #define HTTP_NO_DEADLINE UINT64_MAX
 
 struct http_conn {
@@ -36,10 +36,10 @@ struct bpflb_http_server {
 	uv_loop_t *loop;
 	struct MHD_Daemon *mhd;
 	int lfd;
-	uv_poll_t lpoll;     /* the listening socket (we accept) */
-	uv_poll_t epoll;     /* MHD's epoll descriptor */
-	uv_timer_t mtimer;   /* MHD_get_timeout() */
-	uv_timer_t sweep;    /* client_timeout deadlines; also accept retries */
+	uv_poll_t lpoll;   /* the listening socket (we accept) */
+	uv_poll_t epoll;   /* MHD's epoll descriptor */
+	uv_timer_t mtimer; /* MHD_get_timeout() */
+	uv_timer_t sweep;  /* client_timeout deadlines; also accept retries */
 	struct connlimit_listener lim;
 	struct http_conn *conns;
 	bpflb_http_fn fn;
@@ -81,7 +81,8 @@ static enum MHD_Result send_answer(struct MHD_Connection *mc, struct bpflb_http_
 	enum MHD_Result ret;
 
 	if (!a->body) {
-		int n = asprintf(&a->body, "%u %s\n", a->status, MHD_get_reason_phrase_for(a->status));
+		int n =
+		    asprintf(&a->body, "%u %s\n", a->status, MHD_get_reason_phrase_for(a->status));
 
 		if (n < 0)
 			return MHD_NO; /* no memory: MHD closes the connection */
@@ -107,8 +108,8 @@ static enum MHD_Result send_answer(struct MHD_Connection *mc, struct bpflb_http_
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_size, void **req_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_size, void **req_cls)
 {
 	struct bpflb_http_server *s = cls;
 	struct bpflb_http_answer a = {0};
@@ -353,8 +354,8 @@ static void handle_closed(uv_handle_t *h)
 int bpflb_http_start(uv_loop_t *loop, uint32_t addr, uint16_t port, bpflb_http_fn fn, void *ctx,
 		     struct bpflb_http_server **out)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = addr,
-				 .sin_port = htons(port)};
+	struct sockaddr_in sa = {
+	    .sin_family = AF_INET, .sin_addr.s_addr = addr, .sin_port = htons(port)};
 	const union MHD_DaemonInfo *di;
 	struct bpflb_http_server *s;
 	int one = 1, ret;

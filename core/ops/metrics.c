@@ -140,18 +140,21 @@ static void process_metrics(FILE *f)
 		fprintf(f, "process_cpu_seconds_total %.2f\n", (double)(utime + stime) / tck);
 		bpflb_metrics_head(f, "process_resident_memory_bytes", "gauge",
 				   "Resident memory size in bytes.");
-		fprintf(f, "process_resident_memory_bytes %llu\n", rss_pages * (unsigned long long)page);
+		fprintf(f, "process_resident_memory_bytes %llu\n",
+			rss_pages * (unsigned long long)page);
 		bpflb_metrics_head(f, "process_virtual_memory_bytes", "gauge",
 				   "Virtual memory size in bytes.");
 		fprintf(f, "process_virtual_memory_bytes %llu\n", vsize);
 		if (bt) {
-			bpflb_metrics_head(f, "process_start_time_seconds", "gauge",
-					   "Start time of the process since unix epoch in seconds.");
+			bpflb_metrics_head(
+			    f, "process_start_time_seconds", "gauge",
+			    "Start time of the process since unix epoch in seconds.");
 			fprintf(f, "process_start_time_seconds %.2f\n", bt + (double)start / tck);
 		}
 	}
 	if (fds >= 0) {
-		bpflb_metrics_head(f, "process_open_fds", "gauge", "Number of open file descriptors.");
+		bpflb_metrics_head(f, "process_open_fds", "gauge",
+				   "Number of open file descriptors.");
 		fprintf(f, "process_open_fds %ld\n", fds);
 	}
 	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
