@@ -26,6 +26,7 @@
 #include "lb/services.h"
 #include "log.h"
 #include "ops/connlimit.h"
+#include "ops/proxyhealth.h"
 #include "ops/control.h"
 #include "state/lock.h"
 #include "reconcile.h"
@@ -176,6 +177,20 @@ static int check_addresses(const struct bpflb_config *cfg, struct bpflb_err *err
 			ret = check_local_addr(ds, "metrics_listen", a.s_addr,
 					       "the metrics endpoint listens on it; 0.0.0.0 "
 					       "listens on all",
+					       err);
+			if (ret)
+				return ret;
+		}
+	}
+	if (strcmp(dc->healthz_listen, "off")) {
+		const char *hl = dc->healthz_listen;
+		char addr[INET_ADDRSTRLEN];
+		struct in_addr a;
+
+		snprintf(addr, sizeof(addr), "%.*s", (int)(strrchr(hl, ':') - hl), hl);
+		if (inet_pton(AF_INET, addr, &a) == 1 && a.s_addr) {
+			ret = check_local_addr(ds, "healthz_listen", a.s_addr,
+					       "/healthz listens on it; 0.0.0.0 listens on all",
 					       err);
 			if (ret)
 				return ret;
@@ -362,6 +377,7 @@ int daemon_validate(struct bpflb_daemon *d, const struct bpflb_config *next,
 		    {"control_socket", old->control_socket, dc->control_socket},
 		    {"control_group", old->control_group, dc->control_group},
 		    {"metrics_listen", old->metrics_listen, dc->metrics_listen},
+		    {"healthz_listen", old->healthz_listen, dc->healthz_listen},
 		    {"state_dir", old->state_dir, dc->state_dir},
 		};
 		const char *tc_key = old->tc_handle != dc->tc_handle	   ? "tc_handle"
@@ -646,6 +662,9 @@ static void apply_conn_limits(const struct bpflb_config *cfg)
 	};
 
 	connlimit_set(&l);
+	/* kube-proxy allows twice its sync period; ours is the drift check */
+	proxyhealth_set_max_age((uint64_t)(dc->healthz_max_sync_age ?: 2 * dc->reconcile_interval) *
+				1000);
 }
 
 /* --- loop --------------------------------------------------------------- */

@@ -25,6 +25,7 @@
 #include "ops/control.h"
 #include "ops/flows.h"
 #include "ops/metrics.h"
+#include "ops/proxyhealth.h"
 #include "ops/wire.h"
 #include "reconcile.h"
 
@@ -178,6 +179,10 @@ static int h_status(void *ctx, struct control_conn *c, json_object *args, json_o
 	json_object_object_add(o, "metrics_listen",
 			       dc && dc->metrics_listen
 				   ? json_object_new_string(dc->metrics_listen)
+				   : json_object_new_null());
+	json_object_object_add(o, "healthz_listen",
+			       dc && strcmp(dc->healthz_listen, "off")
+				   ? json_object_new_string(dc->healthz_listen)
 				   : json_object_new_null());
 	*data = o;
 	return 0;
@@ -569,7 +574,8 @@ int daemon_ops_register(struct bpflb_daemon *d, struct bpflb_err *err)
 	    (ret = bpflb_metrics_register(d->metrics, "datapath", datapath_metrics, d, err)) ||
 	    (ret = flows_register(d->flows, d->control, d->metrics, err)) ||
 	    (ret = bpflb_metrics_register(d->metrics, "plugins", plugin_metrics, d, err)) ||
-	    (ret = control_metrics_register(d->control, d->metrics, err)))
+	    (ret = control_metrics_register(d->control, d->metrics, err)) ||
+	    (ret = bpflb_metrics_register(d->metrics, "healthz", proxyhealth_metrics, NULL, err)))
 		return ret;
 	bpflb_control_set_fallback(d->control, &plugin_fallback, d);
 	return 0;
@@ -593,8 +599,18 @@ int daemon_ops_listen(struct bpflb_daemon *d, const struct bpflb_daemon_conf *dc
 	ret = control_listen(d->control, d->loop, dc->control_socket, dc->control_group, err);
 	if (ret)
 		return ret;
-	if (dc->metrics_listen)
-		return metrics_listen(d->metrics, d->loop, dc->metrics_listen, err);
+	if (dc->metrics_listen) {
+		ret = metrics_listen(d->metrics, d->loop, dc->metrics_listen, err);
+		if (ret)
+			return ret;
+	}
+	/*
+	 * Fatal at start like the other listeners (kube-proxy retries): a node
+	 * whose /healthz cannot be served would be taken for broken by the load
+	 * balancers anyway, and the error names the key to change.
+	 */
+	if (strcmp(dc->healthz_listen, "off"))
+		return proxyhealth_listen(d->loop, dc->healthz_listen, err);
 	return 0;
 }
 
@@ -605,6 +621,7 @@ void daemon_ops_close(struct bpflb_daemon *d)
 	d->control = NULL;
 	metrics_close(d->metrics);
 	d->metrics = NULL;
+	proxyhealth_close();
 	flows_close(d->flows);
 	d->flows = NULL;
 	d->lb_ops = (struct lb_ops){0};

@@ -16,6 +16,7 @@
 #include "lb/services.h"
 #include "log.h"
 #include "ops/metrics.h"
+#include "ops/proxyhealth.h"
 #include "state/overlay.h"
 #include "reconcile.h"
 
@@ -471,6 +472,9 @@ int bpflb_reconcile(struct bpflb_daemon *d, const struct bpflb_change *ch, struc
 	}
 	if (d->state)
 		d->state->runs[ch->reason][ret != 0]++;
+	/* /healthz: the datapath is as desired as of now (a failure keeps the old time) */
+	if (!ret)
+		proxyhealth_synced();
 	return ret;
 }
 

@@ -19,6 +19,8 @@ PKGS=(
 	man-db # ctest package: man --warnings -l on every page
 	groff # ctest package: groff -ww on every page
 	systemd # ctest unit_security: systemd-analyze verify and security (offline)
+	libmicrohttpd-dev # the HTTP server of metrics, healthz and health check node ports
+	python3-prometheus-client # tests/integration/metrics_parse.sh parses /metrics with it
 )
 # Only for bench/run.sh: the kube-proxy comparison, bulk transfers, plots.
 BENCH_PKGS=(iptables iperf3 gnuplot-nox)

@@ -11,6 +11,7 @@
 
 #include "config/config_internal.h"
 #include "ops/connlimit.h"
+#include "ops/proxyhealth.h"
 
 #define CORE_STR_(x) #x
 #define CORE_STR(x)  CORE_STR_(x)
@@ -57,13 +58,27 @@ static const struct bpflb_cfg_key daemon_keys[] = {
      .type = BPFLB_CFG_STRING,
      .help = "ADDR:PORT of the Prometheus metrics endpoint, e.g. 127.0.0.1:9962; "
 	     "default: none"},
+    {.name = "healthz_listen",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, healthz_listen),
+     .type = BPFLB_CFG_STRING,
+     .def = PROXYHEALTH_DEF_LISTEN,
+     .help = "ADDR:PORT of kube-proxy's /healthz and /livez (what cloud load balancers "
+	     "probe), or off"},
+    {.name = "healthz_max_sync_age",
+     .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, healthz_max_sync_age),
+     .type = BPFLB_CFG_DURATION,
+     .def = "0",
+     .min = 0,
+     .max = 86400,
+     .help = "/healthz answers 503 when the last successful reconcile is older; 0: twice "
+	     "reconcile_interval (kube-proxy's rule), no limit when that is 0"},
     {.name = "max_connections",
      .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, max_connections),
      .type = BPFLB_CFG_U32,
      .def = CORE_STR(CONNLIMIT_DEF_TOTAL),
      .min = 1,
      .max = 1000000,
-     .help = "connections the metrics endpoint and the health check ports accept in all; "
+     .help = "connections the metrics, /healthz and health check ports accept in all; "
 	     "lowered to fit RLIMIT_NOFILE"},
     {.name = "max_connections_per_listener",
      .flags = BPFLB_CFG_AT(struct bpflb_daemon_conf, max_connections_per_listener),
@@ -196,24 +211,32 @@ static bool core_ifname_ok(const char *s)
 	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
+/* ADDR:PORT with an IPv4 address and a port 1-65535. */
+static bool listen_ok(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	char addr[BPFLB_CFG_WORD_MAX];
+	uint32_t a, port;
+
+	return colon && (size_t)(colon - s) < sizeof(addr) &&
+	       (snprintf(addr, sizeof(addr), "%.*s", (int)(colon - s), s),
+		!bpflb_parse_ipv4(addr, &a)) &&
+	       !bpflb_parse_u32(colon + 1, 1, 65535, &port);
+}
+
 static int daemon_check(const struct bpflb_cfg_section *sec, struct bpflb_err *err)
 {
 	const struct bpflb_daemon_conf *dc = bpflb_cfg_conf(sec);
 	uint32_t i, j;
 
-	if (dc->metrics_listen) {
-		const char *ml = dc->metrics_listen, *colon = strrchr(ml, ':');
-		char addr[BPFLB_CFG_WORD_MAX];
-		uint32_t a, port;
-
-		if (!colon || (size_t)(colon - ml) >= sizeof(addr) ||
-		    (snprintf(addr, sizeof(addr), "%.*s", (int)(colon - ml), ml),
-		     bpflb_parse_ipv4(addr, &a)) ||
-		    bpflb_parse_u32(colon + 1, 1, 65535, &port))
-			return bpflb_cfg_error(err, sec, "metrics_listen", 0,
-					       "expected ADDR:PORT with an IPv4 address and a "
-					       "port 1-65535, e.g. 127.0.0.1:9962");
-	}
+	if (dc->metrics_listen && !listen_ok(dc->metrics_listen))
+		return bpflb_cfg_error(err, sec, "metrics_listen", 0,
+				       "expected ADDR:PORT with an IPv4 address and a "
+				       "port 1-65535, e.g. 127.0.0.1:9962");
+	if (strcmp(dc->healthz_listen, "off") && !listen_ok(dc->healthz_listen))
+		return bpflb_cfg_error(err, sec, "healthz_listen", 0,
+				       "expected ADDR:PORT with an IPv4 address and a "
+				       "port 1-65535, e.g. " PROXYHEALTH_DEF_LISTEN ", or off");
 	for (i = 0; i < dc->devices.n; i++) {
 		const char *dev = dc->devices.v[i];
 

@@ -85,6 +85,8 @@ struct bpflb_daemon_conf {
 	char *control_socket;
 	char *control_group;		/* NULL: root only */
 	char *metrics_listen;		/* ADDR:PORT (checked); NULL: no endpoint */
+	char *healthz_listen;		/* ADDR:PORT (checked) or "off" */
+	uint32_t healthz_max_sync_age;	/* s; 0: 2 x reconcile_interval */
 	uint32_t max_connections;
 	uint32_t max_connections_per_listener;
 	uint32_t client_timeout;	/* s */

@@ -9,12 +9,10 @@
  *   Content-Type: application/json and X-Content-Type-Options: nosniff, body
  *   {"service":{"namespace":"NS","name":"NAME"},"localEndpoints":N,"serviceProxyHealthy":true}
  *
- * Any path is answered (kube-proxy does the same); GET and HEAD only, others
- * get 405.  HTTP/1.1 keep-alive and pipelined requests are served in order;
- * a connection that completes no request within [daemon] client_timeout (idle,
- * or sending its head slowly) is closed; a request head over 8 KiB, a
- * malformed request line or a chunked body closes the connection after a 4xx.
- * Connections are capped per port and in all (connlimit.h).
+ * Any path is answered (kube-proxy does the same).  HTTP is libmicrohttpd's
+ * (ops/http.h: GET and HEAD only, keep-alive and pipelining, heads up to
+ * HTTP_MEM_LIMIT, [daemon] client_timeout per request); connections are
+ * capped per port and in all (ops/connlimit.h).
  */
 #ifndef BPFLB_CORE_HEALTHZ_H
 #define BPFLB_CORE_HEALTHZ_H

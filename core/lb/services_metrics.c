@@ -47,12 +47,19 @@ static uint32_t map_max(int fd)
 	return info.max_entries;
 }
 
-static void fill(FILE *f, const char *map, uint64_t entries, uint32_t max)
+/* One family per kind; a family's samples follow its own TYPE line (parsers need that). */
+enum fill_kind { FILL_ENTRIES, FILL_CAPACITY, FILL_RATIO };
+
+static void fill(FILE *f, enum fill_kind k, const char *map, uint64_t entries, uint32_t max)
 {
-	fprintf(f, "bpflb_map_entries{map=\"%s\"} %llu\n", map, (unsigned long long)entries);
-	fprintf(f, "bpflb_map_capacity{map=\"%s\"} %u\n", map, max);
-	fprintf(f, "bpflb_map_fill_ratio{map=\"%s\"} %.6f\n", map,
-		max ? (double)entries / max : 0.0);
+	if (k == FILL_ENTRIES)
+		fprintf(f, "bpflb_map_entries{map=\"%s\"} %llu\n", map,
+			(unsigned long long)entries);
+	else if (k == FILL_CAPACITY)
+		fprintf(f, "bpflb_map_capacity{map=\"%s\"} %u\n", map, max);
+	else
+		fprintf(f, "bpflb_map_fill_ratio{map=\"%s\"} %.6f\n", map,
+			max ? (double)entries / max : 0.0);
 }
 
 /*
@@ -115,15 +122,22 @@ static void lb_metrics(FILE *f, void *ctx)
 	fprintf(f, "bpflb_conntrack_gc_deleted_total{why=\"orphaned\"} %llu\n",
 		(unsigned long long)gc.total.orphaned);
 
-	bpflb_metrics_head(f, "bpflb_map_entries", "gauge", "Entries in a pinned map.");
-	bpflb_metrics_head(f, "bpflb_map_capacity", "gauge", "max_entries of a pinned map.");
-	bpflb_metrics_head(f, "bpflb_map_fill_ratio", "gauge",
-			   "entries / max_entries of a pinned map.");
-	fill(f, "ct", ct, map_max(bpflb_services_map_fd(s, "bpflb_ct")));
-	fill(f, "svc", cnt.frontends, map_max(bpflb_services_map_fd(s, "bpflb_svc")));
-	fill(f, "backends", cnt.backends, map_max(bpflb_services_map_fd(s, "bpflb_backends")));
-	fill(f, "slots", cnt.slots, map_max(bpflb_services_map_fd(s, "bpflb_slots")));
-	fill(f, "maglev", cnt.maglev, map_max(bpflb_services_map_fd(s, "bpflb_maglev")));
+	static const struct {
+		const char *name, *help;
+	} fam[] = {
+	    [FILL_ENTRIES] = {"bpflb_map_entries", "Entries in a pinned map."},
+	    [FILL_CAPACITY] = {"bpflb_map_capacity", "max_entries of a pinned map."},
+	    [FILL_RATIO] = {"bpflb_map_fill_ratio", "entries / max_entries of a pinned map."},
+	};
+	for (enum fill_kind k = FILL_ENTRIES; k <= FILL_RATIO; k++) {
+		bpflb_metrics_head(f, fam[k].name, "gauge", fam[k].help);
+		fill(f, k, "ct", ct, map_max(bpflb_services_map_fd(s, "bpflb_ct")));
+		fill(f, k, "svc", cnt.frontends, map_max(bpflb_services_map_fd(s, "bpflb_svc")));
+		fill(f, k, "backends", cnt.backends,
+		     map_max(bpflb_services_map_fd(s, "bpflb_backends")));
+		fill(f, k, "slots", cnt.slots, map_max(bpflb_services_map_fd(s, "bpflb_slots")));
+		fill(f, k, "maglev", cnt.maglev, map_max(bpflb_services_map_fd(s, "bpflb_maglev")));
+	}
 }
 
 int lb_metrics_register(struct bpflb_metrics *m, struct lb_ops *lo, struct bpflb_err *err)

@@ -104,6 +104,12 @@ void connlimit_listener_init(struct connlimit_listener *l, uv_stream_t *srv, boo
 	*l = (struct connlimit_listener){.srv = srv, .in_total = in_total};
 }
 
+void connlimit_listener_init_cb(struct connlimit_listener *l,
+				void (*resume)(struct connlimit_listener *l), void *ctx, bool in_total)
+{
+	*l = (struct connlimit_listener){.resume = resume, .ctx = ctx, .in_total = in_total};
+}
+
 static void unwait(struct connlimit_listener *l)
 {
 	if (!l->waiting)
@@ -164,7 +170,10 @@ again:
 			continue;
 		unwait(w);
 		/* the callback may change the list: start over */
-		w->srv->connection_cb(w->srv, 0);
+		if (w->resume)
+			w->resume(w);
+		else
+			w->srv->connection_cb(w->srv, 0);
 		goto again;
 	}
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Limits shared by every listener of bpflbd: the control socket, the metrics
- * endpoint and the health check node ports.
+ * Limits shared by every listener of bpflbd: the control socket and the HTTP
+ * servers (http.h: metrics, /healthz, the health check node ports).
  *
  * Descriptors are one budget for the whole process (RLIMIT_NOFILE), and a
  * reload needs some of them (the configuration file, plugins, BPF objects), so
@@ -9,7 +9,7 @@
  *
  *  - each listener accepts at most max_per_listener connections
  *    ([daemon] max_connections_per_listener);
- *  - the metrics endpoint and the health check ports together accept at most
+ *  - the HTTP servers together accept at most
  *    max_total ([daemon] max_connections).  The control socket is not counted
  *    there: it has its own max_per_listener share, so a flood of the TCP ports
  *    never locks bpflbctl out;
@@ -46,6 +46,9 @@ struct uv_stream_s;
 
 struct connlimit_listener {
 	struct uv_stream_s *srv; /* uv_stream_t; no <uv.h> for config_core.c */
+	/* instead of srv's connection callback, when set (http.c accepts itself) */
+	void (*resume)(struct connlimit_listener *l);
+	void *ctx; /* resume's */
 	unsigned int nconns;
 	bool in_total; /* false for the control socket (its own share) */
 	bool waiting;  /* refused a connection; resumed when a slot frees */
@@ -71,15 +74,19 @@ uint64_t connlimit_timeout_ms(void);
 
 /* Connections refused so far because a cap was reached (metrics). */
 uint64_t connlimit_refused(void);
-/* Open connections of the metrics and health check listeners. */
+/* Open connections of the HTTP servers (metrics, /healthz, health check ports). */
 unsigned int connlimit_total(void);
 
 void connlimit_listener_init(struct connlimit_listener *l, struct uv_stream_s *srv, bool in_total);
+/* A listener that is not a libuv stream: resume(l) is called when a slot frees. */
+void connlimit_listener_init_cb(struct connlimit_listener *l,
+				void (*resume)(struct connlimit_listener *l), void *ctx,
+				bool in_total);
 /*
  * In the listener's connection callback, before uv_accept(): true when a
  * connection may be accepted (it is counted: connlimit_release() at its close).
  * false: do not call uv_accept(); the listener pauses and its connection
- * callback is called again once a slot is free.
+ * callback (or resume) is called again once a slot is free.
  */
 bool connlimit_admit(struct connlimit_listener *l);
 /* One of l's admitted connections is closed. */

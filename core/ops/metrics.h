@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Prometheus metrics over HTTP on [daemon] metrics_listen (ADDR:PORT), served
- * on the daemon's loop.  GET /metrics answers the text exposition format
- * 0.0.4; every answer closes the connection.  The request head is read with
- * the reader healthz.c uses (http.h); heads over 8 KiB get 431.  Connections
- * are capped and must be done within [daemon] client_timeout (connlimit.h).
+ * on the daemon's loop by http.h (libmicrohttpd).  GET /metrics answers the
+ * text exposition format 0.0.4.  Connections are capped and must be done
+ * within [daemon] client_timeout (connlimit.h).
  *
  * The exposition is made of collectors that their owners register
  * (bpflb_metrics_register), called at each scrape in the order they were
@@ -14,11 +13,15 @@
  *   core/lb/services_metrics.c  services, backends, conntrack, map fill
  *   core/ops/flows.c            flow events
  *   core/ops/control.c          control socket
- *   metrics.c itself, last      listener connections, scrapes
+ *   core/ops/proxyhealth.c      /healthz: last sync, answers
+ *   metrics.c itself, last      process_* (Prometheus' standard names), listener
+ *                               connections, scrapes
  * Each collector lists its metrics above its function.  A collector writes
  * whole families (# HELP, # TYPE, then its samples) with bpflb_metrics_head()
- * and escapes label values with bpflb_metrics_label(); every name starts with
- * bpflb_.  It runs on the loop and reads what it reports at that moment.
+ * and escapes label values with bpflb_metrics_label(); all of a family's
+ * samples follow its head, never another family's (parsers read samples away
+ * from their TYPE line as untyped families).  Every name starts with bpflb_
+ * (the process_* of metrics.c excepted).  It runs on the loop and reads what it reports at that moment.
  */
 #ifndef BPFLB_CORE_METRICS_H
 #define BPFLB_CORE_METRICS_H

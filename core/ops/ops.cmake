@@ -10,5 +10,6 @@ set(BPFLB_OPS_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/metrics.c
     ${CMAKE_CURRENT_LIST_DIR}/flows.c
     ${CMAKE_CURRENT_LIST_DIR}/http.c
+    ${CMAKE_CURRENT_LIST_DIR}/proxyhealth.c
     ${CMAKE_CURRENT_LIST_DIR}/connlimit.c
     ${CMAKE_CURRENT_LIST_DIR}/wire.c)

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Health check node ports: kube-proxy's answers, requests split over many
- * reads, pipelined requests, HTTP/1.0, bad requests, listeners following
- * updates, a port already taken, and the services apply driving it all.
+ * Health check node ports (served by ops/http.c, libmicrohttpd): kube-proxy's
+ * answers, requests split over many reads, pipelined requests, HTTP/1.0, bad
+ * requests, listeners following updates, a port already taken, and the
+ * services apply driving it all.
  *
  * The server runs on a libuv loop in the test's thread; a client thread with
  * blocking sockets talks to it and stops the loop when done.
@@ -214,23 +215,26 @@ START_TEST(test_http10_and_errors)
 				"GET / HTTP/1.1\r\n\r\n",
 			 .half_close = true};
 	struct job j4 = {.port = port,
-			 .req = "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"};
+			 .req = "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"};
 
 	/* HTTP/1.0 without keep-alive: answered and closed by the server */
 	run(&j1);
 	ck_assert_msg(!strncmp(j1.out, "HTTP/1.1 200 OK\r\n", 17), "%s", j1.out);
 	ck_assert_ptr_nonnull(strstr(j1.out, "Connection: close\r\n"));
 	ck_assert(j1.eof);
+	/* not HTTP: libmicrohttpd closes without an answer */
 	run(&j2);
-	ck_assert_msg(!strncmp(j2.out, "HTTP/1.1 400 Bad Request\r\n", 26), "%s", j2.out);
+	ck_assert_msg(!strstr(j2.out, "200 OK"), "%s", j2.out);
 	ck_assert(j2.eof);
 	/* the body of the refused POST is skipped, the next request served */
 	run(&j3);
 	ck_assert_msg(!strncmp(j3.out, "HTTP/1.1 405 Method Not Allowed\r\n", 33), "%s", j3.out);
 	ck_assert_ptr_nonnull(strstr(j3.out, "Allow: GET, HEAD\r\n"));
 	ck_assert_uint_eq(count(j3.out, "HTTP/1.1 200 OK"), 1);
+	/* a malformed chunked body: 400, closed */
 	run(&j4);
 	ck_assert_msg(!strncmp(j4.out, "HTTP/1.1 400", 12), "%s", j4.out);
+	ck_assert(j4.eof);
 	bpflb_healthz_free(h);
 }
 END_TEST
