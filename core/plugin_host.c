@@ -786,34 +786,6 @@ unsigned int plugin_host_mode_names(struct plugin_host *h, char *buf, size_t len
 	return n;
 }
 
-/* Edit distance, as the config engine's "did you mean"; long names get none. */
-static unsigned int name_distance(const char *a, const char *b)
-{
-	unsigned int row[33], i, j;
-	size_t la = strlen(a), lb = strlen(b);
-
-	if (la > 32 || lb > 32)
-		return ~0u;
-	for (j = 0; j <= lb; j++)
-		row[j] = j;
-	for (i = 1; i <= la; i++) {
-		unsigned int diag = row[0];
-
-		row[0] = i;
-		for (j = 1; j <= lb; j++) {
-			unsigned int up = row[j];
-
-			row[j] = diag + (a[i - 1] != b[j - 1]);
-			if (up + 1 < row[j])
-				row[j] = up + 1;
-			if (row[j - 1] + 1 < row[j])
-				row[j] = row[j - 1] + 1;
-			diag = up;
-		}
-	}
-	return row[lb];
-}
-
 const char *plugin_host_closest_mode(struct plugin_host *h, const char *name)
 {
 	const char *best = NULL;
@@ -824,7 +796,7 @@ const char *plugin_host_closest_mode(struct plugin_host *h, const char *name)
 
 		if (!plugin_is_mode(c))
 			continue;
-		d = strcasecmp(name, c->desc->name) ? name_distance(name, c->desc->name) : 0;
+		d = bpflb_name_distance(name, c->desc->name);
 		if (d <= 2 && d < strlen(c->desc->name) && d < best_d) {
 			best = c->desc->name;
 			best_d = d;

@@ -255,14 +255,17 @@ int bpflb_cfg_error_errno(struct bpflb_err *err, int errnum, const struct bpflb_
 }
 
 /*
- * Edit distance, to suggest "did you mean" for a mistyped key or section.
- * Names are short; longer ones simply get no suggestion.
+ * Edit distance, to suggest "did you mean" for a mistyped key, section or mode
+ * (config_internal.h).  Names that differ only in case are 0 apart; names are
+ * short, longer ones simply get no suggestion (~0).
  */
-static unsigned int cfg_distance(const char *a, const char *b)
+unsigned int bpflb_name_distance(const char *a, const char *b)
 {
 	unsigned int row[33], i, j;
 	size_t la = strlen(a), lb = strlen(b);
 
+	if (!strcasecmp(a, b))
+		return 0;
 	if (la > 32 || lb > 32)
 		return ~0u;
 	for (j = 0; j <= lb; j++)
@@ -287,9 +290,9 @@ static unsigned int cfg_distance(const char *a, const char *b)
 
 static bool cfg_close(const char *typo, const char *name)
 {
-	unsigned int d = cfg_distance(typo, name);
+	unsigned int d = bpflb_name_distance(typo, name);
 
-	return !strcasecmp(typo, name) || (d <= 2 && d < strlen(name));
+	return d <= 2 && d < strlen(name);
 }
 
 /* --- parsing helpers --- */

@@ -67,6 +67,9 @@ int bpflb_cfg_release(struct bpflb_config *cfg, const char *type);
 /* When the configuration was read (wall clock), for status and reload reports. */
 time_t bpflb_config_loaded_at(const struct bpflb_config *cfg);
 
+/* Edit distance for "did you mean" (0: equal but for case; ~0: too long to tell). */
+unsigned int bpflb_name_distance(const char *a, const char *b);
+
 /* Who declared the section: the owner of its schema. */
 const char *bpflb_cfg_section_owner(const struct bpflb_cfg_section *sec);
 
