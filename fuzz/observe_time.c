@@ -11,10 +11,22 @@
 #include "observe.h"
 
 /* observe.c's connection side is bpflbctl.c's; the parser never reaches it. */
-void connect_to(const char *sock, const char *config) { abort(); }
-void send_request(const char *cmd, json_object *args) { abort(); }
-json_object *read_reply(json_object **whole) { abort(); }
-json_object *read_line(void) { abort(); }
+void connect_to(const char *sock, const char *config)
+{
+	abort();
+}
+void send_request(const char *cmd, json_object *args)
+{
+	abort();
+}
+json_object *read_reply(json_object **whole)
+{
+	abort();
+}
+json_object *read_line(void)
+{
+	abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

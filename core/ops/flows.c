@@ -78,7 +78,7 @@ struct flows_filter {
 	uint16_t port, from_port, to_port; /* host order; 0: any.  port: either side */
 	uint8_t proto;
 	uint8_t verdict;
-	unsigned int types;	       /* FLOWS_T_*; 0: every type */
+	unsigned int types;	    /* FLOWS_T_*; 0: every type */
 	int64_t since_ns, until_ns; /* wall clock, unix ns; 0: open */
 };
 
@@ -262,8 +262,7 @@ static json_object *policy_list(const struct bpflb_rule_desc *rd)
 	json_object *a = json_object_new_array(), *p = json_object_new_object();
 
 	json_object_object_add(p, "name", json_object_new_string(rd->policy));
-	json_object_object_add(p, "kind",
-			       json_object_new_string("CiliumClusterwideNetworkPolicy"));
+	json_object_object_add(p, "kind", json_object_new_string("CiliumClusterwideNetworkPolicy"));
 	json_object_array_add(a, p);
 	return a;
 }
@@ -286,8 +285,8 @@ static void add_policy(struct bpflb_flows *f, const struct bpflb_flow_event *e, 
 		return;
 	p = json_object_new_object();
 	json_object_object_add(p, "name", json_object_new_string(rd.policy));
-	json_object_object_add(p, "rule", rd.index < 0 ? json_object_new_null()
-						       : json_object_new_int(rd.index));
+	json_object_object_add(
+	    p, "rule", rd.index < 0 ? json_object_new_null() : json_object_new_int(rd.index));
 	json_object_object_add(p, "direction",
 			       json_object_new_string(rd.ingress ? "ingress" : "egress"));
 	json_object_object_add(p, "action", json_object_new_string(rule_action_name(rd.action)));
@@ -345,14 +344,15 @@ static json_object *event_json(struct bpflb_flows *f, const struct flow_rec *r)
 	json_object_object_add(o, "node_name", json_object_new_string(node));
 	/* hubble's monitor types: 1 drop (sub_type: the reason), 4 trace, 5 policy verdict */
 	x = json_object_new_object();
-	json_object_object_add(x, "type", json_object_new_int(drop			     ? 1
-								 : types & FLOWS_T_POLICY ? 5
-											  : 4));
+	json_object_object_add(x, "type",
+			       json_object_new_int(drop			    ? 1
+						   : types & FLOWS_T_POLICY ? 5
+									    : 4));
 	json_object_object_add(x, "sub_type", json_object_new_int(drop ? e->reason : 0));
 	json_object_object_add(o, "event_type", x);
-	json_object_object_add(o, "traffic_direction",
-			       json_object_new_string(e->stage < BPFLB_STAGE_OUT_FIRST ? "INGRESS"
-										 : "EGRESS"));
+	json_object_object_add(
+	    o, "traffic_direction",
+	    json_object_new_string(e->stage < BPFLB_STAGE_OUT_FIRST ? "INGRESS" : "EGRESS"));
 	json_object_object_add(o, "is_reply", json_object_new_boolean(event_is_reply(e)));
 	x = json_object_new_object();
 	json_object_object_add(x, "index", json_object_new_int64(e->ifindex));
@@ -370,7 +370,8 @@ static json_object *event_json(struct bpflb_flows *f, const struct flow_rec *r)
 	json_object_object_add(ext, "ts_ns", json_object_new_uint64(e->ts_ns));
 	json_object_object_add(ext, "stage", json_object_new_int(e->stage));
 	json_object_object_add(ext, "cpu", json_object_new_int(r->cpu));
-	json_object_object_add(ext, "verdict", json_object_new_string(wire_verdict_name(e->verdict)));
+	json_object_object_add(ext, "verdict",
+			       json_object_new_string(wire_verdict_name(e->verdict)));
 	json_object_object_add(ext, "reason",
 			       drop || e->reason
 				   ? json_object_new_string(wire_drop_reason_name(e->reason))
@@ -411,8 +412,8 @@ static json_object *lost_json(struct bpflb_flows *f, const char *source, uint64_
 	json_object_object_add(rec, "lost_events", l);
 	json_object_object_add(rec, "node_name",
 			       json_object_new_string(f->names->node(f->names_ctx)));
-	json_object_object_add(rec, "time",
-			       json_object_new_string(rfc3339(clock_ns(CLOCK_REALTIME), t, sizeof(t))));
+	json_object_object_add(
+	    rec, "time", json_object_new_string(rfc3339(clock_ns(CLOCK_REALTIME), t, sizeof(t))));
 	return rec;
 }
 
@@ -903,7 +904,8 @@ static int arg_types(json_object *args, unsigned int *types, struct bpflb_err *e
 	static const struct {
 		const char *name;
 		unsigned int bit;
-	} names[] = {{"drop", FLOWS_T_DROP}, {"trace", FLOWS_T_TRACE}, {"policy-verdict", FLOWS_T_POLICY}};
+	} names[] = {
+	    {"drop", FLOWS_T_DROP}, {"trace", FLOWS_T_TRACE}, {"policy-verdict", FLOWS_T_POLICY}};
 	json_object *a;
 
 	*types = 0;
@@ -913,16 +915,16 @@ static int arg_types(json_object *args, unsigned int *types, struct bpflb_err *e
 		return bpflb_err_set(err, "argument 'types' must be an array of strings"), -EINVAL;
 	for (size_t i = 0; i < json_object_array_length(a); i++) {
 		json_object *v = json_object_array_get_idx(a, i);
-		const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v)
-									  : "";
+		const char *s =
+		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
 		size_t k;
 
 		for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
 			if (!strcmp(s, names[k].name))
 				break;
 		if (k == sizeof(names) / sizeof(names[0]))
-			return bpflb_err_set(err,
-					     "type '%s' is not drop, trace or policy-verdict", s),
+			return bpflb_err_set(err, "type '%s' is not drop, trace or policy-verdict",
+					     s),
 			       -EINVAL;
 		*types |= names[k].bit;
 	}

@@ -1021,7 +1021,7 @@ static int policy_describe_rule(struct bpflb_plugin_ctx *ctx, enum bpflb_stage s
 			continue;
 		snprintf(out->policy, sizeof(out->policy), "%s", pp->ids[i].name);
 		if (!(rule_id & 0xffff)) {
-			/* the id of a default deny carries no section: the stage is the direction */
+			/* a default deny's id has no section: the stage is the direction */
 			out->index = -1;
 			out->ingress = stage == BPFLB_STAGE_IN_POLICY;
 			out->action = BPFLB_RULE_DEFAULT_DENY;

@@ -61,7 +61,8 @@ static int parse_relative(const char *s, long long *ns)
 	static const struct {
 		const char *unit;
 		long long ns;
-	} units[] = {{"ms", 1000000LL}, {"s", NS}, {"m", 60 * NS}, {"h", 3600 * NS}, {"d", 86400 * NS}};
+	} units[] = {
+	    {"ms", 1000000LL}, {"s", NS}, {"m", 60 * NS}, {"h", 3600 * NS}, {"d", 86400 * NS}};
 	long long total = 0;
 
 	if (!*s)
@@ -170,7 +171,17 @@ static void ip_arg(const char *opt, const char *v)
 
 static void parse(int argc, char **argv, int first, struct observe_opts *o)
 {
-	enum { O_IP = 256, O_FROM_IP, O_TO_IP, O_PORT, O_FROM_PORT, O_TO_PORT, O_TYPE, O_SINCE, O_UNTIL };
+	enum {
+		O_IP = 256,
+		O_FROM_IP,
+		O_TO_IP,
+		O_PORT,
+		O_FROM_PORT,
+		O_TO_PORT,
+		O_TYPE,
+		O_SINCE,
+		O_UNTIL
+	};
 	static const struct option lo[] = {
 	    {"service", required_argument, NULL, 'S'},
 	    {"addr", required_argument, NULL, 'a'},
@@ -265,7 +276,8 @@ static void parse(int argc, char **argv, int first, struct observe_opts *o)
 			break;
 		case O_SINCE:
 		case O_UNTIL:
-			if (observe_parse_time(optarg, now_ns, c == O_SINCE ? &o->since : &o->until))
+			if (observe_parse_time(optarg, now_ns,
+					       c == O_SINCE ? &o->since : &o->until))
 				bad("%s '%s' is neither RFC 3339 (2006-01-02T15:04:05Z) nor a time "
 				    "before now (30s, 5m, 1h30m)",
 				    c == O_SINCE ? "--since" : "--until", optarg);
@@ -333,7 +345,10 @@ static void print_flow(json_object *rec)
 {
 	json_object *f = G(rec, "flow"), *x = G(f, "bpflb"), *pol = G(x, "policy");
 	json_object *l4 = G(f, "l4");
-	const char *proto = G(l4, "TCP") ? "TCP" : G(l4, "UDP") ? "UDP" : G(l4, "ICMPv4") ? "ICMP" : "IP";
+	const char *proto = G(l4, "TCP")      ? "TCP"
+			    : G(l4, "UDP")    ? "UDP"
+			    : G(l4, "ICMPv4") ? "ICMP"
+					      : "IP";
 	char a[64], b[64];
 
 	printf("%s %s %s %s -> %s %s", S(f, "time"), S(f, "node_name"),
@@ -379,8 +394,8 @@ static void print_record(json_object *rec, bool json)
 	json_object *l;
 
 	if (json)
-		printf("%s\n", json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN |
-								       JSON_C_TO_STRING_NOSLASHESCAPE));
+		printf("%s\n", json_object_to_json_string_ext(
+				   rec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	else if (G(rec, "flow"))
 		print_flow(rec);
 	else if ((l = G(rec, "lost_events")))
@@ -396,23 +411,22 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-int observe_main(int argc, char **argv, int first, const char *sock, const char *config,
-		 bool json)
+int observe_main(int argc, char **argv, int first, const char *sock, const char *config, bool json)
 {
 	struct observe_opts o;
 	json_object *args = json_object_new_object(), *whole, *data, *ev, *types;
 	struct sigaction sa = {.sa_handler = on_signal};
 
 	parse(argc, argv, first, &o);
-#define ADD_STR(key, v)                                                                  \
-	do {                                                                             \
-		if (v)                                                                   \
-			json_object_object_add(args, key, json_object_new_string(v));    \
+#define ADD_STR(key, v)                                                                            \
+	do {                                                                                       \
+		if (v)                                                                             \
+			json_object_object_add(args, key, json_object_new_string(v));              \
 	} while (0)
-#define ADD_INT(key, v)                                                                  \
-	do {                                                                             \
-		if (v)                                                                   \
-			json_object_object_add(args, key, json_object_new_int64(v));     \
+#define ADD_INT(key, v)                                                                            \
+	do {                                                                                       \
+		if (v)                                                                             \
+			json_object_object_add(args, key, json_object_new_int64(v));               \
 	} while (0)
 	ADD_STR("service", o.service);
 	ADD_STR("addr", o.addr);
@@ -436,10 +450,10 @@ int observe_main(int argc, char **argv, int first, const char *sock, const char 
 	}
 	/* --since alone asks for the whole history since then, as hubble does */
 	json_object_object_add(args, "last",
-			       json_object_new_int64(o.has_last		     ? o.last
+			       json_object_new_int64(o.has_last		  ? o.last
 						     : o.since || o.until ? 8192
-						     : o.follow		     ? 0
-									     : 20));
+						     : o.follow		  ? 0
+									  : 20));
 	json_object_object_add(args, "follow", json_object_new_boolean(o.follow));
 
 	connect_to(sock, config);

@@ -19,8 +19,7 @@ json_object *read_line(void);
  * (exit 2 naming the option), then prints flows as text or, with json, as
  * `hubble observe -o json` records.  Returns the exit status.
  */
-int observe_main(int argc, char **argv, int first, const char *sock, const char *config,
-		 bool json);
+int observe_main(int argc, char **argv, int first, const char *sock, const char *config, bool json);
 
 /* Exposed for the fuzz target: RFC 3339 or a relative time ("5m": 5 minutes before now). */
 int observe_parse_time(const char *s, long long now_ns, long long *out_ns);
