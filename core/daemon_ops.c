@@ -541,12 +541,29 @@ static const char *flow_device(void *ctx, uint32_t ifindex)
 	return NULL;
 }
 
+/* A policy rule id: asked of the running plugins that describe their rules. */
+static bool flow_rule(void *ctx, uint8_t stage, uint32_t rule_id, struct bpflb_rule_desc *out)
+{
+	struct bpflb_daemon *d = ctx;
+
+	for (struct bpflb_plugin_ctx *p = d->plugins.head; p; p = p->next) {
+		if (!BPFLB_PLUGIN_HAS(p->desc, describe_rule) ||
+		    (p->state != PLUGIN_READY && p->state != PLUGIN_ATTACHED))
+			continue;
+		memset(out, 0, sizeof(*out));
+		if (!p->desc->describe_rule(p, (enum bpflb_stage)stage, rule_id, out))
+			return true;
+	}
+	return false;
+}
+
 static const struct flows_names flow_names = {
     .service = flow_service,
     .backend = flow_backend,
     .service_ids = flow_service_ids,
     .node = flow_node,
     .device = flow_device,
+    .rule = flow_rule,
 };
 
 /* --- wiring ------------------------------------------------------------------------- */

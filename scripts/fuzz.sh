@@ -15,7 +15,7 @@ SECONDS_EACH=${1:-60}
 shift || true
 BUILD=${BUILD:-build-fuzz}
 TARGETS=("$@")
-((${#TARGETS[@]})) || TARGETS=(config policy control state)
+((${#TARGETS[@]})) || TARGETS=(config policy control state observe_time)
 
 CC=${CC:-clang} cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBPFLB_BUILD_FUZZ=ON \
 	-DBUILD_TESTING=OFF -DBPFLB_BUILD_BENCH=OFF >/dev/null

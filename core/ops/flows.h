@@ -11,6 +11,17 @@
  * is this file's).  Events the kernel could not write into a full per-CPU
  * buffer are reported by perf as lost.
  *
+ * Order: each CPU has its own perf buffer, so events of different CPUs reach
+ * the daemon in no particular order.  They pass a reorder stage keyed on the
+ * datapath's timestamp (ts_ns, bpf_ktime_get_ns) and leave it, in time order,
+ * once FLOWS_REORDER_MS old; an event that arrives later than that (never seen
+ * in practice: it is written right after its timestamp is taken) is shown at
+ * once and counted as "late".  The BPF ring buffer would give this order for
+ * free but needs 5.8 and a new type for the pinned map every plugin shares.
+ *
+ * Records are shaped as `hubble observe -o json` prints them: {"flow": {...},
+ * "node_name", "time"}, and lost or suppressed events as {"lost_events": {...}}.
+ *
  * An event carries ids; what they name (services, backends, this node, the
  * devices) is the daemon's and the load-balancing control plane's business,
  * asked through struct flows_names, so that this file includes neither.
@@ -24,9 +35,11 @@
 #include <uv.h>
 
 #include <bpflb/config.h>
+#include <bpflb/plugin.h>
 
 #define FLOWS_RING	  8192
 #define FLOWS_PAGES	  64 /* perf buffer pages per CPU (256 KiB with 4 KiB pages) */
+#define FLOWS_REORDER_MS  3  /* how long an event waits for older ones of other CPUs */
 #define FLOWS_MAX_SVC_IDS 64 /* service-port ids one observe --service selects */
 
 struct bpflb_flows;
@@ -49,6 +62,8 @@ struct flows_names {
 	const char *(*node)(void *ctx);
 	/* the name of a device bpflbd attached to; NULL: the kernel's name of ifindex */
 	const char *(*device)(void *ctx, uint32_t ifindex);
+	/* the policy and rule behind rule_id of an event of stage; false when unknown */
+	bool (*rule)(void *ctx, uint8_t stage, uint32_t rule_id, struct bpflb_rule_desc *out);
 };
 
 struct flows_counters {
@@ -57,6 +72,7 @@ struct flows_counters {
 	uint64_t sent;		 /* datapath: let through by the rate limit (bpflb_ev_rate) */
 	uint64_t suppressed;	 /* datapath: held back by the rate limit */
 	uint64_t client_dropped; /* not streamed to a client that read too slowly */
+	uint64_t late;		 /* came after the reorder window: shown out of order */
 	unsigned int subscribers;
 };
 

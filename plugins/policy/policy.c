@@ -1001,6 +1001,40 @@ static json_object *metrics_json(const struct policy_priv *pp)
 	return out;
 }
 
+/*
+ * observe: a rule id (POL_RULE_ID) back to the policy's name and the rule.
+ * pp->ids also keeps names read back from bpflb_pol_names, so a drop that a
+ * policy removed a moment ago still names it.
+ */
+static int policy_describe_rule(struct bpflb_plugin_ctx *ctx, enum bpflb_stage stage,
+				uint32_t rule_id, struct bpflb_rule_desc *out)
+{
+	const struct policy_priv *pp = bpflb_priv(ctx);
+	uint32_t pol = POL_RULE_POLICY(rule_id), sec = POL_RULE_SECTION(rule_id);
+
+	if (!pp || (stage != BPFLB_STAGE_IN_POLICY && stage != BPFLB_STAGE_OUT_POLICY))
+		return -ENOENT;
+	for (size_t i = 0; i < pp->nids; i++) {
+		if (pp->ids[i].id != pol)
+			continue;
+		snprintf(out->policy, sizeof(out->policy), "%s", pp->ids[i].name);
+		if (!(rule_id & 0xffff)) {
+			/* a default deny's id has no section: the stage is the direction */
+			out->index = -1;
+			out->ingress = stage == BPFLB_STAGE_IN_POLICY;
+			out->action = BPFLB_RULE_DEFAULT_DENY;
+		} else {
+			out->index = (int)POL_RULE_INDEX(rule_id) - 1;
+			out->ingress = sec == POL_SEC_INGRESS || sec == POL_SEC_INGRESS_DENY;
+			out->action = sec == POL_SEC_INGRESS_DENY || sec == POL_SEC_EGRESS_DENY
+					  ? BPFLB_RULE_DENY
+					  : BPFLB_RULE_ALLOW;
+		}
+		return 0;
+	}
+	return -ENOENT;
+}
+
 static int policy_control(struct bpflb_plugin_ctx *ctx, const char *cmd, json_object *req,
 			  json_object **reply)
 {
@@ -1094,4 +1128,4 @@ BPFLB_PLUGIN_DEFINE(.name = "policy", .version = "0.1.0", .kind = BPFLB_PLUGIN_F
 		    .sections = policy_sections, .requires = policy_requires, .init = policy_init,
 		    .validate = policy_validate, .apply = policy_apply, .attach = policy_attach,
 		    .detach = policy_detach, .fini = policy_fini, .tick = policy_tick,
-		    .control = policy_control, );
+		    .control = policy_control, .describe_rule = policy_describe_rule, );

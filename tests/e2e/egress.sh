@@ -182,7 +182,7 @@ sent_direct() {
 # (a Python expression over one event e) -> true when a recent event matches.
 CTL="$BPFLB_BUILD/tools/bpflbctl/bpflbctl"
 observe_has() {
-	"$CTL" -c "$(bpflb_ini "$1")" -o json observe --last 1000 2>/dev/null | python3 -c '
+	"$CTL" -c "$(bpflb_ini "$1")" -o json observe --last 1000 2>/dev/null | bpflb_flat_flows | python3 -c '
 import json, sys
 want = sys.argv[1]
 for line in sys.stdin:

@@ -63,8 +63,8 @@ SOCK=$(bpflb_sock 1)
 
 # ctl ARGS...: bpflbctl -o json against node 1; the JSON on stdout
 ctl() { "$CTL" --socket "$SOCK" -o json "$@"; }
-# events ARGS...: the event lines of observe -o json (without its stats line)
-events() { ctl observe "$@" | grep -v '^{"stats"'; }
+# events ARGS...: the flows of observe -o json, flat (bpflb_flat_flows)
+events() { ctl observe "$@" | bpflb_flat_flows; }
 # table_has REGEX ARGS...: the table output of bpflbctl ARGS has a line matching REGEX
 table_has() {
 	local re="$1" out

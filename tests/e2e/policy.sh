@@ -109,7 +109,7 @@ blocked() {
 }
 # events I VERDICT DST: flow events of node I with that verdict to DST (ADDR:PORT)
 events() {
-	"$BPFLBCTL" -s "$(bpflb_sock "$1")" -o json observe --verdict "$2" --last 8192 |
+	"$BPFLBCTL" -s "$(bpflb_sock "$1")" -o json observe --verdict "$2" --last 8192 | bpflb_flat_flows |
 		grep -i "\"verdict\":\"$2\"" | grep -c "\"dst\":\"$3\"" || true
 }
 # Sum one __u64 field of a per-CPU map value over the CPUs, from bpftool's JSON
@@ -187,7 +187,7 @@ blocked "$EXT_NS" "$N1" 22 || fail "enforce: SSH from the world to node 1 was no
 blocked "$(cluster_node_ns 2)" "$N1" 22 || fail "enforce: SSH from node 2 (remote-node) to node 1 was not dropped"
 connects "$EXT_NS" "$N2" 22 || fail "enforce: SSH to node 2 (not selected) failed"
 wait_for "(( \$(events 1 dropped $N1:22) >= 2 ))" 5 0.1 || fail "enforce: no DROPPED events for SSH to node 1"
-"$BPFLBCTL" -s "$(bpflb_sock 1)" -o json observe --verdict dropped --last 100 | grep "\"dst\":\"$N1:22\"" |
+"$BPFLBCTL" -s "$(bpflb_sock 1)" -o json observe --verdict dropped --last 100 | bpflb_flat_flows | grep "\"dst\":\"$N1:22\"" |
 	grep -qi '"reason":"policy"' || fail "enforce: the drops are not reported with reason policy"
 (($(counter 1 0 denied) >= 2)) || fail "enforce: ingress denied counter of node 1 is $(counter 1 0 denied)"
 m=$(bpflb_metric 1 'bpflb_policy_packets_total{direction="ingress",verdict="denied"}')

@@ -19,6 +19,10 @@
 #   bpflb_stop I [SIGNAL]             stop node I's bpflbd (default TERM)
 #   bpflb_all FUNC ARGS...            FUNC on every node
 #   bpflb_log I                       path of node I's log
+#   bpflb_flat_flows                  filter: bpflbctl observe -o json (hubble records) to one
+#                                     flat object per flow (time, node, proto, src, dst,
+#                                     verdict, reason, service, backend, translation, xlate,
+#                                     stage, rule_id); other records are left out
 
 bpflb_find() {
 	BPFLB_BUILD="${1:?bpflb_find BUILD_DIR}"
@@ -144,4 +148,30 @@ bpflb_all() {
 	for ((k = 1; k <= CLUSTER_NODES; k++)); do
 		"$f" "$k" "$@"
 	done
+}
+
+# Tests written before observe spoke hubble's shape read flows flat; the
+# hubble fields themselves are checked by tests/e2e/observe.sh.
+bpflb_flat_flows() {
+	python3 -c '
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    f = r.get("flow")
+    if f is None:
+        continue
+    x, l4 = f["bpflb"], f["l4"]
+    p = l4.get("TCP") or l4.get("UDP") or {}
+    def ep(ip, k):
+        return "%s:%d" % (ip, p[k]) if p.get(k) else ip
+    proto = "tcp" if "TCP" in l4 else "udp" if "UDP" in l4 else "icmp" if "ICMPv4" in l4 else "other"
+    print(json.dumps({"time": f["time"], "node": f["node_name"], "proto": proto,
+                      "src": ep(f["IP"]["source"], "source_port"),
+                      "dst": ep(f["IP"]["destination"], "destination_port"),
+                      "verdict": x["verdict"], "reason": x["reason"], "service": x["service"],
+                      "backend": x["backend"], "translation": x["translation"],
+                      "xlate": x["xlate"], "stage": x["stage"], "rule_id": x.get("rule_id")},
+                     separators=(",", ":")))
+    sys.stdout.flush()
+'
 }

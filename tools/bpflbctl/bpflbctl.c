@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 
 #include <json-c/json.h>
 
+#include "observe.h"
 #include "print.h"
 
 #define EXIT_ERROR   1
@@ -66,8 +66,12 @@ static void usage(FILE *f)
 	    "  egress list                         egress policies, gateways, counters\n"
 	    "  PLUGIN CMD [NAME]                   another plugin's own commands, in JSON\n"
 	    "  reload                              re-read the configuration (as SIGHUP)\n"
-	    "  observe [--service S[/P]] [--verdict V] [--addr IP] [--proto P]\n"
-	    "          [--last N] [--follow]       flow events (default: --last 20)\n"
+	    "  observe [--follow] [--last N] [--since T] [--until T] [--type drop|trace|\n"
+	    "          policy-verdict]... [--verdict V] [--ip IP] [--from-ip IP] [--to-ip IP]\n"
+	    "          [--port N] [--from-port N] [--to-port N] [--proto P] [--service S[/P]]\n"
+	    "          [--addr IP]                 flows in time order (default: --last 20);\n"
+	    "                                      T: RFC 3339 or before now (30s, 5m, 1h);\n"
+	    "                                      -o json: hubble observe -o json records\n"
 	    "\n"
 	    "  -s, --socket PATH   control socket (default %s)\n"
 	    "  -c, --config FILE   read control_socket from FILE's [daemon] section\n"
@@ -200,7 +204,7 @@ static char *socket_path(const char *sock, const char *config)
 	return sock ? strdup(sock) : config ? socket_from_config(config) : strdup(DEFAULT_SOCKET);
 }
 
-static void connect_to(const char *sock, const char *config)
+void connect_to(const char *sock, const char *config)
 {
 	char *path = socket_path(sock, config), why[512];
 	int ret = try_connect(path, why, sizeof(why));
@@ -212,7 +216,7 @@ static void connect_to(const char *sock, const char *config)
 	free(path);
 }
 
-static void send_request(const char *cmd, json_object *args)
+void send_request(const char *cmd, json_object *args)
 {
 	json_object *req = json_object_new_object();
 	char *line;
@@ -244,7 +248,7 @@ static void send_request(const char *cmd, json_object *args)
 }
 
 /* Next line from the daemon as JSON; NULL at EOF. */
-static json_object *read_line(void)
+json_object *read_line(void)
 {
 	static char *line;
 	static size_t cap;
@@ -262,7 +266,7 @@ static json_object *read_line(void)
 }
 
 /* Reply of the request: its "data" (owned by the caller); exits on an error reply. */
-static json_object *read_reply(json_object **whole)
+json_object *read_reply(json_object **whole)
 {
 	json_object *r = read_line(), *ok, *data = NULL, *msg;
 
@@ -289,44 +293,12 @@ static void print_json(json_object *data)
 								JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
-static void print_event(json_object *e)
-{
-	const char *verdict = S(e, "verdict");
-
-	printf("%s %s %s %-4s %s -> %s", S(e, "time"), S(e, "node"), S(e, "ifname"), S(e, "proto"),
-	       S(e, "src"), S(e, "dst"));
-	if (strcmp(S(e, "service"), "-"))
-		printf(" svc %s", S(e, "service"));
-	if (strcmp(S(e, "backend"), "-"))
-		printf(" => %s (%s)", S(e, "backend"), S(e, "translation"));
-	printf(" %s", verdict);
-	if (strcmp(S(e, "reason"), "-"))
-		printf(" (%s)", S(e, "reason"));
-	json_object *rule;
-	if (json_object_object_get_ex(e, "rule_id", &rule)) {
-		int64_t id = json_object_get_int64(rule);
-
-		/* Policy rules: the policy id (bpflbctl policy list) and the rule in it. */
-		printf(" rule %lld/%lld", (long long)(id >> 16), (long long)(id & 0xffff));
-	}
-	printf("\n");
-}
-
-static void print_stats(json_object *s)
-{
-	fprintf(stderr,
-		"-- flow events not shown: %lld suppressed by the datapath rate limit, "
-		"%lld lost (perf buffer full), %lld dropped for this client\n",
-		(long long)I(s, "suppressed"), (long long)I(s, "lost"),
-		(long long)I(s, "client_dropped"));
-}
-
 /* --- commands ----------------------------------------------------------------------- */
 
 struct opts {
-	const char *service, *addr, *proto, *verdict, *file;
-	long limit, last;
-	bool follow, has_limit, has_last;
+	const char *service, *addr, *proto, *file;
+	long limit;
+	bool has_limit;
 };
 
 static void parse_opts(int argc, char **argv, int first, struct opts *o, const char *allowed)
@@ -335,10 +307,7 @@ static void parse_opts(int argc, char **argv, int first, struct opts *o, const c
 	    {"service", required_argument, NULL, 'S'},
 	    {"addr", required_argument, NULL, 'a'},
 	    {"proto", required_argument, NULL, 'p'},
-	    {"verdict", required_argument, NULL, 'v'},
 	    {"limit", required_argument, NULL, 'l'},
-	    {"last", required_argument, NULL, 'n'},
-	    {"follow", no_argument, NULL, 'F'},
 	    {"file", required_argument, NULL, 'f'},
 	    {0},
 	};
@@ -364,26 +333,16 @@ static void parse_opts(int argc, char **argv, int first, struct opts *o, const c
 		case 'p':
 			o->proto = optarg;
 			break;
-		case 'v':
-			o->verdict = optarg;
-			break;
 		case 'f':
 			o->file = optarg;
 			break;
-		case 'F':
-			o->follow = true;
-			break;
 		case 'l':
-		case 'n': {
-			long *val = c == 'l' ? &o->limit : &o->last;
-
 			errno = 0;
-			*val = strtol(optarg, &end, 10);
-			if (errno || *end || *val < 0)
-				die_usage("%s needs a number", c == 'l' ? "--limit" : "--last");
-			*(c == 'l' ? &o->has_limit : &o->has_last) = true;
+			o->limit = strtol(optarg, &end, 10);
+			if (errno || *end || o->limit < 0)
+				die_usage("--limit needs a number");
+			o->has_limit = true;
 			break;
-		}
 		}
 	}
 }
@@ -440,80 +399,6 @@ static json_object *service_lines(int argc, char **argv, int first, const char *
 	if (!json_object_array_length(lines))
 		die_usage("service set needs KEY=VALUE arguments or -f FILE");
 	return lines;
-}
-
-static volatile sig_atomic_t stop;
-
-static void on_sigint(int sig)
-{
-	stop = 1;
-}
-
-static int run_observe(struct opts *o)
-{
-	json_object *args = selection_args(o), *whole, *data, *ev;
-	struct sigaction sa = {.sa_handler = on_sigint};
-
-	if (o->verdict)
-		json_object_object_add(args, "verdict", json_object_new_string(o->verdict));
-	json_object_object_add(args, "last",
-			       json_object_new_int64(o->has_last ? o->last
-						     : o->follow ? 0
-								 : 20));
-	json_object_object_add(args, "follow", json_object_new_boolean(o->follow));
-	send_request("observe", args);
-	data = read_reply(&whole);
-	ev = G(data, "events");
-	for (size_t i = 0; i < L(ev); i++) {
-		if (json_out)
-			printf("%s\n", json_object_to_json_string_ext(
-					   AT(ev, i), JSON_C_TO_STRING_PLAIN |
-							  JSON_C_TO_STRING_NOSLASHESCAPE));
-		else
-			print_event(AT(ev, i));
-	}
-	if (json_out) {
-		json_object *st = json_object_new_object();
-
-		json_object_object_add(st, "stats", json_object_get(G(data, "stats")));
-		printf("%s\n", json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN));
-		json_object_put(st);
-	} else if (I(G(data, "stats"), "suppressed") || I(G(data, "stats"), "lost"))
-		print_stats(G(data, "stats"));
-	fflush(stdout);
-	json_object_put(whole);
-	if (!o->follow)
-		return 0;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	while (!stop) {
-		json_object *line = read_line(), *x;
-
-		if (!line) {
-			if (stop || errno == EINTR)
-				break;
-			fprintf(stderr, "%s: bpflbd closed the stream\n", prog);
-			return EXIT_CONNECT;
-		}
-		if ((x = G(line, "event"))) {
-			if (json_out)
-				printf("%s\n", json_object_to_json_string_ext(
-						   x, JSON_C_TO_STRING_PLAIN |
-							  JSON_C_TO_STRING_NOSLASHESCAPE));
-			else
-				print_event(x);
-		} else if ((x = G(line, "stats"))) {
-			if (json_out)
-				printf("%s\n", json_object_to_json_string_ext(
-						   line, JSON_C_TO_STRING_PLAIN |
-							     JSON_C_TO_STRING_NOSLASHESCAPE));
-			else
-				print_stats(x);
-		}
-		fflush(stdout);
-		json_object_put(line);
-	}
-	return 0;
 }
 
 static bool is(const char *a, const char *b)
@@ -764,11 +649,7 @@ int main(int argc, char **argv)
 	} else if (is(cmd, "reload") && !sub) {
 		req = "reload", pr = P_NONE, argi = optind + 1;
 	} else if (is(cmd, "observe")) {
-		parse_opts(argc, argv, optind + 1, &o, "SapvnF");
-		if (optind != argc)
-			die_usage("unexpected argument '%s'", argv[optind]);
-		connect_to(sock, config);
-		return run_observe(&o);
+		return observe_main(argc, argv, optind + 1, sock, config, json_out);
 	} else if (is(cmd, "help")) {
 		usage(stdout);
 		return 0;

@@ -65,6 +65,7 @@ static __always_inline void bpflb_event_init(struct bpflb_flow_event *ev,
 	ev->sport = pkt->sport;
 	ev->dport = pkt->dport;
 	ev->proto = pkt->proto;
+	ev->tcp_flags = pkt->tcp_flags;
 	ev->verdict = verdict;
 	ev->stage = stage;
 }

@@ -317,7 +317,8 @@ enum bpflb_drop_reason {
 	BPFLB_DROP_MAX = 16,
 };
 
-/* A flow event, written to the perf event array bpflb_events. */
+/* A flow event, written to the perf event array bpflb_events.  The daemon
+ * puts the events of all CPUs back into ts_ns order before showing them. */
 struct bpflb_flow_event {
 	__u64 ts_ns;       /* bpf_ktime_get_ns() */
 	__be32 saddr;      /* as received */
@@ -333,7 +334,7 @@ struct bpflb_flow_event {
 	__u8 reason;       /* enum bpflb_drop_reason */
 	__u8 fwd;          /* enum bpflb_fwd */
 	__u8 stage;        /* enum bpflb_stage that emitted it */
-	__u8 pad;
+	__u8 tcp_flags;    /* the TCP header's flags byte (FIN 0x01 .. CWR 0x80); 0 for UDP */
 	__u32 ifindex;
 	/* Network policy (reason BPFLB_DROP_POLICY, verdict DROPPED or AUDIT): the
 	 * rule that decided, POL_RULE_ID() of plugins/policy; 0 otherwise. */

@@ -32,6 +32,7 @@
 #define BPFLB_PLUGIN_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <syslog.h>
@@ -88,6 +89,22 @@ struct bpflb_map_set {
 #define BPFLB_OWN_MAPS_MAX 64 /* entries of bpflb_plugin.own_maps the core reads */
 
 struct bpflb_plugin_ctx; /* the core's handle for one loaded plugin */
+
+/* The rule behind a flow event's rule_id (struct bpflb_plugin.describe_rule). */
+enum bpflb_rule_action {
+	BPFLB_RULE_ALLOW = 1,
+	BPFLB_RULE_DENY = 2,
+	/* no rule of the policy matched and the policy selects the subject in
+	 * that direction, so everything it does not allow is denied */
+	BPFLB_RULE_DEFAULT_DENY = 3,
+};
+
+struct bpflb_rule_desc {
+	char policy[256];       /* the policy's name (metadata.name) */
+	int index;              /* 0-based rule in its section; -1 for a default deny */
+	bool ingress;           /* direction: ingress (true) or egress */
+	enum bpflb_rule_action action;
+};
 struct json_object;      /* json-c, for the control hook */
 
 struct bpflb_plugin {
@@ -157,6 +174,15 @@ struct bpflb_plugin {
 	 * whenever the sizes happen to match.
 	 */
 	const char *const *own_maps;
+	/*
+	 * Appended after own_maps.  What rule_id of a flow event emitted by one
+	 * of this plugin's stages (bpflb_flow_event.stage, .rule_id) means, so
+	 * that observe names the policy and rule instead of printing numbers.
+	 * Fills *out and returns 0; -ENOENT when the id is not (or no longer)
+	 * the plugin's.  Called on the core's loop; must not block.  May be NULL.
+	 */
+	int (*describe_rule)(struct bpflb_plugin_ctx *ctx, enum bpflb_stage stage,
+			     uint32_t rule_id, struct bpflb_rule_desc *out);
 };
 
 /* Does this descriptor reach member `field` (appended after fini), NULL or not? */
