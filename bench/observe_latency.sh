@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SPDX-License-Identifier: GPL-2.0-only
+# SPDX-License-Identifier: BSD-2-Clause
 #
 # How late `bpflbctl observe --follow` shows a flow, and whether in order: a
 # one-node namespace cluster (mode snat), a follower, and N connections to a
