@@ -59,6 +59,11 @@ configure() { # MODE DISPATCH
 peer_ip() { awk '{split($2,a,":"); print a[1]}'; }
 
 # New connections through node 1 (backends on nodes 2 and 3) show the mode.
+# A flow keeps the mode it started in, and a UDP flow lives on in conntrack
+# after its answer: a new flow from a source port an earlier phase used would
+# be that older flow.  So each phase takes source ports of its own, below the
+# kernel's ephemeral range, which the streams' ports come from.
+SPORT=20000
 expect_mode() { # MODE
 	local mode="$1" tcp_src udp_src out line
 	case $mode in
@@ -66,11 +71,14 @@ expect_mode() { # MODE
 	dsr) tcp_src=$CLIENT_IP udp_src=$CLIENT_IP ;;
 	hybrid) tcp_src=$CLIENT_IP udp_src=$N1 ;;
 	esac
-	out=$(peerc_in "$CLIENT_NS" tcp "$N1" 30090 --count 6) || fail "[$mode] TCP via node 1: $out"
+	out=$(peerc_in "$CLIENT_NS" tcp "$N1" 30090 --count 6 --sport "$SPORT" --sport-step 1) ||
+		fail "[$mode] TCP via node 1: $out"
 	while read -r line; do
 		[[ $(peer_ip <<<"$line") == "$tcp_src" ]] || fail "[$mode] a new TCP connection: backend saw $line, expected $tcp_src"
 	done <<<"$out"
-	out=$(peerc_in "$CLIENT_NS" udp "$N1" 30091 --count 6) || fail "[$mode] UDP via node 1: $out"
+	out=$(peerc_in "$CLIENT_NS" udp "$N1" 30091 --count 6 --sport $((SPORT + 6)) --sport-step 1) ||
+		fail "[$mode] UDP via node 1: $out"
+	SPORT=$((SPORT + 12))
 	while read -r line; do
 		[[ $(peer_ip <<<"$line") == "$udp_src" ]] || fail "[$mode] a new UDP flow: backend saw $line, expected $udp_src"
 	done <<<"$out"
