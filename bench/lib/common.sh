@@ -92,7 +92,7 @@ bench_bpflb_reload() {
 	kill -HUP "$(bpflb_pid "$i")"
 	t1=$(bench_wait_line "$logf" "$n" "reload done|reload failed" 300) ||
 		fail "bpflbd on node $i did not finish its reload"
-	if tail -n +"$((n + 1))" "$logf" | grep -q "reload failed"; then
+	if tail -n +"$((n + 1))" "$logf" | grep >/dev/null "reload failed"; then
 		tail -n +"$((n + 1))" "$logf" >&2
 		fail "bpflbd on node $i refused the reload"
 	fi

@@ -52,7 +52,7 @@ cluster_trap
 cluster_up 5
 BE_IP=$(cluster_pod_ip 4 1)
 cluster_bg "$(cluster_pod_ns 4 1)" "$CLUSTER_LOGDIR/iperf3.log" iperf3 -s -p 5201
-wait_for "in_ns $(cluster_pod_ns 4 1) ss -ltn | grep -q ':5201 '" 5 0.05 || fail "iperf3 server did not start"
+wait_for "in_ns $(cluster_pod_ns 4 1) ss -ltn | grep >/dev/null ':5201 '" 5 0.05 || fail "iperf3 server did not start"
 ip -n "$CLIENT_NS" route add "$(cluster_pod_cidr 4)" via "$(cluster_node_ip 3)" dev eth0
 
 SVC="$CLUSTER_STATE/services.ini"

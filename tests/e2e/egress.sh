@@ -316,7 +316,7 @@ ok "basic mode: egress IP removed -> policy unhealthy, $((d1 - d0)) packet(s) dr
 in_ns "$(cluster_node_ns 2)" ip addr del "$EGRESS_IP/32" dev eth0
 configure_all snat vip
 for i in 1 2 3; do bpflb_reload "$i" || fail "reload to vip mode on node $i refused"; done
-has_vip() { ip -n "$(cluster_node_ns "$1")" -br addr show dev eth0 | grep -qw "$VIP/32"; }
+has_vip() { ip -n "$(cluster_node_ns "$1")" -br addr show dev eth0 | grep >/dev/null -w "$VIP/32"; }
 holder() { awk '$1 == "holder" {print $2}' "$LEASES/egress-$VIP.lease" 2>/dev/null; }
 wait_for "has_vip 2" 5 || fail "node2 (first candidate) did not take the virtual IP"
 [[ $(holder) == node2 ]] || fail "lease holder is '$(holder)', expected node2"

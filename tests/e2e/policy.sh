@@ -188,7 +188,7 @@ blocked "$(cluster_node_ns 2)" "$N1" 22 || fail "enforce: SSH from node 2 (remot
 connects "$EXT_NS" "$N2" 22 || fail "enforce: SSH to node 2 (not selected) failed"
 wait_for "(( \$(events 1 dropped $N1:22) >= 2 ))" 5 0.1 || fail "enforce: no DROPPED events for SSH to node 1"
 "$BPFLBCTL" -s "$(bpflb_sock 1)" -o json observe --verdict dropped --last 100 | bpflb_flat_flows | grep "\"dst\":\"$N1:22\"" |
-	grep -qi '"reason":"policy"' || fail "enforce: the drops are not reported with reason policy"
+	grep >/dev/null -i '"reason":"policy"' || fail "enforce: the drops are not reported with reason policy"
 (($(counter 1 0 denied) >= 2)) || fail "enforce: ingress denied counter of node 1 is $(counter 1 0 denied)"
 m=$(bpflb_metric 1 'bpflb_policy_packets_total{direction="ingress",verdict="denied"}')
 ((${m:-0} >= 2)) || fail "enforce: metric bpflb_policy_packets_total{verdict=denied} on node 1 is '${m}'"
@@ -212,7 +212,7 @@ assert "allow-control-plane-connectivity" in names, names
 assert any(s["subject"] == "host" for s in d["subjects"]), d["subjects"]' ||
 	fail "bpflbctl policy list does not show the policy and the host subject"
 "$BPFLBCTL" -s "$(bpflb_sock 1)" -o json policy get allow-control-plane-connectivity |
-	grep -q "$CLIENT_IP" || fail "bpflbctl policy get does not show the kube-apiserver address it resolved"
+	grep >/dev/null "$CLIENT_IP" || fail "bpflbctl policy get does not show the kube-apiserver address it resolved"
 "$BPFLBCTL" -s "$(bpflb_sock 1)" policy get no-such-policy 2>/dev/null &&
 	fail "bpflbctl policy get of an unknown policy succeeded"
 "$BPFLBCTL" -s "$(bpflb_sock 1)" -o json status | python3 -c '
@@ -220,7 +220,7 @@ import json, sys
 d = json.load(sys.stdin)
 assert d["features"] == ["policy"] and [x["name"] for x in d["devices"]] == ["eth0"], d' ||
 	fail "status: features is not an array like devices"
-"$BPFLBCTL" -s "$(bpflb_sock 1)" status | grep -Eq '^features: +policy$' || fail "status table: features"
+"$BPFLBCTL" -s "$(bpflb_sock 1)" status | grep >/dev/null -E '^features: +policy$' || fail "status table: features"
 ok "bpflbctl policy list|get show the policies, subjects and resolved addresses; status features is an array"
 
 # --- 3. an allow for SSH; a broken file keeps the running set -------------------------

@@ -184,7 +184,7 @@ ok "service, backend, maglev, plugin, status, ct and nat tables align with 63-ch
 
 tables "policy list" "$POL_NAME" "$EP_NAME" -- policy list
 tables "policy get" "$EP_NAME" -- policy get "$POL_NAME"
-"$CTL" --socket "$SOCK" policy get "$POL_NAME" | grep -q "^policy $POL_NAME " || fail "policy get does not name the policy"
+"$CTL" --socket "$SOCK" policy get "$POL_NAME" | grep >/dev/null "^policy $POL_NAME " || fail "policy get does not name the policy"
 tables "egress list" "$EG_NAME" -- egress list
 ok "policy list|get and egress list print aligned tables with 63-character names"
 

@@ -135,7 +135,7 @@ ok "healthz_listen: a bad value and a foreign address are refused with FILE:LINE
 
 BPFLB_DAEMON_EXTRA="healthz_listen = off" bpflb_config 1 snat "$SVC"
 bpflb_start 1
-in_ns "$NS1" ss -Hltn 'sport = :10256' | grep -q . && fail "healthz_listen = off still listens on 10256"
+in_ns "$NS1" ss -Hltn 'sport = :10256' | grep >/dev/null . && fail "healthz_listen = off still listens on 10256"
 bpflb_stop 1
 ok "healthz_listen = off serves nothing"
 
@@ -147,7 +147,7 @@ s.bind(("127.0.0.1", 10256)); s.listen(1); time.sleep(30)' &
 holder=$!
 cluster_track_pid "$holder" 2>/dev/null || true
 BPFLB_DAEMON_EXTRA="healthz_listen = 127.0.0.1:10256" bpflb_config 1 snat "$SVC"
-wait_for "in_ns $NS1 ss -Hltn 'sport = :10256' | grep -q ." 5 0.1 || fail "the port holder did not start"
+wait_for "in_ns $NS1 ss -Hltn 'sport = :10256' | grep >/dev/null ." 5 0.1 || fail "the port holder did not start"
 if out=$(in_ns "$NS1" timeout 20 "$BPFLBD" --config "$(bpflb_ini 1)" 2>&1); then
 	fail "bpflbd started with its healthz port taken"
 fi

@@ -68,7 +68,7 @@ for f in usr/sbin/bpflbd usr/sbin/bpflbctl usr/lib/bpflb/plugins/snat.so \
 done
 [[ -e $R/usr/include/bpflb/plugin.h && -z $(dpkg-deb -c "$DEB" | grep include/ || true) ]] ||
 	fail "the SDK headers are in bpflb, not only in bpflb-dev"
-"$R/usr/sbin/bpflbd" --version | grep -q "^bpflbd " || fail "the packaged bpflbd does not run"
+"$R/usr/sbin/bpflbd" --version | grep >/dev/null "^bpflbd " || fail "the packaged bpflbd does not run"
 grep -qx "ExecStart=/usr/sbin/bpflbd --config /etc/bpflb/bpflb.ini" \
 	"$R/usr/lib/systemd/system/bpflbd.service" || fail "the packaged unit does not start /usr/sbin/bpflbd"
 grep -qx "plugindir=/usr/lib/bpflb/plugins" "$R/usr/share/pkgconfig/bpflb-sdk.pc" ||
@@ -97,7 +97,7 @@ ok "man pages bpflbd(8), bpflbctl(8), bpflb.ini(5) render without warnings"
 
 # --- bash completion -------------------------------------------------------
 COMP=$R/usr/share/bash-completion/completions/bpflbctl
-bash -c "source '$COMP' && complete -p bpflbctl" | grep -q -- '-F _bpflbctl bpflbctl' ||
+bash -c "source '$COMP' && complete -p bpflbctl" | grep >/dev/null -- '-F _bpflbctl bpflbctl' ||
 	fail "the completion does not register for bpflbctl"
 # complete WORDS...: what completing the last word offers, one line.
 complete_words() {

@@ -78,9 +78,9 @@ sys.exit(0 if any(p["name"]=="good" and p["active"] for p in json.load(sys.stdin
 }
 expect_refused_reload() { # why what
 	reload_and_wait "reload failed"
-	grep "reload failed" "$TMP/log" | tail -1 | grep -qF "features = good: plugin 'good' cannot be enabled: $1" ||
+	grep "reload failed" "$TMP/log" | tail -1 | grep >/dev/null -F "features = good: plugin 'good' cannot be enabled: $1" ||
 		fail "$2: the reload error does not say why good is refused: $(grep 'reload failed' "$TMP/log" | tail -1)"
-	grep "reload failed" "$TMP/log" | tail -1 | grep -q "no feature plugin" &&
+	grep "reload failed" "$TMP/log" | tail -1 | grep >/dev/null "no feature plugin" &&
 		fail "$2: good reported as missing"
 	kill -0 "$DPID" || fail "$2: bpflbd died"
 	if good_active; then fail "$2: good is enabled"; fi

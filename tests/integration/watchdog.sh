@@ -140,8 +140,8 @@ wait_pings 3
 grep -q "systemd watchdog: WATCHDOG=1 every 1000 ms" "$TMP/log" ||
 	fail "bpflbd did not log the watchdog interval (half of WATCHDOG_USEC)"
 ok "READY=1, then WATCHDOG=1 repeatedly at half of WATCHDOG_USEC"
-tc -n "$NS" filter show dev eth0 ingress | grep -q bpf || fail "no tc program on eth0"
-"$CTL" --socket "$TMP/ctl.sock" service list | grep -q web || fail "service web not served"
+tc -n "$NS" filter show dev eth0 ingress | grep >/dev/null bpf || fail "no tc program on eth0"
+"$CTL" --socket "$TMP/ctl.sock" service list | grep >/dev/null web || fail "service web not served"
 ok "the datapath is attached and serves the service"
 
 out=$("$CTL" --socket "$TMP/ctl.sock" reload 2>&1) || fail "bpflbctl reload of a good file failed: $out"

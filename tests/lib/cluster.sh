@@ -12,7 +12,10 @@
 #     out=$(peerc_in client tcp "$(cluster_node_ip 1)" 30080)
 #
 # Needs root, iproute2 (ip), nsenter (util-linux) and sysctl (procps).  Every
-# function works with `set -euo pipefail` as well as without.
+# function works with `set -euo pipefail` as well as without.  Under pipefail a
+# pipe never ends in `grep -q`: it exits at the first match, the writer then
+# dies of SIGPIPE and the pipe fails although it matched (seen under ASan,
+# where bpflbctl writes slower).  Tests use `grep >/dev/null PATTERN`.
 #
 # Topology (nothing is created in the root namespace; every veth is created
 # directly inside its namespaces, so no interface name ever appears there):
@@ -444,7 +447,7 @@ cluster_up() {
 	command -v sysctl >/dev/null || fail "sysctl (procps) is missing"
 	((EUID == 0)) || fail "cluster_up needs root"
 	cluster_gc
-	if ip netns list 2>/dev/null | grep -q "^${P}"; then
+	if ip netns list 2>/dev/null | grep >/dev/null "^${P}"; then
 		fail "namespaces with prefix $P exist already: $(ip netns list | grep "^${P}" | tr '\n' ' ')"
 	fi
 	CLUSTER_NODES="$n"

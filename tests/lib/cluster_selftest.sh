@@ -48,7 +48,7 @@ line_re() { # NAME PEER-IP LOCAL-IP LOCAL-PORT
 }
 
 no_namespaces_left() { # PREFIX
-	! ip netns list | awk '{print $1}' | grep -q "^$1"
+	! ip netns list | awk '{print $1}' | grep >/dev/null "^$1"
 }
 
 # A child test that builds a 1-node cluster, then either waits to be
